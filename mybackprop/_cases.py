@@ -1,0 +1,162 @@
+"""Random cases: the space they are drawn from, the config that reproduces one, and its arrays.
+
+A case is a ``CaseConfig`` (architecture, batch size, dtype, scales and a data seed); its arrays
+follow from the config alone. The CLI draws configs from a NumPy generator (same seed, same
+cases); the Hypothesis strategies in ``mybackprop.strategies`` draw them so they shrink.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from mybackprop._problem import Architecture, Layer, Problem, SpecError, choose
+from mybackprop._spec import ACTIVATIONS, DTYPES, LOSSES, REDUCTIONS
+from mybackprop._tolerance import forward_scales
+
+# A kinked unit is "on the kink" when |z - kink| <= KINK_MARGIN * (what was summed into z):
+# far above the rounding of z in float32, so candidate and oracles agree on the side.
+KINK_MARGIN = 1e-4
+KINK_REDRAWS = 8
+
+
+class KinkUnavoidable(Exception):
+    """The data keeps landing on a kink (e.g. a dead relu feeding a relu with no bias)."""
+
+
+@dataclass(frozen=True)
+class CaseSpace:
+    """The ranges random cases are drawn from. Bounds are checked when it is made."""
+
+    max_depth: int = 5
+    max_width: int = 16
+    max_batch: int = 64
+    activations: tuple[str, ...] = tuple(ACTIVATIONS)
+    losses: tuple[str, ...] = tuple(LOSSES)
+    reductions: tuple[str, ...] = tuple(REDUCTIONS)
+    dtypes: tuple[str, ...] = tuple(DTYPES)
+    input_log10_scale: tuple[float, float] = (-3.0, 3.0)  # inputs from 1e-3 to 1e3
+    # Output logits up to 1e3 x the hidden scale: far past where a naive exp overflows.
+    max_output_log10_scale: int = 3
+
+    def __post_init__(self) -> None:
+        for name in ("max_depth", "max_width", "max_batch"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise SpecError(f"{name} is {value!r}: it must be an integer >= 1")
+        for field_name, kind, table in (("activations", "activation", ACTIVATIONS),
+                                        ("losses", "loss", LOSSES),
+                                        ("reductions", "reduction", REDUCTIONS),
+                                        ("dtypes", "dtype", DTYPES)):
+            values = tuple(getattr(self, field_name))
+            if not values:
+                raise SpecError(f"no {field_name} to draw from: give at least one")
+            for value in values:
+                choose(kind, value, table)
+            object.__setattr__(self, field_name, values)
+        lo, hi = self.input_log10_scale
+        if lo > hi:
+            raise SpecError(f"input_log10_scale {self.input_log10_scale} is empty: give lo <= hi")
+
+
+@dataclass(frozen=True)
+class CaseConfig:
+    """Everything that reproduces one case."""
+
+    architecture: Architecture
+    batch_size: int
+    dtype: str
+    input_scale: float
+    output_scale: float
+    seed: int
+
+    def to_dict(self) -> dict[str, Any]:
+        record = asdict(self)
+        record["architecture"] = self.architecture.to_dict()
+        return record
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CaseConfig:
+        return cls(**{**data, "architecture": Architecture.from_dict(data["architecture"])})
+
+
+def sample_config(rng: np.random.Generator, space: CaseSpace) -> CaseConfig:
+    """Draw one config; depth, widths and batch are uniform in their ranges."""
+    depth = int(rng.integers(1, space.max_depth + 1))
+    layers = tuple(
+        Layer(int(rng.integers(1, space.max_width + 1)), str(rng.choice(space.activations)),
+              bool(rng.integers(2)))
+        for _ in range(depth))
+    arch = Architecture(int(rng.integers(1, space.max_width + 1)), layers,
+                        str(rng.choice(space.losses)), str(rng.choice(space.reductions)))
+    lo, hi = space.input_log10_scale
+    return CaseConfig(
+        architecture=arch,
+        batch_size=int(rng.integers(1, space.max_batch + 1)),
+        dtype=str(rng.choice(space.dtypes)),
+        input_scale=float(10 ** rng.uniform(lo, hi)),
+        output_scale=float(10 ** rng.integers(0, space.max_output_log10_scale + 1)),
+        seed=int(rng.integers(2**32)),
+    )
+
+
+def build_problem(config: CaseConfig) -> Problem:
+    """The arrays of a config, redrawn (deterministically) until no unit sits on a kink."""
+    for attempt in range(KINK_REDRAWS):
+        problem = _draw_arrays(config, attempt)
+        if not on_kink(problem):
+            return problem
+    raise KinkUnavoidable(f"{config.architecture.describe()}: units stay on a kink after "
+                          f"{KINK_REDRAWS} draws")
+
+
+def _draw_arrays(config: CaseConfig, attempt: int) -> Problem:
+    arch, dtype = config.architecture, DTYPES[config.dtype]
+    rng = np.random.default_rng([config.seed, attempt])
+    widths, n = arch.widths, config.batch_size
+    weights, biases = [], []
+    for l, layer in enumerate(arch.layers, start=1):
+        # LeCun scaling keeps every layer near the input's scale; the last layer sets the logits.
+        gain = config.output_scale if l == arch.depth else 1.0
+        weights.append(gain * rng.standard_normal((widths[l], widths[l - 1])) / np.sqrt(
+            widths[l - 1]))
+        biases.append(gain * 0.5 * rng.standard_normal(widths[l]) if layer.bias else None)
+    X = config.input_scale * rng.standard_normal((n, widths[0]))
+    loss = arch.loss_spec
+    if loss.targets == "classes":
+        Y = rng.integers(0, widths[-1], size=n)
+    elif loss.targets == "probabilities":
+        Y = rng.uniform(0.0, 1.0, size=(n, widths[-1]))
+    else:
+        Y = rng.standard_normal((n, widths[-1]))
+
+    def cast(a: np.ndarray) -> np.ndarray:
+        return a.astype(dtype) if a.dtype.kind == "f" else a
+
+    return Problem(arch, [cast(w) for w in weights], [None if b is None else cast(b)
+                                                      for b in biases],
+                   cast(X), cast(Y), meta={"config": config.to_dict(), "attempt": attempt})
+
+
+def on_kink(problem: Problem) -> bool:
+    """True when some pre-activation of a kinked layer is within the margin of its kink."""
+    kinked = [l for l, f in enumerate(problem.architecture.activation_specs) if f.kinks]
+    if not kinked:
+        return False
+    fwd = forward_scales(problem)
+    for l in kinked:
+        for kink in problem.architecture.activation_specs[l].kinks:
+            if np.any(np.abs(fwd.z[l] - kink.at) <= KINK_MARGIN * fwd.z_scale[l]):
+                return True
+    return False
+
+
+def sample_problem(rng: np.random.Generator, space: CaseSpace) -> Problem:
+    """Draw configs until one has data off every kink."""
+    while True:
+        try:
+            return build_problem(sample_config(rng, space))
+        except KinkUnavoidable:
+            continue

@@ -1,0 +1,57 @@
+"""Matrix level: backpropagation for the whole batch at once, in NumPy only.
+
+Shapes, with N samples and n_l units in layer l:
+
+    A_{l-1} (N, n_{l-1})   W_l (n_l, n_{l-1})   b_l (n_l,)
+    Z_l = A_{l-1} @ W_l.T + b_l             (N, n_l)
+    A_l = f_l(Z_l)                          (N, n_l)
+    G_l = dL/dA_l                           (N, n_l)
+    Delta_l = dL/dZ_l = G_l * f_l'(Z_l)     (N, n_l)   (softmax: each row times its Jacobian)
+    dL/dW_l = Delta_l.T @ A_{l-1}           (n_l, n_{l-1})  the sum over samples is the product
+    dL/db_l = Delta_l summed over samples   (n_l,)
+    G_{l-1} = Delta_l @ W_l                 (N, n_{l-1})
+
+The reduction over the batch enters once, at the top: G_L = dterms/dYhat / divisor.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from mybackprop._problem import Problem
+
+
+def matrix(problem: Problem) -> dict[str, Any]:
+    """Loss, dW, db and dX for the whole batch, computed in the problem's dtype."""
+    arch = problem.architecture
+    activations = arch.activation_specs
+    loss = arch.loss_spec
+    n_samples = problem.batch_size
+
+    # Forward: keep every Z_l and A_l; the backward pass reads them.
+    a_layers = [problem.X]
+    z_layers = []
+    for W, b, f in zip(problem.weights, problem.biases, activations, strict=True):
+        z = a_layers[-1] @ W.T
+        if b is not None:
+            z = z + b
+        z_layers.append(z)
+        a_layers.append(f.forward(z))
+    y_hat = a_layers[-1]
+
+    divisor = arch.reduction_spec.divisor(n_samples, loss.terms_per_sample(y_hat.shape[1]))
+    cost = loss.terms(y_hat, problem.Y).sum() / divisor
+
+    # Backward: G is dL/dA of the current layer; the batch reduction is applied here, once.
+    G = loss.derivative(y_hat, problem.Y) / divisor
+    dW: list[np.ndarray] = [np.empty(0)] * arch.depth
+    db: list[np.ndarray | None] = [None] * arch.depth
+    for l in reversed(range(arch.depth)):
+        delta = activations[l].backward(z_layers[l], a_layers[l + 1], G)
+        dW[l] = delta.T @ a_layers[l]
+        if problem.biases[l] is not None:
+            db[l] = delta.sum(axis=0)
+        G = delta @ problem.weights[l]
+    return {"loss": cost, "dW": dW, "db": db, "dX": G}

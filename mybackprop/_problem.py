@@ -1,0 +1,259 @@
+"""The problem a candidate is handed (architecture, parameters, batch) and the gradients it returns.
+
+Conventions (DESIGN.md): W_l has shape (n_l, n_{l-1}), b_l has shape (n_l,), X has shape
+(N, n_0), and Z_l = A_{l-1} @ W_l.T + b_l, A_l = f_l(Z_l), Yhat = A_L.
+Everything here validates eagerly and fails with one line that names the problem and the fix.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from mybackprop._spec import ACTIVATIONS, DTYPES, LOSSES, REDUCTIONS, Activation, Loss, Reduction
+
+
+class SpecError(ValueError):
+    """Invalid architecture, parameters or batch. The message is one line: problem, then fix."""
+
+
+def choose(kind: str, name: str, table: dict[str, Any]) -> Any:
+    """Look `name` up in a table, or fail naming the choices (and the closest one)."""
+    if name in table:
+        return table[name]
+    close = difflib.get_close_matches(str(name), list(table), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    raise SpecError(f"unknown {kind} {name!r}{hint}: choose one of {', '.join(table)}")
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One dense layer: its width n_l, its activation f_l, and whether it has a bias b_l."""
+
+    width: int
+    activation: str
+    bias: bool = True
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """A dense network and its cost: input width n_0, layers 1..L, loss and reduction."""
+
+    input_width: int
+    layers: tuple[Layer, ...]
+    loss: str = "mse"
+    reduction: str = "mean"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "layers", tuple(self.layers))
+        if not self.layers:
+            raise SpecError("the architecture has no layers: give at least one Layer")
+        _check_width("the input", self.input_width)
+        for number, layer in enumerate(self.layers, start=1):
+            _check_width(f"layer {number}", layer.width)
+            choose("activation", layer.activation, ACTIVATIONS)
+        choose("loss", self.loss, LOSSES)
+        choose("reduction", self.reduction, REDUCTIONS)
+
+    @property
+    def widths(self) -> tuple[int, ...]:
+        """(n_0, n_1, ..., n_L)."""
+        return (self.input_width, *(layer.width for layer in self.layers))
+
+    @property
+    def depth(self) -> int:
+        return len(self.layers)
+
+    @property
+    def activation_specs(self) -> tuple[Activation, ...]:
+        return tuple(ACTIVATIONS[layer.activation] for layer in self.layers)
+
+    @property
+    def loss_spec(self) -> Loss:
+        return LOSSES[self.loss]
+
+    @property
+    def reduction_spec(self) -> Reduction:
+        return REDUCTIONS[self.reduction]
+
+    @property
+    def n_parameters(self) -> int:
+        return sum(o * i + (o if layer.bias else 0)
+                   for layer, i, o in zip(self.layers, self.widths, self.widths[1:]))
+
+    def describe(self) -> str:
+        """'3-4(relu)-2(softmax) softmax_cross_entropy/mean'; a layer without bias is marked nb."""
+        parts = [str(self.input_width)]
+        for layer in self.layers:
+            parts.append(f"{layer.width}({layer.activation}{'' if layer.bias else ',nb'})")
+        return f"{'-'.join(parts)} {self.loss}/{self.reduction}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "input_width": self.input_width,
+            "layers": [{"width": x.width, "activation": x.activation, "bias": x.bias}
+                       for x in self.layers],
+            "loss": self.loss,
+            "reduction": self.reduction,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Architecture:
+        return cls(data["input_width"], tuple(Layer(**x) for x in data["layers"]),
+                   data["loss"], data["reduction"])
+
+
+def _check_width(where: str, width: Any) -> None:
+    if not isinstance(width, int | np.integer) or isinstance(width, bool) or width < 1:
+        raise SpecError(f"{where} has width {width!r}: every width must be an integer >= 1")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """What a candidate is handed: an architecture, its parameters and one batch.
+
+    Attributes a candidate reads: ``X`` (N, n_0); ``Y`` (N, n_L) reals, or (N,) class indices for
+    softmax_cross_entropy; ``weights[l]`` (n_l, n_{l-1}); ``biases[l]`` (n_l,) or None;
+    ``activations`` (names, one per layer); ``loss``; ``reduction``. Arrays are float32 or
+    float64, all of one dtype; the candidate computes in that dtype.
+    """
+
+    architecture: Architecture
+    weights: tuple[np.ndarray, ...]
+    biases: tuple[np.ndarray | None, ...]
+    X: np.ndarray
+    Y: np.ndarray
+    meta: dict[str, Any] = field(default_factory=dict, compare=False)  # seed, scales: reports only
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "weights", tuple(self.weights))
+        object.__setattr__(self, "biases", tuple(self.biases))
+        validate(self)
+
+    @property
+    def activations(self) -> list[str]:
+        return [layer.activation for layer in self.architecture.layers]
+
+    @property
+    def loss(self) -> str:
+        return self.architecture.loss
+
+    @property
+    def reduction(self) -> str:
+        return self.architecture.reduction
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.X.dtype
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.X.shape[0])
+
+    def arrays(self) -> list[np.ndarray]:
+        """Every array of the problem, for in-place-change detection."""
+        return [self.X, self.Y, *self.weights, *(b for b in self.biases if b is not None)]
+
+    def copy(self) -> Problem:
+        """A deep copy: hand it to code that must not be able to change the original."""
+        return Problem(self.architecture, tuple(w.copy() for w in self.weights),
+                       tuple(None if b is None else b.copy() for b in self.biases),
+                       self.X.copy(), self.Y.copy(), dict(self.meta))
+
+    def as_float64(self) -> Problem:
+        """The same problem upcast exactly to float64: what the oracles compute from."""
+        def up(a: np.ndarray) -> np.ndarray:
+            return a.astype(np.float64) if a.dtype.kind == "f" else a.copy()
+        return Problem(self.architecture, tuple(up(w) for w in self.weights),
+                       tuple(None if b is None else up(b) for b in self.biases),
+                       up(self.X), up(self.Y), dict(self.meta))
+
+
+def validate(problem: Problem) -> None:
+    """Raise SpecError (one line) unless the arrays match the architecture and are finite."""
+    arch = problem.architecture
+    if not isinstance(problem.X, np.ndarray) or problem.X.ndim != 2:
+        raise SpecError(f"X has shape {np.shape(problem.X)}: give a 2-D array (N, n_0)")
+    dtype = problem.X.dtype
+    if dtype.name not in DTYPES:
+        raise SpecError(f"X has dtype {dtype}: use float32 or float64")
+    n, n0 = problem.X.shape
+    if n < 1:
+        raise SpecError("the batch is empty: X needs at least one row")
+    if n0 != arch.input_width:
+        raise SpecError(f"X has {n0} columns but the architecture's input width is "
+                        f"{arch.input_width}: make them equal")
+    if len(problem.weights) != arch.depth or len(problem.biases) != arch.depth:
+        raise SpecError(f"got {len(problem.weights)} weights and {len(problem.biases)} biases for "
+                        f"{arch.depth} layers: give one of each per layer (None for no bias)")
+    widths = arch.widths
+    for l, (layer, w, b) in enumerate(zip(arch.layers, problem.weights, problem.biases,
+                                          strict=True), start=1):
+        _check_array(f"W{l}", w, (widths[l], widths[l - 1]), dtype)
+        if layer.bias:
+            if b is None:
+                raise SpecError(f"layer {l} has a bias in the architecture but b{l} is None: "
+                                "give an array (n_l,) or set bias=False")
+            _check_array(f"b{l}", b, (widths[l],), dtype)
+        elif b is not None:
+            raise SpecError(f"layer {l} has bias=False but b{l} was given: pass None")
+    _check_array("X", problem.X, problem.X.shape, dtype)
+    _check_targets(problem.Y, arch, n, dtype)
+
+
+def _check_array(name: str, a: Any, shape: Sequence[int], dtype: np.dtype) -> None:
+    if not isinstance(a, np.ndarray):
+        raise SpecError(f"{name} is a {type(a).__name__}: give a numpy array")
+    if a.shape != tuple(shape):
+        raise SpecError(f"{name} has shape {a.shape}, expected {tuple(shape)}: "
+                        "W_l is (n_l, n_(l-1)), b_l is (n_l,)")
+    if a.dtype != dtype:
+        raise SpecError(f"{name} has dtype {a.dtype} but X has {dtype}: use one dtype for all")
+    if not np.all(np.isfinite(a)):
+        raise SpecError(f"{name} contains NaN or inf: every parameter and input must be finite")
+
+
+def _check_targets(y: Any, arch: Architecture, n: int, dtype: np.dtype) -> None:
+    loss = arch.loss_spec
+    n_out = arch.widths[-1]
+    if not isinstance(y, np.ndarray):
+        raise SpecError(f"Y is a {type(y).__name__}: give a numpy array")
+    if loss.targets == "classes":
+        if y.shape != (n,) or y.dtype.kind not in "iu":
+            raise SpecError(f"Y has shape {y.shape} and dtype {y.dtype}: {loss.name} takes "
+                            f"integer class indices of shape ({n},)")
+        if y.size and (y.min() < 0 or y.max() >= n_out):
+            raise SpecError(f"Y has class index {int(y.max() if y.max() >= n_out else y.min())} "
+                            f"outside [0, {n_out}): the output layer has {n_out} units")
+        return
+    if y.shape != (n, n_out):
+        raise SpecError(f"Y has shape {y.shape}, expected {(n, n_out)} for {loss.name}: "
+                        "one target per sample and output unit")
+    _check_array("Y", y, (n, n_out), dtype)
+    if loss.targets == "probabilities" and (y.min() < 0 or y.max() > 1):
+        raise SpecError(f"Y has values outside [0, 1]: {loss.name} takes targets in [0, 1]")
+
+
+@dataclass
+class Gradients:
+    """A candidate's or oracle's answer: the loss, dL/dW_l and dL/db_l per layer, and dL/dX."""
+
+    loss: float
+    dW: list[np.ndarray]
+    db: list[np.ndarray | None]
+    dX: np.ndarray | None = None
+
+    def tensors(self) -> dict[str, np.ndarray]:
+        """Every gradient by its report name: dW1, db1, ..., dX (layers count from 1)."""
+        named: dict[str, np.ndarray] = {}
+        for l, (dw, db) in enumerate(zip(self.dW, self.db, strict=True), start=1):
+            named[f"dW{l}"] = dw
+            if db is not None:
+                named[f"db{l}"] = db
+        if self.dX is not None:
+            named["dX"] = self.dX
+        return named

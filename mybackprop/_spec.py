@@ -1,0 +1,369 @@
+"""The declarative table of activations, losses and reductions that every part reads.
+
+Each entry carries its NumPy forward and derivative (used by the hand-written levels and by the
+tolerance model), its kinks, its domain, and how each oracle spells it. The oracle spellings are
+functions of the framework module (``torch`` or ``jax``), so this table imports neither.
+Adding an activation is one entry here; nothing else branches on names.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+Array = np.ndarray
+
+SQRT_HALF = math.sqrt(0.5)
+INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+LEAKY_SLOPE = 0.01
+HUBER_DELTA = 1.0
+
+# math.erfc is exact to an ulp; NumPy has no erf. Issue 8 may replace this with a vectorised one.
+_erfc = np.vectorize(math.erfc, otypes=[np.float64])
+
+
+def _sigmoid(z: Array) -> Array:
+    # Stable on both tails: exp only ever sees -|z|, so large logits cannot overflow.
+    e = np.exp(-np.abs(z))
+    return np.where(z >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def _normal_cdf(z: Array) -> Array:
+    # erfc(-z/sqrt2)/2 rather than (1 + erf)/2: no cancellation on the left tail.
+    return (0.5 * _erfc(-np.asarray(z, dtype=np.float64) * SQRT_HALF)).astype(z.dtype)
+
+
+def _normal_pdf(z: Array) -> Array:
+    return INV_SQRT_2PI * np.exp(-0.5 * np.minimum(z * z, 1e4))
+
+
+def _softmax(z: Array) -> Array:
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def _softmax_jacobian(z: Array, a: Array) -> Array:
+    """da_i/dz_j = a_i (1[i=j] - a_j), shape (N, n, n)."""
+    eye = np.eye(a.shape[-1], dtype=a.dtype)
+    return a[..., :, None] * (eye - a[..., None, :])
+
+
+def _softmax_vjp(z: Array, a: Array, grad_a: Array) -> Array:
+    """The Jacobian contraction without forming it: a * (g - <g, a>)."""
+    return a * (grad_a - np.sum(grad_a * a, axis=-1, keepdims=True))
+
+
+@dataclass(frozen=True)
+class Kink:
+    """A point where the derivative is not defined, and the value each framework uses there."""
+
+    at: float  # the pre-activation z where left and right derivatives differ (kink mode aims here)
+    left: float  # derivative just left of the kink
+    right: float  # derivative just right of the kink
+    conventions: dict[str, float]  # f'(at) per framework; a difference is a convention, not a bug
+
+
+@dataclass(frozen=True)
+class Activation:
+    """One activation function: the single source for every candidate, oracle and tolerance."""
+
+    name: str  # the name used in architectures, CLI options and reports
+    forward: Callable[[Array], Array]  # a = f(z), NumPy, stable for |z| up to float max
+    derivative: Callable[[Array, Array], Array]  # f'(z) from (z, a); softmax: Jacobian (N, n, n)
+    second_derivative: Callable[[Array, Array], Array] | None  # f''(z); feeds the tolerance
+    torch: Callable[[Any, Any], Any]  # (torch, z) -> a: the PyTorch oracle's spelling
+    jax: Callable[[Any, Any, Any], Any]  # (jax, z, unit_mask) -> a: the JAX oracle's spelling
+    kinks: tuple[Kink, ...] = ()  # points where f' is undefined; strategies avoid them by default
+    domain: tuple[float, float] = (-math.inf, math.inf)  # the z where f is defined
+    elementwise: bool = True  # False for softmax: its Jacobian is a full matrix per sample
+    vjp: Callable[[Array, Array, Array], Array] | None = None  # (z, a, dL/da) -> dL/dz if not diagonal
+    # Size of the terms a usual formula sums to get f(z) and f'(z): the tolerance model judges a
+    # result by what cancelled in it (1 - tanh^2 near saturation), not by its own size.
+    value_terms: Callable[[Array, Array], Array] | None = None
+    derivative_terms: Callable[[Array, Array], Array] | None = None
+
+    def __post_init__(self) -> None:
+        if not self.name.isidentifier():
+            raise ValueError(f"activation name {self.name!r} must be an identifier")
+        if not self.elementwise and self.vjp is None:
+            raise ValueError(f"activation {self.name}: a non-elementwise entry needs a vjp")
+        if self.domain[0] >= self.domain[1]:
+            raise ValueError(f"activation {self.name}: empty domain {self.domain}")
+
+    def backward(self, z: Array, a: Array, grad_a: Array) -> Array:
+        """dL/dz from dL/da, for a batch (N, n)."""
+        if self.vjp is not None:
+            return self.vjp(z, a, grad_a)
+        return grad_a * self.derivative(z, a)
+
+    def value_scale(self, z: Array, a: Array) -> Array:
+        return np.abs(a) if self.value_terms is None else self.value_terms(z, a)
+
+    def derivative_scale(self, z: Array, a: Array) -> Array:
+        if self.derivative_terms is not None:
+            return self.derivative_terms(z, a)
+        return np.abs(self.derivative(z, a))
+
+
+def _elu_forward(z: Array) -> Array:
+    return np.where(z > 0, z, np.expm1(np.minimum(z, 0)))
+
+
+def _silu_derivative(z: Array, a: Array) -> Array:
+    s = _sigmoid(z)
+    return s * (1 + z * (1 - s))
+
+
+def _silu_second(z: Array, a: Array) -> Array:
+    s = _sigmoid(z)
+    return s * (1 - s) * (2 + z * (1 - 2 * s))
+
+
+def _sigmoid_prime(z: Array) -> Array:
+    s = _sigmoid(z)
+    return s * (1 - s)
+
+
+ACTIVATION_TABLE: tuple[Activation, ...] = (
+    Activation(
+        name="identity",
+        forward=lambda z: z,
+        derivative=lambda z, a: np.ones_like(z),
+        second_derivative=lambda z, a: np.zeros_like(z),
+        torch=lambda torch, z: z,
+        jax=lambda jax, z, mask: z,
+    ),
+    Activation(
+        name="relu",
+        forward=lambda z: np.maximum(z, 0),
+        derivative=lambda z, a: (z > 0).astype(z.dtype),
+        second_derivative=lambda z, a: np.zeros_like(z),
+        torch=lambda torch, z: torch.relu(z),
+        jax=lambda jax, z, mask: jax.nn.relu(z),
+        kinks=(Kink(at=0.0, left=0.0, right=1.0, conventions={"torch": 0.0, "jax": 0.0}),),
+    ),
+    Activation(
+        name="leaky_relu",
+        forward=lambda z: np.where(z > 0, z, LEAKY_SLOPE * z),
+        derivative=lambda z, a: np.where(z > 0, 1, LEAKY_SLOPE).astype(z.dtype),
+        second_derivative=lambda z, a: np.zeros_like(z),
+        torch=lambda torch, z: torch.nn.functional.leaky_relu(z, LEAKY_SLOPE),
+        jax=lambda jax, z, mask: jax.nn.leaky_relu(z, LEAKY_SLOPE),
+        # PyTorch takes the slope at 0, JAX takes 1 (jnp.where(x >= 0, ...)).
+        kinks=(
+            Kink(at=0.0, left=LEAKY_SLOPE, right=1.0,
+                 conventions={"torch": LEAKY_SLOPE, "jax": 1.0}),
+        ),
+    ),
+    Activation(
+        name="sigmoid",
+        forward=_sigmoid,
+        derivative=lambda z, a: a * (1 - a),
+        second_derivative=lambda z, a: a * (1 - a) * (1 - 2 * a),
+        torch=lambda torch, z: torch.sigmoid(z),
+        jax=lambda jax, z, mask: jax.nn.sigmoid(z),
+        # a(1 - a) with a rounded to 1 loses everything: the error scale is |a|(1 + |a|).
+        derivative_terms=lambda z, a: np.abs(a) * (1 + np.abs(a)),
+    ),
+    Activation(
+        name="tanh",
+        forward=np.tanh,
+        derivative=lambda z, a: 1 - a * a,
+        second_derivative=lambda z, a: -2 * a * (1 - a * a),
+        torch=lambda torch, z: torch.tanh(z),
+        jax=lambda jax, z, mask: jax.numpy.tanh(z),
+        derivative_terms=lambda z, a: 1 + a * a,
+    ),
+    Activation(
+        name="softplus",
+        forward=lambda z: np.logaddexp(z, 0),
+        derivative=lambda z, a: _sigmoid(z),
+        second_derivative=lambda z, a: _sigmoid_prime(z),
+        # torch.nn.functional.softplus switches to z above a threshold; logaddexp never does.
+        torch=lambda torch, z: torch.logaddexp(z, torch.zeros_like(z)),
+        jax=lambda jax, z, mask: jax.numpy.logaddexp(z, 0.0),
+        value_terms=lambda z, a: np.abs(a) + np.abs(z),
+    ),
+    Activation(
+        name="elu",
+        forward=_elu_forward,
+        derivative=lambda z, a: np.where(z > 0, 1, a + 1).astype(z.dtype),
+        second_derivative=lambda z, a: np.where(z > 0, 0, a + 1).astype(z.dtype),
+        torch=lambda torch, z: torch.nn.functional.elu(z, alpha=1.0),
+        jax=lambda jax, z, mask: jax.nn.elu(z, alpha=1.0),
+        # exp(z) - 1 and a + 1 are both fine formulas whose error is an ulp of 1, not of a.
+        value_terms=lambda z, a: np.abs(a) + (z <= 0),
+        derivative_terms=lambda z, a: np.where(z > 0, 1, np.abs(a) + 1).astype(z.dtype),
+    ),
+    Activation(
+        name="gelu",
+        forward=lambda z: z * _normal_cdf(z),
+        derivative=lambda z, a: _normal_cdf(z) + z * _normal_pdf(z),
+        second_derivative=lambda z, a: _normal_pdf(z) * (2 - z * z),
+        torch=lambda torch, z: torch.nn.functional.gelu(z, approximate="none"),
+        # jax.nn.gelu defaults to the tanh approximation; the design asks for the exact erf form.
+        jax=lambda jax, z, mask: jax.nn.gelu(z, approximate=False),
+        # z * (1 + erf(z/sqrt2)) / 2 cancels on the left tail: its error is an ulp of |z|.
+        value_terms=lambda z, a: np.abs(z),
+        derivative_terms=lambda z, a: 1 + np.abs(z) * _normal_pdf(z),
+    ),
+    Activation(
+        name="silu",
+        forward=lambda z: z * _sigmoid(z),
+        derivative=_silu_derivative,
+        second_derivative=_silu_second,
+        torch=lambda torch, z: torch.nn.functional.silu(z),
+        jax=lambda jax, z, mask: jax.nn.silu(z),
+        derivative_terms=lambda z, a: _sigmoid(z) * (1 + np.abs(z) * (1 + _sigmoid(z))),
+    ),
+    Activation(
+        name="softmax",
+        forward=_softmax,
+        derivative=_softmax_jacobian,
+        second_derivative=None,
+        torch=lambda torch, z: torch.softmax(z, dim=-1),
+        # The JAX oracle pads layers to shared shapes; `where` keeps padding out of the sum.
+        jax=lambda jax, z, mask: jax.nn.softmax(z, axis=-1, where=mask),
+        elementwise=False,
+        vjp=_softmax_vjp,
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Loss:
+    """One loss: per-sample or per-element terms, their derivative, and the oracles' spellings."""
+
+    name: str  # the name used in architectures, CLI options and reports
+    targets: str  # "dense" (N, n_L) reals, "probabilities" (N, n_L) in [0, 1], "classes" (N,) ints
+    terms: Callable[[Array, Array], Array]  # the loss before reduction, stable for large logits
+    derivative: Callable[[Array, Array], Array]  # d terms / d yhat, shape (N, n_L)
+    per_sample: bool  # True when there is one term per sample (cross-entropy), else one per element
+    torch: Callable[[Any, Any, Any, str], Any]  # (torch, yhat, y, "mean"|"sum") -> scalar loss
+    jax: Callable[[Any, Any, Any, Any], Any]  # (jax, yhat, y, unit_mask) -> terms, unreduced
+    derivative_terms: Callable[[Array, Array], Array]  # error scale of the derivative's terms
+    domain: str = "any finite targets"  # what the targets must satisfy; validation enforces it
+    kinks: tuple[Kink, ...] = ()  # none of the losses has a kink in its first derivative
+
+    def __post_init__(self) -> None:
+        if self.targets not in ("dense", "probabilities", "classes"):
+            raise ValueError(f"loss {self.name}: unknown target kind {self.targets!r}")
+        if self.per_sample != (self.targets == "classes"):
+            raise ValueError(f"loss {self.name}: per-sample terms go with class targets")
+
+    def terms_per_sample(self, n_out: int) -> int:
+        return 1 if self.per_sample else n_out
+
+
+def _log_softmax(yhat: Array) -> Array:
+    shifted = yhat - yhat.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.sum(np.exp(shifted), axis=-1, keepdims=True))
+
+
+def _one_hot(labels: Array, n: int, dtype: Any) -> Array:
+    return (np.arange(n) == np.asarray(labels)[:, None]).astype(dtype)
+
+
+def _ce_terms(yhat: Array, y: Array) -> Array:
+    return -np.take_along_axis(_log_softmax(yhat), np.asarray(y)[:, None], axis=-1)[:, 0]
+
+
+def _ce_derivative(yhat: Array, y: Array) -> Array:
+    return _softmax(yhat) - _one_hot(y, yhat.shape[-1], yhat.dtype)
+
+
+def _huber_terms(yhat: Array, y: Array) -> Array:
+    d = np.abs(yhat - y)
+    return np.where(d <= HUBER_DELTA, 0.5 * d * d, HUBER_DELTA * (d - 0.5 * HUBER_DELTA))
+
+
+LOSS_TABLE: tuple[Loss, ...] = (
+    Loss(
+        name="mse",
+        targets="dense",
+        terms=lambda yhat, y: (yhat - y) ** 2,
+        derivative=lambda yhat, y: 2 * (yhat - y),
+        per_sample=False,
+        torch=lambda torch, yhat, y, r: torch.nn.functional.mse_loss(yhat, y, reduction=r),
+        jax=lambda jax, yhat, y, mask: (yhat - y) ** 2,
+        derivative_terms=lambda yhat, y: 2 * (np.abs(yhat) + np.abs(y)),
+    ),
+    Loss(
+        name="softmax_cross_entropy",
+        targets="classes",
+        terms=_ce_terms,
+        derivative=_ce_derivative,
+        per_sample=True,
+        torch=lambda torch, yhat, y, r: torch.nn.functional.cross_entropy(yhat, y, reduction=r),
+        jax=lambda jax, yhat, y, mask: -jax.numpy.take_along_axis(
+            jax.nn.log_softmax(yhat, axis=-1, where=mask), y[:, None], axis=-1)[:, 0],
+        derivative_terms=lambda yhat, y: _softmax(yhat) + _one_hot(y, yhat.shape[-1], yhat.dtype),
+        domain="integer class indices in [0, n_out)",
+    ),
+    Loss(
+        name="binary_cross_entropy_with_logits",
+        targets="probabilities",
+        # softplus(z) - z*y, written so neither exp nor log sees a large argument.
+        terms=lambda yhat, y: np.logaddexp(yhat, 0) - yhat * y,
+        derivative=lambda yhat, y: _sigmoid(yhat) - y,
+        per_sample=False,
+        torch=lambda torch, yhat, y, r: torch.nn.functional.binary_cross_entropy_with_logits(
+            yhat, y, reduction=r),
+        jax=lambda jax, yhat, y, mask: jax.numpy.logaddexp(yhat, 0.0) - yhat * y,
+        derivative_terms=lambda yhat, y: _sigmoid(yhat) + np.abs(y),
+        domain="targets in [0, 1]",
+    ),
+    Loss(
+        name="huber",
+        targets="dense",
+        terms=_huber_terms,
+        derivative=lambda yhat, y: np.clip(yhat - y, -HUBER_DELTA, HUBER_DELTA),
+        per_sample=False,
+        torch=lambda torch, yhat, y, r: torch.nn.functional.huber_loss(
+            yhat, y, reduction=r, delta=HUBER_DELTA),
+        jax=lambda jax, yhat, y, mask: _jax_huber(jax, yhat - y),
+        derivative_terms=lambda yhat, y: np.minimum(np.abs(yhat) + np.abs(y), HUBER_DELTA),
+    ),
+)
+
+
+def _jax_huber(jax: Any, d: Any) -> Any:
+    abs_d = jax.numpy.abs(d)
+    return jax.numpy.where(
+        abs_d <= HUBER_DELTA, 0.5 * d * d, HUBER_DELTA * (abs_d - 0.5 * HUBER_DELTA))
+
+
+@dataclass(frozen=True)
+class Reduction:
+    """How the terms become one number: loss = sum(terms) / divisor."""
+
+    name: str
+    # divisor(N, terms per sample): mean over every term, over nothing, or over samples.
+    divisor: Callable[[int, int], int]
+    torch_native: str  # the reduction= string PyTorch's loss takes
+    torch_divides_by_batch: bool = False  # batch_mean: PyTorch has no such reduction; sum / N
+
+    def __post_init__(self) -> None:
+        if self.torch_native not in ("mean", "sum"):
+            raise ValueError(f"reduction {self.name}: torch has no reduction {self.torch_native!r}")
+
+
+REDUCTION_TABLE: tuple[Reduction, ...] = (
+    Reduction("mean", divisor=lambda n, k: n * k, torch_native="mean"),
+    Reduction("sum", divisor=lambda n, k: 1, torch_native="sum"),
+    # The 3Blue1Brown convention: C = 1/N sum_k C_k, each C_k summed over output units.
+    Reduction("batch_mean", divisor=lambda n, k: n, torch_native="sum",
+              torch_divides_by_batch=True),
+)
+
+ACTIVATIONS: dict[str, Activation] = {a.name: a for a in ACTIVATION_TABLE}
+LOSSES: dict[str, Loss] = {loss.name: loss for loss in LOSS_TABLE}
+REDUCTIONS: dict[str, Reduction] = {r.name: r for r in REDUCTION_TABLE}
+
+SMOOTH_ACTIVATIONS: tuple[str, ...] = tuple(a.name for a in ACTIVATION_TABLE if not a.kinks)
+KINKED_ACTIVATIONS: tuple[str, ...] = tuple(a.name for a in ACTIVATION_TABLE if a.kinks)
+DTYPES: dict[str, np.dtype] = {"float32": np.dtype(np.float32), "float64": np.dtype(np.float64)}

@@ -1,0 +1,50 @@
+"""Reference gradients: PyTorch autograd and JAX autodiff, each in float64, imported lazily.
+
+``load_oracle(name)`` imports the framework only when asked, so ``mybackprop --help`` and the
+NumPy candidates never pay for torch or jax. A missing framework is one clear line, not a crash.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from typing import Any, Protocol
+
+from mybackprop._problem import Gradients, Problem
+
+# name -> (module holding the oracle class, class name, the package to import, how to install it)
+_REGISTRY: dict[str, tuple[str, str, str, str]] = {
+    "torch": ("oracles.torch_oracle", "TorchOracle", "torch",
+              "pip install 'mybackprop[torch]' (torch==2.13.0, the CPU build)"),
+    "jax": ("oracles.jax_oracle", "JaxOracle", "jax", "pip install 'mybackprop[jax]'"),
+}
+ORACLE_NAMES: tuple[str, ...] = tuple(_REGISTRY)
+
+
+class OracleUnavailable(Exception):
+    """The oracle's framework is not installed; the message says how to install it."""
+
+
+class Oracle(Protocol):
+    name: str
+
+    def gradients(self, problem: Problem) -> Gradients:
+        """Loss, dW, db and dX in float64 for the problem upcast to float64."""
+
+    def describe(self) -> dict[str, Any]:
+        """Version and settings, recorded with every case."""
+
+
+def installed() -> list[str]:
+    """The oracles whose framework can be imported (checked without importing it)."""
+    return [name for name, (_, _, package, _) in _REGISTRY.items()
+            if importlib.util.find_spec(package) is not None]
+
+
+def load_oracle(name: str) -> Oracle:
+    if name not in _REGISTRY:
+        raise OracleUnavailable(f"unknown oracle {name!r}: choose from {', '.join(_REGISTRY)}")
+    module_name, class_name, package, how = _REGISTRY[name]
+    if importlib.util.find_spec(package) is None:
+        raise OracleUnavailable(f"oracle {name} needs {package}, which is not installed: {how}")
+    return getattr(importlib.import_module(module_name), class_name)()
