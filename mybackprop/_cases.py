@@ -14,7 +14,7 @@ import numpy as np
 
 from mybackprop._problem import Architecture, Layer, Problem, SpecError, choose
 from mybackprop._spec import ACTIVATIONS, DTYPES, LOSSES, REDUCTIONS
-from mybackprop._tolerance import forward_scales
+from mybackprop._tolerance import forward_errors
 
 # A kinked unit is "on the kink" when |z - kink| <= KINK_MARGIN * (what was summed into z):
 # far above the rounding of z in float32, so candidate and oracles agree on the side.
@@ -145,10 +145,10 @@ def on_kink(problem: Problem) -> bool:
     kinked = [l for l, f in enumerate(problem.architecture.activation_specs) if f.kinks]
     if not kinked:
         return False
-    fwd = forward_scales(problem)
+    fwd = forward_errors(problem)
     for l in kinked:
         for kink in problem.architecture.activation_specs[l].kinks:
-            if np.any(np.abs(fwd.z[l] - kink.at) <= KINK_MARGIN * fwd.z_scale[l]):
+            if np.any(np.abs(fwd.z[l] - kink.at) <= KINK_MARGIN * fwd.e_z[l]):
                 return True
     return False
 

@@ -246,6 +246,11 @@ class Loss:
     torch: Callable[[Any, Any, Any, str], Any]  # (torch, yhat, y, "mean"|"sum") -> scalar loss
     jax: Callable[[Any, Any, Any, Any], Any]  # (jax, yhat, y, unit_mask) -> terms, unreduced
     derivative_terms: Callable[[Array, Array], Array]  # error scale of the derivative's terms
+    # |d2 terms / d yhat2| (for cross-entropy: the softmax p, whose Jacobian is diag(p) - p p^T):
+    # how much a rounding error in yhat moves the derivative. Feeds the tolerance.
+    curvature: Callable[[Array, Array], Array]
+    # Size of what a usual formula adds up to get each term (default: the term itself).
+    value_terms: Callable[[Array, Array], Array] | None = None
     domain: str = "any finite targets"  # what the targets must satisfy; validation enforces it
     kinks: tuple[Kink, ...] = ()  # none of the losses has a kink in its first derivative
 
@@ -254,6 +259,10 @@ class Loss:
             raise ValueError(f"loss {self.name}: unknown target kind {self.targets!r}")
         if self.per_sample != (self.targets == "classes"):
             raise ValueError(f"loss {self.name}: per-sample terms go with class targets")
+
+    def value_scale(self, y_hat: Array, y: Array) -> Array:
+        return np.abs(self.terms(y_hat, y)) if self.value_terms is None else self.value_terms(
+            y_hat, y)
 
     def terms_per_sample(self, n_out: int) -> int:
         return 1 if self.per_sample else n_out
@@ -291,6 +300,7 @@ LOSS_TABLE: tuple[Loss, ...] = (
         torch=lambda torch, yhat, y, r: torch.nn.functional.mse_loss(yhat, y, reduction=r),
         jax=lambda jax, yhat, y, mask: (yhat - y) ** 2,
         derivative_terms=lambda yhat, y: 2 * (np.abs(yhat) + np.abs(y)),
+        curvature=lambda yhat, y: np.full_like(yhat, 2.0),
     ),
     Loss(
         name="softmax_cross_entropy",
@@ -302,6 +312,10 @@ LOSS_TABLE: tuple[Loss, ...] = (
         jax=lambda jax, yhat, y, mask: -jax.numpy.take_along_axis(
             jax.nn.log_softmax(yhat, axis=-1, where=mask), y[:, None], axis=-1)[:, 0],
         derivative_terms=lambda yhat, y: _softmax(yhat) + _one_hot(y, yhat.shape[-1], yhat.dtype),
+        curvature=lambda yhat, y: _softmax(yhat),
+        # log(sum exp(yhat - max)) takes the log of a number >= 1: an ulp of 1, however small
+        # the loss (a confident right answer has a loss far below float32's resolution of 1).
+        value_terms=lambda yhat, y: np.abs(_ce_terms(yhat, y)) + 1,
         domain="integer class indices in [0, n_out)",
     ),
     Loss(
@@ -315,6 +329,8 @@ LOSS_TABLE: tuple[Loss, ...] = (
             yhat, y, reduction=r),
         jax=lambda jax, yhat, y, mask: jax.numpy.logaddexp(yhat, 0.0) - yhat * y,
         derivative_terms=lambda yhat, y: _sigmoid(yhat) + np.abs(y),
+        curvature=lambda yhat, y: _sigmoid_prime(yhat),
+        value_terms=lambda yhat, y: np.logaddexp(yhat, 0) + np.abs(yhat * y),
         domain="targets in [0, 1]",
     ),
     Loss(
@@ -326,7 +342,11 @@ LOSS_TABLE: tuple[Loss, ...] = (
         torch=lambda torch, yhat, y, r: torch.nn.functional.huber_loss(
             yhat, y, reduction=r, delta=HUBER_DELTA),
         jax=lambda jax, yhat, y, mask: _jax_huber(jax, yhat - y),
-        derivative_terms=lambda yhat, y: np.minimum(np.abs(yhat) + np.abs(y), HUBER_DELTA),
+        # clip is flat past delta: a rounded d moves it only if it crosses delta, which from
+        # beyond 2 delta takes an error of delta itself.
+        derivative_terms=lambda yhat, y: np.where(
+            np.abs(yhat - y) <= 2 * HUBER_DELTA, np.abs(yhat) + np.abs(y), 0.0),
+        curvature=lambda yhat, y: (np.abs(yhat - y) <= 2 * HUBER_DELTA).astype(yhat.dtype),
     ),
 )
 

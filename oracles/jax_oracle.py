@@ -28,6 +28,12 @@ _ACTIVATION_INDEX = {a.name: i for i, a in enumerate(ACTIVATION_TABLE)}
 _LOSS_INDEX = {loss.name: i for i, loss in enumerate(LOSS_TABLE)}
 
 
+# Compiling the padded function costs ~1.5 s (every branch of every switch is compiled), and a
+# padded small case runs in ~1 ms: so the smallest bucket holds the whole default case space
+# (depth <= 5, width <= 16, batch <= 64) and only larger networks compile again.
+MIN_BUCKET = {"batch": 64, "width": 16, "depth": 8}
+
+
 def bucket(n: int, minimum: int) -> int:
     """The next power of two >= max(n, minimum)."""
     return 1 << (max(n, minimum) - 1).bit_length()
@@ -83,7 +89,9 @@ class JaxOracle:
         arch = p.architecture
         widths, depth, n = arch.widths, arch.depth, p.batch_size
         if self.pad:
-            n_pad, w_pad, l_pad = bucket(n, 8), bucket(max(widths), 8), bucket(depth, 1)
+            n_pad = bucket(n, MIN_BUCKET["batch"])
+            w_pad = bucket(max(widths), MIN_BUCKET["width"])
+            l_pad = bucket(depth, MIN_BUCKET["depth"])
         else:
             n_pad, w_pad, l_pad = n, max(widths), depth
 

@@ -1,0 +1,7 @@
+"""python -m mybackprop: the same as the mybackprop command."""
+
+import sys
+
+from mybackprop.cli import main
+
+sys.exit(main())

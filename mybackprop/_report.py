@@ -1,0 +1,129 @@
+"""Run folders: cases.jsonl written as cases finish, then summary.json and report.md from it."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, TextIO
+
+from mybackprop._runner import VERDICTS
+
+SUMMARY_SCHEMA_VERSION = 1
+CASES_FILE, SUMMARY_FILE, MARKDOWN_FILE = "cases.jsonl", "summary.json", "report.md"
+
+
+class RunWriter:
+    """Appends one JSON line per finished case and flushes it, so an interrupted run loses none."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+        self._file: TextIO = open(folder / CASES_FILE, "a", encoding="utf-8")  # noqa: SIM115
+
+    def add(self, record: dict[str, Any]) -> None:
+        self._file.write(json.dumps(record, allow_nan=True) + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def read_cases(folder: Path) -> list[dict[str, Any]]:
+    with open(folder / CASES_FILE, encoding="utf-8") as lines:
+        return [json.loads(line) for line in lines if line.strip()]
+
+
+def summarize(records: Iterable[dict[str, Any]], run: dict[str, Any]) -> dict[str, Any]:
+    """Counts per verdict, overall and per activation, loss, reduction and dtype."""
+    records = list(records)
+    overall: Counter[str] = Counter()
+    groups: dict[str, dict[str, Counter[str]]] = {
+        key: defaultdict(Counter) for key in ("activation", "loss", "reduction", "dtype")}
+    worst: list[dict[str, Any]] = []
+    for r in records:
+        overall[r["verdict"]] += 1
+        for activation in r["activations"]:
+            groups["activation"][activation][r["verdict"]] += 1
+        for key in ("loss", "reduction", "dtype"):
+            groups[key][r[key]][r["verdict"]] += 1
+        if r["verdict"] in ("fail", "error", "oracle_disagreement"):
+            worst.append({k: r[k] for k in ("case", "verdict", "reason", "architecture",
+                                             "batch_size", "dtype", "max_err_over_tol")})
+    ratios = [r["max_err_over_tol"] for r in records if r.get("max_err_over_tol") is not None]
+    return {
+        "schema_version": SUMMARY_SCHEMA_VERSION,
+        "run": run,
+        "cases": len(records),
+        "verdicts": {v: overall.get(v, 0) for v in VERDICTS},
+        **{f"by_{key}": {name: {v: c.get(v, 0) for v in VERDICTS}
+                         for name, c in sorted(table.items())}
+           for key, table in groups.items()},
+        "max_err_over_tol": max(ratios, default=None),
+        "problems": worst,
+    }
+
+
+def write_summary(folder: Path, run: dict[str, Any]) -> dict[str, Any]:
+    """Render summary.json and report.md from the folder's cases.jsonl alone."""
+    summary = summarize(read_cases(folder), run)
+    (folder / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    (folder / MARKDOWN_FILE).write_text(render_markdown(summary), encoding="utf-8")
+    return summary
+
+
+def _table(title: str, rows: dict[str, dict[str, int]]) -> list[str]:
+    lines = [f"| {title} | " + " | ".join(VERDICTS) + " |",
+             "|---|" + "---:|" * len(VERDICTS)]
+    lines += [f"| {name} | " + " | ".join(str(counts[v]) for v in VERDICTS) + " |"
+              for name, counts in rows.items()]
+    return lines
+
+
+def render_markdown(summary: dict[str, Any], max_problems: int = 20) -> str:
+    run = summary["run"]
+    verdicts = summary["verdicts"]
+    ok = verdicts["fail"] == 0 and verdicts["error"] == 0
+    oracles = ", ".join(f"{name} {d['version']}" for name, d in run["oracles"].items())
+    worst = summary["max_err_over_tol"]
+    lines = [
+        f"# mybackprop check: {run['candidate']}",
+        "",
+        f"**{'PASS' if ok else 'FAIL'}**: {summary['cases']} cases, seed {run['seed']}, "
+        f"oracles {oracles}. Worst error: "
+        + ("n/a" if worst is None else f"{worst:.3g}x tolerance") + ".",
+        "",
+        *_table("verdict", {"all cases": verdicts}),
+        "",
+        "## By activation (a case counts once for each activation it uses)",
+        "",
+        *_table("activation", summary["by_activation"]),
+        "",
+        "## By loss",
+        "",
+        *_table("loss", summary["by_loss"]),
+        "",
+        "## By reduction and dtype",
+        "",
+        *_table("reduction", summary["by_reduction"]),
+        "",
+        *_table("dtype", summary["by_dtype"]),
+        "",
+    ]
+    problems = summary["problems"]
+    if problems:
+        lines += ["## Cases that did not pass", "",
+                  "| case | verdict | architecture | N | dtype | err/tol | reason |",
+                  "|---:|---|---|---:|---|---:|---|"]
+        for p in problems[:max_problems]:
+            ratio = "" if p["max_err_over_tol"] is None else f"{p['max_err_over_tol']:.3g}"
+            reason = p["reason"].replace("|", "\\|")
+            lines.append(f"| {p['case']} | {p['verdict']} | `{p['architecture']}` | "
+                         f"{p['batch_size']} | {p['dtype']} | {ratio} | {reason} |")
+        if len(problems) > max_problems:
+            lines.append(f"\n…and {len(problems) - max_problems} more in cases.jsonl.")
+        lines.append("")
+    lines += ["Each line of `cases.jsonl` holds one case: its config (seed, architecture, dtype, "
+              "scales), verdict, and per-tensor errors in units of the tolerance.", ""]
+    return "\n".join(lines)

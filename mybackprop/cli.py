@@ -1,0 +1,154 @@
+"""The command line: ``mybackprop check`` runs random cases against the oracles and writes a report.
+
+Imports stay light here: torch and jax load only when a command needs an oracle.
+Exit codes: 0 every case passed (or was skipped), 1 some case failed or errored, 2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any, NoReturn
+
+EXIT_OK, EXIT_FAILURES, EXIT_USAGE = 0, 1, 2
+DEFAULT_REPORTS = Path("reports")
+
+
+class UsageError(Exception):
+    """A bad command line; printed as one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # one line, not argparse's usage block
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="mybackprop", description="Check backpropagation against PyTorch and "
+                     "JAX on random dense networks, and report where it goes wrong.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    check = commands.add_parser("check", help="run random cases and write a run folder",
+                                description="Run random cases against the oracles; write "
+                                "cases.jsonl, summary.json and report.md.")
+    check.add_argument("--impl", default="mybackprop:matrix", metavar="MODULE:ATTR",
+                       help="the candidate: module:function or path/to/file.py:function "
+                            "(default: the built-in matrix level)")
+    check.add_argument("--cases", type=int, default=100, help="number of random cases (100)")
+    check.add_argument("--seed", type=int, default=0, help="same seed, same cases (0)")
+    check.add_argument("--dtype", choices=("float32", "float64"),
+                       help="only this dtype (default: both)")
+    check.add_argument("--out", type=Path, metavar="DIR",
+                       help="run folder (default: a new folder under reports/)")
+    check.add_argument("--activations", type=_names, metavar="A,B",
+                       help="draw only these activations")
+    check.add_argument("--losses", type=_names, metavar="A,B", help="draw only these losses")
+    check.add_argument("--reductions", type=_names, metavar="A,B",
+                       help="draw only these reductions")
+    check.add_argument("--max-depth", type=int, default=5, help="layers per network (5)")
+    check.add_argument("--max-width", type=int, default=16, help="units per layer (16)")
+    check.add_argument("--max-batch", type=int, default=64, help="samples per batch (64)")
+    check.add_argument("--oracles", type=_names, default=("torch", "jax"), metavar="A,B",
+                       help="oracles to judge against (torch,jax)")
+    check.add_argument("--quiet", action="store_true", help="print only the summary")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return _check(args)
+    except UsageError as exc:
+        print(f"mybackprop: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _check(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from mybackprop._candidate import CandidateLoadError, load_candidate
+    from mybackprop._cases import CaseSpace, sample_problem
+    from mybackprop._problem import SpecError
+    from mybackprop._report import RunWriter, write_summary
+    from mybackprop._runner import Checker
+    from oracles import OracleUnavailable, load_oracle
+
+    if args.cases < 1:
+        raise UsageError(f"--cases is {args.cases}: give a number of cases >= 1")
+    try:
+        space = CaseSpace(**_space_options(args))
+        candidate = load_candidate(args.impl)
+        oracles = [load_oracle(name) for name in args.oracles]
+    except (SpecError, CandidateLoadError, OracleUnavailable) as exc:
+        raise UsageError(str(exc)) from None
+    if not oracles:
+        raise UsageError("--oracles is empty: name at least one of torch, jax")
+
+    folder = args.out or _default_folder(args.impl, args.seed)
+    if (folder / "cases.jsonl").exists():
+        raise UsageError(f"{folder} already holds a run: choose another --out or remove it")
+    checker = Checker(oracles)
+    run = {"candidate": candidate.name, "seed": args.seed, "cases": args.cases,
+           "space": {k: v for k, v in vars(space).items()},
+           "oracles": {o.name: o.describe() for o in oracles},
+           "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    if not args.quiet:
+        versions = ", ".join(f"{o.name} {d['version']}" for o, d in
+                             zip(oracles, run["oracles"].values(), strict=True))
+        print(f"mybackprop check: {candidate.name} vs {versions}; {args.cases} cases, "
+              f"seed {args.seed}")
+    rng = np.random.default_rng(args.seed)
+    writer = RunWriter(folder)
+    started = time.perf_counter()
+    try:
+        for case in range(args.cases):
+            outcome = checker.check(candidate, sample_problem(rng, space))
+            writer.add({"case": case, "seed": args.seed, **outcome.to_record()})
+            if outcome.verdict in ("fail", "error", "oracle_disagreement") and not args.quiet:
+                print(f"case {case}: {outcome.message()}")
+    finally:
+        writer.close()
+    run["seconds"] = round(time.perf_counter() - started, 3)
+    summary = write_summary(folder, run)
+    _print_summary(summary, folder)
+    bad = summary["verdicts"]["fail"] + summary["verdicts"]["error"]
+    return EXIT_FAILURES if bad else EXIT_OK
+
+
+def _space_options(args: argparse.Namespace) -> dict[str, Any]:
+    options: dict[str, Any] = {"max_depth": args.max_depth, "max_width": args.max_width,
+                               "max_batch": args.max_batch}
+    for name in ("activations", "losses", "reductions"):
+        if getattr(args, name):
+            options[name] = getattr(args, name)
+    if args.dtype:
+        options["dtypes"] = (args.dtype,)
+    return options
+
+
+def _default_folder(impl: str, seed: int) -> Path:
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", impl).strip("_")[:60]
+    base = DEFAULT_REPORTS / f"{time.strftime('%Y%m%d-%H%M%S')}-{slug}-seed{seed}"
+    folder, n = base, 1
+    while folder.exists():
+        n += 1
+        folder = base.with_name(f"{base.name}-{n}")
+    return folder
+
+
+def _print_summary(summary: dict[str, Any], folder: Path) -> None:
+    counts = ", ".join(f"{n} {v}" for v, n in summary["verdicts"].items() if n)
+    worst = summary["max_err_over_tol"]
+    worst_text = "" if worst is None else f"; worst error {worst:.3g}x tolerance"
+    print(f"{summary['cases']} cases: {counts}{worst_text}; {summary['run']['seconds']:.1f} s")
+    print(f"report: {folder / 'report.md'}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

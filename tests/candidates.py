@@ -1,0 +1,69 @@
+"""Candidates with known bugs or bad manners, written against the public contract only."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+
+import mybackprop as mb
+
+
+def dw_not_averaged(problem):
+    """The classic: dW summed over the batch, never divided by N (db is right)."""
+    answer = mb.matrix(problem)
+    if problem.reduction in ("mean", "batch_mean"):
+        answer["dW"] = [dw * problem.batch_size for dw in answer["dW"]]
+    return answer
+
+
+def raises(problem):
+    raise ValueError("boom")
+
+
+def returns_none(problem):
+    return None
+
+
+def drops_a_layer(problem):
+    answer = mb.matrix(problem)
+    answer["dW"] = answer["dW"][:-1]
+    return answer
+
+
+def transposed_dw(problem):
+    answer = mb.matrix(problem)
+    answer["dW"] = [dw.T for dw in answer["dW"]]
+    return answer
+
+
+def float64_always(problem):
+    answer = mb.matrix(problem)
+    answer["dW"] = [dw.astype(np.float64) for dw in answer["dW"]]
+    return answer
+
+
+def nan_gradient(problem):
+    answer = mb.matrix(problem)
+    answer["dW"][0] = np.full_like(answer["dW"][0], np.nan)
+    return answer
+
+
+def changes_weights_in_place(problem):
+    answer = mb.matrix(problem)
+    problem.weights[0][...] = 0.0
+    return answer
+
+
+def exits(problem):
+    sys.exit(3)
+
+
+def chatty(problem):
+    print("debug output the harness must swallow")
+    return mb.matrix(problem)
+
+
+@mb.candidate(activations={"sigmoid"}, losses={"mse"})
+def sigmoid_mse_only(problem):
+    return mb.matrix(problem)

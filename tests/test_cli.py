@@ -1,0 +1,94 @@
+"""The command line as a user runs it: a real process, real oracles, real files."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import mybackprop as mb
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "mybackprop", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=600)
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_check_300_cases_passes_and_covers_the_whole_table(tmp_path):
+    result = run("check", "--cases", "300", "--seed", "1", "--out", str(tmp_path / "run"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["verdicts"]["pass"] == 300
+    for key, names in (("by_activation", mb.ACTIVATIONS), ("by_loss", mb.LOSSES),
+                       ("by_reduction", mb.REDUCTIONS), ("by_dtype", mb.DTYPES)):
+        assert set(summary[key]) == set(names), key
+    assert len(read_jsonl(tmp_path / "run" / "cases.jsonl")) == 300
+    assert "**PASS**: 300 cases" in (tmp_path / "run" / "report.md").read_text()
+
+
+def test_broken_candidate_fails_on_the_affected_parameters(tmp_path):
+    # float64: in float32 a saturated network can have true gradients (1e-137) below the dtype's
+    # range, where any answer, right or N times too big, is 0. test_verdicts covers float32.
+    result = run("check", "--impl", "tests/candidates.py:dw_not_averaged", "--cases", "30",
+                 "--reductions", "mean,batch_mean", "--dtype", "float64",
+                 "--out", str(tmp_path / "run"))
+    assert result.returncode == 1, result.stdout + result.stderr
+    records = read_jsonl(tmp_path / "run" / "cases.jsonl")
+    for record in records:
+        failing = {c["name"] for c in record["comparisons"] if not c["passed"]}
+        if record["batch_size"] == 1:  # N = 1: not dividing by N is harmless
+            assert record["verdict"] == "pass"
+        else:
+            assert record["verdict"] == "fail"
+            assert failing == {f"dW{l}" for l in range(1, record["depth"] + 1)}
+    assert "dW1[" in result.stdout
+
+
+def test_same_seed_gives_the_same_cases(tmp_path):
+    for name in ("a", "b"):
+        assert run("check", "--cases", "5", "--seed", "7", "--quiet",
+                   "--out", str(tmp_path / name)).returncode == 0
+    configs = [[r["config"] for r in read_jsonl(tmp_path / name / "cases.jsonl")]
+               for name in ("a", "b")]
+    assert configs[0] == configs[1]
+    other = run("check", "--cases", "5", "--seed", "8", "--quiet", "--out", str(tmp_path / "c"))
+    assert other.returncode == 0
+    assert [r["config"] for r in read_jsonl(tmp_path / "c" / "cases.jsonl")] != configs[0]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["check", "--activations", "rleu"], "unknown activation 'rleu'"),
+    (["check", "--losses", "mse,hinge"], "unknown loss 'hinge'"),
+    (["check", "--impl", "no_such_module:backprop"], "no module named 'no_such_module'"),
+    (["check", "--impl", "tests/candidates.py:nope"], "has no attribute 'nope'"),
+    (["check", "--impl", "backprop"], "is not MODULE:ATTR"),
+    (["check", "--cases", "0"], "--cases is 0"),
+    (["check", "--dtype", "float16"], "invalid choice: 'float16'"),
+    (["check", "--max-width", "0"], "max_width is 0"),
+    (["frobnicate"], "invalid choice: 'frobnicate'"),
+])
+def test_bad_command_line_is_one_line_and_exit_2(args, message):
+    result = run(*args)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_help_imports_neither_torch_nor_jax():
+    code = ("import sys\nfrom mybackprop.cli import main\n"
+            "try:\n    main(['check', '--help'])\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in ('torch', 'jax', 'hypothesis') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=ROOT)
+    assert "--impl MODULE:ATTR" in result.stdout
+    assert result.stdout.strip().splitlines()[-1] == "[]"

@@ -1,0 +1,37 @@
+"""Property suite: the matrix level, PyTorch and JAX agree on random networks.
+
+Hypothesis draws depth 1-5, widths 1-16, any activation per layer, any loss and reduction,
+batch 1-64, float32 and float64, biases on and off, inputs from 1e-3 to 1e3 and logits up to
+1e3 times larger; kinks are avoided. A failure shrinks to the smallest network that shows it.
+"""
+
+from __future__ import annotations
+
+from helpers import assert_verdict, check, oracle_as_candidate
+from hypothesis import given
+
+import mybackprop as mb
+from mybackprop._cases import on_kink
+from mybackprop._runner import Checker
+from mybackprop.strategies import problems
+
+
+@given(problems())
+def test_matrix_level_agrees_with_pytorch(torch_oracle, problem):
+    assert_verdict(check(mb.matrix, problem, [torch_oracle]), "pass")
+
+
+@given(problems())
+def test_matrix_level_agrees_with_jax(jax_oracle, problem):
+    assert_verdict(check(mb.matrix, problem, [jax_oracle]), "pass")
+
+
+@given(problems(dtypes=["float64"]))
+def test_pytorch_agrees_with_jax(torch_oracle, jax_oracle, problem):
+    outcome = Checker([jax_oracle]).check(oracle_as_candidate(torch_oracle), problem)
+    assert_verdict(outcome, "pass")
+
+
+@given(problems(activations=mb.KINKED_ACTIVATIONS, max_width=2))
+def test_default_strategies_keep_pre_activations_off_kinks(problem):
+    assert not on_kink(problem)
