@@ -95,7 +95,7 @@ class Candidate:
 
 
 def candidate(**declared: Any) -> Callable[[Callable[[Problem], Any]], Callable[[Problem], Any]]:
-    """Decorator: declare what a candidate supports, e.g. ``@candidate(activations={"sigmoid"})``."""
+    """Decorator declaring what a candidate supports: ``@candidate(losses={"mse"})``."""
     supports = Supports.coerce(declared)
 
     def attach(function: Callable[[Problem], Any]) -> Callable[[Problem], Any]:

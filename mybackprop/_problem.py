@@ -83,7 +83,8 @@ class Architecture:
     @property
     def n_parameters(self) -> int:
         return sum(o * i + (o if layer.bias else 0)
-                   for layer, i, o in zip(self.layers, self.widths, self.widths[1:]))
+                   for layer, i, o in zip(self.layers, self.widths[:-1], self.widths[1:],
+                                          strict=True))
 
     def describe(self) -> str:
         """'3-4(relu)-2(softmax) softmax_cross_entropy/mean'; a layer without bias is marked nb."""

@@ -45,10 +45,11 @@ class Outcome:
                 f"{self.problem.dtype.name}]")
 
     def message(self) -> str:
-        """One line per finding: the place first, then the numbers, then the context."""
+        """The verdict and context, then one line per failing tensor: place first, then numbers."""
+        head = f"{self.verdict} {self.context()}"
         if self.verdict == "fail":
-            return "\n".join(f"{c.describe()} {self.context()}" for c in self.failing)
-        return f"{self.verdict}: {self.reason} {self.context()}"
+            return "\n".join([head, *(f"  {c.describe()}" for c in self.failing)])
+        return f"{head}: {self.reason}"
 
     def to_record(self) -> dict[str, Any]:
         arch = self.problem.architecture

@@ -80,7 +80,8 @@ class Activation:
     kinks: tuple[Kink, ...] = ()  # points where f' is undefined; strategies avoid them by default
     domain: tuple[float, float] = (-math.inf, math.inf)  # the z where f is defined
     elementwise: bool = True  # False for softmax: its Jacobian is a full matrix per sample
-    vjp: Callable[[Array, Array, Array], Array] | None = None  # (z, a, dL/da) -> dL/dz if not diagonal
+    # (z, a, dL/da) -> dL/dz where the Jacobian is not diagonal (softmax)
+    vjp: Callable[[Array, Array, Array], Array] | None = None
     # Size of the terms a usual formula sums to get f(z) and f'(z): the tolerance model judges a
     # result by what cancelled in it (1 - tanh^2 near saturation), not by its own size.
     value_terms: Callable[[Array, Array], Array] | None = None

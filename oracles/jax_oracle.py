@@ -123,11 +123,13 @@ class JaxOracle:
             "Y": Y,
             "labels": labels,
             "loss": np.int32(_LOSS_INDEX[loss.name]),
-            "divisor": np.float64(arch.reduction_spec.divisor(n, loss.terms_per_sample(widths[-1]))),
+            "divisor": np.float64(
+                arch.reduction_spec.divisor(n, loss.terms_per_sample(widths[-1]))),
         }
         value, (gX, gW, gb) = _padded_value_and_grad(X, weights, biases, structure)
         gX, gW, gb = np.asarray(gX), np.asarray(gW), np.asarray(gb)
-        dW = [gW[l, :o, :i].copy() for l, (i, o) in enumerate(zip(widths, widths[1:]))]
+        dW = [gW[l, :o, :i].copy()
+              for l, (i, o) in enumerate(zip(widths[:-1], widths[1:], strict=True))]
         db = [None if b is None else gb[l, : widths[l + 1]].copy()
               for l, b in enumerate(p.biases)]
         return Gradients(float(value), dW, db, gX[:n, : widths[0]].copy())

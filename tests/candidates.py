@@ -67,3 +67,16 @@ def chatty(problem):
 @mb.candidate(activations={"sigmoid"}, losses={"mse"})
 def sigmoid_mse_only(problem):
     return mb.matrix(problem)
+
+
+@mb.candidate(returns_dX=False)
+def without_dx(problem):
+    answer = mb.matrix(problem)
+    del answer["dX"]
+    return answer
+
+
+def forgets_dx(problem):
+    answer = mb.matrix(problem)
+    del answer["dX"]
+    return answer

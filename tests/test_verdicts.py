@@ -11,11 +11,13 @@ from candidates import (
     dw_not_averaged,
     exits,
     float64_always,
+    forgets_dx,
     nan_gradient,
     raises,
     returns_none,
     sigmoid_mse_only,
     transposed_dw,
+    without_dx,
 )
 from helpers import assert_verdict, check
 
@@ -39,6 +41,7 @@ def make_problem(dtype="float32", activations=("tanh", "sigmoid"), loss="mse", r
     (nan_gradient, "dW1[0, 0] is NaN or inf where the oracles are finite"),
     (changes_weights_in_place, "changed its input W1 in place"),
     (exits, "called sys.exit(3)"),
+    (forgets_dx, "returned no dX: return it, or declare returns_dX=False"),
 ])
 def test_misbehaving_candidate_is_an_error_with_its_reason(both_oracles, function, reason):
     problem = make_problem()
@@ -71,7 +74,7 @@ def test_dw_not_divided_by_batch_fails_on_exactly_the_dw_tensors(both_oracles, d
     assert [c.name for c in outcome.failing] == ["dW1", "dW2"]
     worst = outcome.failing[0]
     assert worst.candidate == pytest.approx(7 * worst.reference, rel=1e-5)  # off by N = 7
-    assert outcome.message().startswith("dW1[")
+    assert outcome.message().splitlines()[1].startswith("  dW1[")
 
 
 def test_dw_not_divided_by_batch_is_right_for_a_sum(both_oracles):
@@ -98,3 +101,9 @@ def test_oracles_disagreeing_on_the_leaky_relu_kink_is_not_a_fail(both_oracles):
     arch = Architecture(1, (Layer(1, "leaky_relu", bias=False),), "mse", "sum")
     problem = Problem(arch, [np.ones((1, 1))], [None], np.zeros((1, 1)), -np.ones((1, 1)))
     assert_verdict(check(mb.matrix, problem, both_oracles), "oracle_disagreement")
+
+
+def test_candidate_declaring_no_dx_is_judged_without_it(both_oracles):
+    outcome = check(without_dx, make_problem(), both_oracles)
+    assert_verdict(outcome, "pass")
+    assert "dX" not in {c.name for c in outcome.comparisons}

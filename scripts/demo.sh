@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Set up, then check the built-in matrix level on 300 random cases against PyTorch and JAX.
+# Extra arguments go to `mybackprop check` (e.g. --impl mymodule:backprop).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/setup.sh
+exec .venv/bin/mybackprop check --cases 300 --seed 1 "$@"
