@@ -16,17 +16,23 @@ The reduction over the batch enters once, at the top: G_L = dterms/dYhat / divis
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from mybackprop._problem import Problem
+from mybackprop._spec import ACTIVATIONS, Activation
 
 
-def matrix(problem: Problem) -> dict[str, Any]:
-    """Loss, dW, db and dX for the whole batch, computed in the problem's dtype."""
+def matrix(problem: Problem, *,
+           table: Mapping[str, Activation] = ACTIVATIONS) -> dict[str, Any]:
+    """Loss, dW, db and dX for the whole batch, computed in the problem's dtype.
+
+    `table` maps activation names to entries; tests pass a doctored one to plant a bug.
+    """
     arch = problem.architecture
-    activations = arch.activation_specs
+    activations = [table[name] for name in problem.activations]
     loss = arch.loss_spec
     n_samples = problem.batch_size
 
