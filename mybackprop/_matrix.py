@@ -16,13 +16,44 @@ The reduction over the batch enters once, at the top: G_L = dterms/dYhat / divis
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from mybackprop._problem import Problem
 from mybackprop._spec import ACTIVATIONS, Activation
+
+
+@dataclass
+class ForwardPass:
+    """Every Z_l and A_l of a batch (a[0] is X), the cost, and its batch divisor."""
+
+    z: list[np.ndarray]
+    a: list[np.ndarray]
+    cost: Any
+    divisor: int
+
+
+def forward(problem: Problem, activations: list[Activation] | None = None,
+            weights: Sequence[np.ndarray] | None = None,
+            biases: Sequence[np.ndarray | None] | None = None) -> ForwardPass:
+    """The forward pass and the cost; parameters may be swapped in (finite differences do)."""
+    arch = problem.architecture
+    activations = activations or list(arch.activation_specs)
+    weights = problem.weights if weights is None else weights
+    biases = problem.biases if biases is None else biases
+    a_layers, z_layers = [problem.X], []
+    for W, b, f in zip(weights, biases, activations, strict=True):
+        z = a_layers[-1] @ W.T
+        if b is not None:
+            z = z + b
+        z_layers.append(z)
+        a_layers.append(f.forward(z))
+    y_hat, loss = a_layers[-1], arch.loss_spec
+    divisor = arch.reduction_spec.divisor(problem.batch_size, loss.terms_per_sample(y_hat.shape[1]))
+    return ForwardPass(z_layers, a_layers, loss.terms(y_hat, problem.Y).sum() / divisor, divisor)
 
 
 def matrix(problem: Problem, *,
@@ -33,25 +64,11 @@ def matrix(problem: Problem, *,
     """
     arch = problem.architecture
     activations = [table[name] for name in problem.activations]
-    loss = arch.loss_spec
-    n_samples = problem.batch_size
-
-    # Forward: keep every Z_l and A_l; the backward pass reads them.
-    a_layers = [problem.X]
-    z_layers = []
-    for W, b, f in zip(problem.weights, problem.biases, activations, strict=True):
-        z = a_layers[-1] @ W.T
-        if b is not None:
-            z = z + b
-        z_layers.append(z)
-        a_layers.append(f.forward(z))
-    y_hat = a_layers[-1]
-
-    divisor = arch.reduction_spec.divisor(n_samples, loss.terms_per_sample(y_hat.shape[1]))
-    cost = loss.terms(y_hat, problem.Y).sum() / divisor
+    fwd = forward(problem, activations)
+    z_layers, a_layers = fwd.z, fwd.a
 
     # Backward: G is dL/dA of the current layer; the batch reduction is applied here, once.
-    G = loss.derivative(y_hat, problem.Y) / divisor
+    G = arch.loss_spec.derivative(a_layers[-1], problem.Y) / fwd.divisor
     dW: list[np.ndarray] = [np.empty(0)] * arch.depth
     db: list[np.ndarray | None] = [None] * arch.depth
     for l in reversed(range(arch.depth)):
@@ -60,4 +77,4 @@ def matrix(problem: Problem, *,
         if problem.biases[l] is not None:
             db[l] = delta.sum(axis=0)
         G = delta @ problem.weights[l]
-    return {"loss": cost, "dW": dW, "db": db, "dX": G}
+    return {"loss": fwd.cost, "dW": dW, "db": db, "dX": G}

@@ -20,10 +20,12 @@ def test_a_wrong_tanh_derivative_shrinks_to_one_tanh_unit(jax_oracle):
     smallest = find(
         problems(),
         lambda problem: check(tanh_at_z, problem, [jax_oracle]).verdict == "fail",
-        settings=settings(database=None, max_examples=2000),
+        settings=settings(database=None, max_examples=2000, derandomize=True),
     )
     arch = smallest.architecture
-    assert arch.widths == (1, 1) and smallest.batch_size == 1
-    assert smallest.activations == ["tanh"]
+    # One tanh layer and one sample. (A single unit can hide the bug: with the shrunk seed its
+    # z is ~0.017, where 1 - z^2 and 1 - tanh(z)^2 differ by less than float32 resolves.)
+    assert smallest.activations == ["tanh"] and smallest.batch_size == 1
+    assert max(arch.widths) <= 2
     # The first loss and reduction of the table: nothing about them matters to the bug.
     assert (arch.loss, arch.reduction) == ("mse", "mean")
