@@ -40,6 +40,7 @@ class Supports:
     reductions: frozenset[str] = frozenset(REDUCTIONS)
     dtypes: frozenset[str] = frozenset(DTYPES)
     max_parameters: int | None = None  # a size limit, e.g. for loop-per-weight implementations
+    max_batch: int | None = None  # the most samples per batch it is handed
     returns_dX: bool = True  # False: dX is not asked for and not compared
 
     def __post_init__(self) -> None:
@@ -82,6 +83,8 @@ class Supports:
         n = problem.architecture.n_parameters
         if self.max_parameters is not None and n > self.max_parameters:
             return f"{n} parameters over the declared limit of {self.max_parameters}"
+        if self.max_batch is not None and problem.batch_size > self.max_batch:
+            return f"batch of {problem.batch_size} over the declared limit of {self.max_batch}"
         return None
 
 

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from mybackprop._candidate import Candidate, Supports
+import mybackprop as mb
+from mybackprop._candidate import Candidate, Supports, to_gradients
+from mybackprop._compare import TensorComparison, compare
 from mybackprop._problem import Problem
 from mybackprop._runner import Checker, Outcome
+from mybackprop._tolerance import Tolerance, gradient_scales
+
+LEVELS = {"element": mb.element, "vector": mb.vector, "matrix": mb.matrix}
 
 
 def as_candidate(function: Any, name: str | None = None, **supports: Any) -> Candidate:
@@ -28,3 +33,11 @@ def oracle_as_candidate(oracle: Any) -> Candidate:
         g = oracle.gradients(problem)
         return {"loss": g.loss, "dW": g.dW, "db": g.db, "dX": g.dX}
     return as_candidate(answer, name=f"oracle:{oracle.name}", dtypes={"float64"})
+
+
+def level_disagreements(function: Any, reference: Any, problem: Problem) -> list[TensorComparison]:
+    """Tensors where two implementations in the same dtype differ by more than rounding."""
+    answers = [to_gradients(f(problem.copy()), problem, Supports()) for f in (function, reference)]
+    dtype = problem.dtype.name
+    allowed = Tolerance().allowed(gradient_scales(problem), dtype, reference_dtype=dtype)
+    return [c for c in compare(*answers, allowed) if not c.passed]

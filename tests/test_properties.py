@@ -1,4 +1,4 @@
-"""Property suite: the matrix level, PyTorch and JAX agree on random networks.
+"""Property suite: the three levels, PyTorch and JAX agree on random networks.
 
 Hypothesis draws depth 1-5, widths 1-16, any activation per layer, any loss and reduction,
 batch 1-64, float32 and float64, biases on and off, inputs from 1e-3 to 1e3 and logits up to
@@ -7,23 +7,31 @@ batch 1-64, float32 and float64, biases on and off, inputs from 1e-3 to 1e3 and 
 
 from __future__ import annotations
 
-from helpers import assert_verdict, check, oracle_as_candidate
+import pytest
+from helpers import LEVELS, assert_verdict, check, level_disagreements, oracle_as_candidate
 from hypothesis import given
 
-import mybackprop as mb
 from mybackprop._cases import on_kink
 from mybackprop._runner import Checker
 from mybackprop.strategies import problems
 
 
-@given(problems())
-def test_matrix_level_agrees_with_pytorch(torch_oracle, problem):
-    assert_verdict(check(mb.matrix, problem, [torch_oracle]), "pass")
+@pytest.mark.parametrize("level", LEVELS)
+@given(problem=problems())
+def test_level_agrees_with_pytorch(torch_oracle, level, problem):
+    assert_verdict(check(LEVELS[level], problem, [torch_oracle]), "pass")
+
+
+@pytest.mark.parametrize("level", LEVELS)
+@given(problem=problems())
+def test_level_agrees_with_jax(jax_oracle, level, problem):
+    assert_verdict(check(LEVELS[level], problem, [jax_oracle]), "pass")
 
 
 @given(problems())
-def test_matrix_level_agrees_with_jax(jax_oracle, problem):
-    assert_verdict(check(mb.matrix, problem, [jax_oracle]), "pass")
+def test_the_three_levels_agree_with_each_other(problem):
+    for level in ("element", "vector"):
+        assert not level_disagreements(LEVELS[level], LEVELS["matrix"], problem), level
 
 
 @given(problems(dtypes=["float64"]))
@@ -32,6 +40,6 @@ def test_pytorch_agrees_with_jax(torch_oracle, jax_oracle, problem):
     assert_verdict(outcome, "pass")
 
 
-@given(problems(activations=mb.KINKED_ACTIVATIONS, max_width=2))
+@given(problems(activations=("relu", "leaky_relu"), max_width=2))
 def test_default_strategies_keep_pre_activations_off_kinks(problem):
     assert not on_kink(problem)
