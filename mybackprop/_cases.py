@@ -22,6 +22,9 @@ KINK_MARGIN = 1e-4
 KINK_REDRAWS = 8
 
 
+KINK_MODES = ("avoid", "hit")
+
+
 class KinkUnavoidable(Exception):
     """The data keeps landing on a kink (e.g. a dead relu feeding a relu with no bias)."""
 
@@ -40,6 +43,9 @@ class CaseSpace:
     input_log10_scale: tuple[float, float] = (-3.0, 3.0)  # inputs from 1e-3 to 1e3
     # Output logits up to 1e3 x the hidden scale: far past where a naive exp overflows.
     max_output_log10_scale: int = 3
+    # "avoid": no pre-activation near a kink. "hit": one unit of every kinked layer sits exactly
+    # on its kink for every sample (its weight row and bias are set to 0); no other unit is near.
+    kinks: str = "avoid"
 
     def __post_init__(self) -> None:
         for name in ("max_depth", "max_width", "max_batch"):
@@ -56,6 +62,8 @@ class CaseSpace:
             for value in values:
                 choose(kind, value, table)
             object.__setattr__(self, field_name, values)
+        if self.kinks not in KINK_MODES:
+            raise SpecError(f"kinks is {self.kinks!r}: choose one of {', '.join(KINK_MODES)}")
         lo, hi = self.input_log10_scale
         if lo > hi:
             raise SpecError(f"input_log10_scale {self.input_log10_scale} is empty: give lo <= hi")
@@ -71,6 +79,7 @@ class CaseConfig:
     input_scale: float
     output_scale: float
     seed: int
+    kinks: str = "avoid"
 
     def to_dict(self) -> dict[str, Any]:
         record = asdict(self)
@@ -99,14 +108,16 @@ def sample_config(rng: np.random.Generator, space: CaseSpace) -> CaseConfig:
         input_scale=float(10 ** rng.uniform(lo, hi)),
         output_scale=float(10 ** rng.integers(0, space.max_output_log10_scale + 1)),
         seed=int(rng.integers(2**32)),
+        kinks=space.kinks,
     )
 
 
 def build_problem(config: CaseConfig) -> Problem:
-    """The arrays of a config, redrawn (deterministically) until no unit sits on a kink."""
+    """The arrays of a config, redrawn (deterministically) until no unit is near a kink by
+    chance; in kink mode, with the chosen units placed exactly on theirs."""
     for attempt in range(KINK_REDRAWS):
         problem = _draw_arrays(config, attempt)
-        if not on_kink(problem):
+        if not on_kink(problem, exempt=placed_on_kinks(problem)):
             return problem
     raise KinkUnavoidable(f"{config.architecture.describe()}: units stay on a kink after "
                           f"{KINK_REDRAWS} draws")
@@ -132,6 +143,16 @@ def _draw_arrays(config: CaseConfig, attempt: int) -> Problem:
     else:
         Y = rng.standard_normal((n, widths[-1]))
 
+    if config.kinks == "hit":
+        for l, f in enumerate(arch.activation_specs):
+            if f.kinks:  # z = 0 . a + at: exactly on the kink in any order of summation
+                j = int(rng.integers(widths[l + 1]))
+                weights[l][j, :] = 0.0
+                if biases[l] is not None:
+                    biases[l][j] = f.kinks[0].at
+                elif f.kinks[0].at != 0.0:
+                    raise SpecError(f"layer {l + 1} has no bias to put {f.name} on its kink")
+
     def cast(a: np.ndarray) -> np.ndarray:
         return a.astype(dtype) if a.dtype.kind == "f" else a
 
@@ -140,15 +161,28 @@ def _draw_arrays(config: CaseConfig, attempt: int) -> Problem:
                    cast(X), cast(Y), meta={"config": config.to_dict(), "attempt": attempt})
 
 
-def on_kink(problem: Problem) -> bool:
-    """True when some pre-activation of a kinked layer is within the margin of its kink."""
+def placed_on_kinks(problem: Problem) -> set[tuple[int, int]]:
+    """(layer index, unit) of every kinked unit put exactly on its kink: a zero weight row."""
+    return {(l, j) for l, (f, W) in enumerate(zip(problem.architecture.activation_specs,
+                                                  problem.weights, strict=True))
+            if f.kinks for j in range(W.shape[0]) if not np.any(W[j])}
+
+
+def on_kink(problem: Problem, exempt: set[tuple[int, int]] = frozenset()) -> bool:
+    """True when a pre-activation of a kinked layer is within the margin of its kink.
+
+    `exempt` units (layer index, unit) were put there on purpose and are not counted.
+    """
     kinked = [l for l, f in enumerate(problem.architecture.activation_specs) if f.kinks]
     if not kinked:
         return False
     fwd = forward_errors(problem)
     for l in kinked:
+        near = np.zeros(fwd.z[l].shape, dtype=bool)
         for kink in problem.architecture.activation_specs[l].kinks:
-            if np.any(np.abs(fwd.z[l] - kink.at) <= KINK_MARGIN * fwd.e_z[l]):
+            near |= np.abs(fwd.z[l] - kink.at) <= KINK_MARGIN * fwd.e_z[l]
+        for j in np.flatnonzero(near.any(axis=0)):
+            if (l, int(j)) not in exempt:
                 return True
     return False
 

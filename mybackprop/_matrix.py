@@ -16,7 +16,7 @@ The reduction over the batch enters once, at the top: G_L = dterms/dYhat / divis
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,16 +36,12 @@ class ForwardPass:
     divisor: int
 
 
-def forward(problem: Problem, activations: list[Activation] | None = None,
-            weights: Sequence[np.ndarray] | None = None,
-            biases: Sequence[np.ndarray | None] | None = None) -> ForwardPass:
-    """The forward pass and the cost; parameters may be swapped in (finite differences do)."""
+def forward(problem: Problem, activations: list[Activation] | None = None) -> ForwardPass:
+    """The forward pass and the cost (finite differences call it on perturbed copies)."""
     arch = problem.architecture
     activations = activations or list(arch.activation_specs)
-    weights = problem.weights if weights is None else weights
-    biases = problem.biases if biases is None else biases
     a_layers, z_layers = [problem.X], []
-    for W, b, f in zip(weights, biases, activations, strict=True):
+    for W, b, f in zip(problem.weights, problem.biases, activations, strict=True):
         z = a_layers[-1] @ W.T
         if b is not None:
             z = z + b

@@ -15,8 +15,9 @@ import numpy as np
 
 from mybackprop._candidate import Candidate, CandidateError, to_gradients
 from mybackprop._compare import TensorComparison, compare
+from mybackprop._kinks import convention_answers, convention_note
 from mybackprop._problem import Gradients, Problem
-from mybackprop._tolerance import Tolerance, gradient_scales
+from mybackprop._tolerance import Scales, Tolerance, gradient_scales
 
 VERDICTS: tuple[str, ...] = ("pass", "fail", "oracle_disagreement", "error", "skipped")
 
@@ -33,6 +34,11 @@ class Outcome:
     oracle_comparisons: dict[str, list[TensorComparison]] = field(default_factory=dict)
     oracles: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> version, settings
     seconds: dict[str, float] = field(default_factory=dict)
+    reference: str = ""  # the oracle the candidate was judged against
+
+    def ends(self, verdict: str, reason: str = "") -> Outcome:
+        self.verdict, self.reason = verdict, reason
+        return self
 
     @property
     def failing(self) -> list[TensorComparison]:
@@ -71,16 +77,22 @@ class Outcome:
             "oracle_comparisons": {pair: [c.to_dict() for c in cs if not c.passed]
                                    for pair, cs in self.oracle_comparisons.items()},
             "oracles": self.oracles,
+            "reference": self.reference,
             "seconds": self.seconds,
         }
 
 
 @dataclass
 class Checker:
-    """Feeds problems to a candidate and to every oracle, and judges the candidate."""
+    """Feeds problems to a candidate and to every oracle, and judges the candidate.
+
+    When the oracles disagree, `tie_breaker` (finite differences) picks the one it agrees with;
+    where it cannot (at a kink), the verdict is oracle_disagreement with the convention named.
+    """
 
     oracles: list[Any]  # objects with .name, .gradients(problem) and .describe()
     tolerance: Tolerance = field(default_factory=Tolerance)
+    tie_breaker: Any = None  # an object with .estimate(problem), e.g. FiniteDifferenceOracle
 
     def __post_init__(self) -> None:
         self._descriptions = {o.name: o.describe() for o in self.oracles}
@@ -89,63 +101,93 @@ class Checker:
         outcome = Outcome("pass", candidate.name, problem, oracles=self._descriptions)
         skip = candidate.supports.reason_to_skip(problem)
         if skip:
-            outcome.verdict, outcome.reason = "skipped", skip
-            return outcome
-
+            return outcome.ends("skipped", skip)
         references: dict[str, Gradients] = {}
         for oracle in self.oracles:
             started = time.perf_counter()
             try:
                 references[oracle.name] = oracle.gradients(problem)
             except Exception as exc:  # an oracle crash is ours to fix: record it, carry on
-                outcome.verdict = "error"
-                outcome.reason = f"oracle {oracle.name} raised {type(exc).__name__}: {exc}"
-                return outcome
+                return outcome.ends("error", f"oracle {oracle.name} raised "
+                                             f"{type(exc).__name__}: {exc}")
             outcome.seconds[oracle.name] = time.perf_counter() - started
+        if not references:
+            return outcome.ends("error", "no oracle available to judge against")
 
         started = time.perf_counter()
         answer, problem_error = _run_candidate(candidate, problem)
         outcome.seconds["candidate"] = time.perf_counter() - started
         if problem_error:
-            outcome.verdict, outcome.reason = "error", problem_error
-            return outcome
+            return outcome.ends("error", problem_error)
         assert answer is not None
-        if not references:
-            outcome.verdict, outcome.reason = "error", "no oracle available to judge against"
-            return outcome
+        if not candidate.supports.returns_dX:
+            references = {name: Gradients(g.loss, g.dW, g.db, None)
+                          for name, g in references.items()}
+        first = next(iter(references.values()))
+        nonfinite = _nonfinite_where_reference_finite(answer, first)
+        if nonfinite:
+            return outcome.ends("error", f"{nonfinite} is NaN or inf where the oracles are finite")
 
         scales = gradient_scales(problem)
-        names = list(references)
-        reference = references[names[0]]
-        if not candidate.supports.returns_dX:
-            reference = Gradients(reference.loss, reference.dW, reference.db, None)
-        nonfinite = _nonfinite_where_reference_finite(answer, reference)
-        if nonfinite:
-            outcome.verdict, outcome.reason = "error", f"{nonfinite} is NaN or inf where the " \
-                                                       "oracles are finite"
-            return outcome
-
         oracle_scales = scales if problem.dtype.name == "float64" else gradient_scales(
             problem, "float64")
         oracle_allowed = self.tolerance.allowed(oracle_scales, "float64")
+        allowed = self.tolerance.allowed(scales, problem.dtype.name)
+        names = list(references)
         for other in names[1:]:
-            pair = f"{names[0]}~{other}"
-            outcome.oracle_comparisons[pair] = compare(references[other], references[names[0]],
-                                                       oracle_allowed)
-        outcome.comparisons = compare(answer, reference,
-                                      self.tolerance.allowed(scales, problem.dtype.name))
-        disagreeing = {pair: [c for c in cs if not c.passed]
-                       for pair, cs in outcome.oracle_comparisons.items()}
-        disagreeing = {pair: cs for pair, cs in disagreeing.items() if cs}
-        if disagreeing:
-            outcome.verdict = "oracle_disagreement"
-            outcome.reason = "; ".join(f"{pair}: {cs[0].describe()}"
-                                       for pair, cs in disagreeing.items())
-        elif outcome.failing:
-            outcome.verdict = "fail"
-            outcome.reason = f"{len(outcome.failing)} of {len(outcome.comparisons)} tensors " \
-                             f"out of tolerance: {', '.join(c.name for c in outcome.failing)}"
-        return outcome
+            outcome.oracle_comparisons[f"{names[0]}~{other}"] = compare(
+                references[other], references[names[0]], oracle_allowed)
+        disagreements = [f"{pair}: {c.describe()}" for pair, cs in
+                         outcome.oracle_comparisons.items() for c in cs if not c.passed]
+        reference, notes = names[0], []
+        if disagreements:
+            side, note = self._break_tie(problem, references, oracle_allowed, disagreements[0])
+            if side is None:
+                agrees = [n for n, g in references.items()
+                          if all(c.passed for c in compare(answer, g, allowed))]
+                follows = f"the candidate agrees with {' and '.join(agrees) or 'neither'}"
+                outcome.comparisons = compare(answer, first, allowed)
+                return outcome.ends("oracle_disagreement", f"{note}; {follows}")
+            reference, notes = side, [note]
+        outcome.reference = reference
+        outcome.comparisons = compare(answer, references[reference], allowed)
+        if outcome.failing:
+            convention = _followed_convention(problem, answer, allowed)
+            if convention:
+                notes.append(f"differs from {reference} only at kinks, where it takes "
+                             f"{convention}: a convention, not a bug")
+            else:
+                failing = ", ".join(c.name for c in outcome.failing)
+                return outcome.ends("fail", "; ".join(
+                    [*notes, f"{len(outcome.failing)} of {len(outcome.comparisons)} tensors "
+                              f"out of tolerance: {failing}"]))
+        return outcome.ends("pass", "; ".join(notes))
+
+    def _break_tie(self, problem: Problem, references: dict[str, Gradients],
+                   allowed: Scales, disagreement: str) -> tuple[str | None, str]:
+        """The oracle finite differences side with (or None), and a sentence saying why."""
+        convention = convention_note(problem, list(references))
+        if self.tie_breaker is None:
+            return None, convention or f"{disagreement}; no tie-breaker"
+        estimate = self.tie_breaker.estimate(problem)
+        if estimate.kinked:
+            return None, convention or f"{disagreement}; the loss has a kink here, so finite " \
+                                       "differences cannot arbitrate"
+        agreeing = [name for name, g in references.items()
+                    if estimate.disagreement(g, allowed) <= 1.0]
+        if len(agreeing) == 1:
+            return agreeing[0], f"oracles disagree ({disagreement}); finite differences " \
+                                f"side with {agreeing[0]}"
+        verdict = "agree with all of them" if agreeing else "agree with none of them"
+        return None, convention or f"{disagreement}; finite differences {verdict}"
+
+
+def _followed_convention(problem: Problem, answer: Gradients, allowed: Scales) -> str:
+    """The kink convention under which the answer matches, if the problem sits on kinks."""
+    for label, gradients in convention_answers(problem):
+        if all(c.passed for c in compare(answer, gradients, allowed)):
+            return label
+    return ""
 
 
 def _run_candidate(candidate: Candidate, problem: Problem) -> tuple[Gradients | None, str]:

@@ -55,7 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--max-width", type=int, default=16, help="units per layer (16)")
     check.add_argument("--max-batch", type=int, default=64, help="samples per batch (64)")
     check.add_argument("--oracles", type=_names, default=("torch", "jax"), metavar="A,B",
-                       help="oracles to judge against (torch,jax)")
+                       help="oracles to judge against (torch,jax); finite differences break "
+                            "ties when they disagree")
+    check.add_argument("--kinks", choices=("avoid", "hit"), default="avoid",
+                       help="avoid: keep pre-activations off the kinks of relu and leaky_relu "
+                            "(default); hit: put units exactly on them, to see conventions")
     check.add_argument("--quiet", action="store_true", help="print only the summary")
     return parser
 
@@ -78,6 +82,7 @@ def _check(args: argparse.Namespace) -> int:
     from mybackprop._report import RunWriter, write_summary
     from mybackprop._runner import Checker
     from oracles import OracleUnavailable, load_oracle
+    from oracles.finite_differences import FiniteDifferenceOracle
 
     if args.cases < 1:
         raise UsageError(f"--cases is {args.cases}: give a number of cases >= 1")
@@ -93,7 +98,7 @@ def _check(args: argparse.Namespace) -> int:
     folder = args.out or _default_folder(args.impl, args.seed)
     if (folder / "cases.jsonl").exists():
         raise UsageError(f"{folder} already holds a run: choose another --out or remove it")
-    checker = Checker(oracles)
+    checker = Checker(oracles, tie_breaker=FiniteDifferenceOracle())
     run = {"candidate": candidate.name, "seed": args.seed, "cases": args.cases,
            "space": {k: v for k, v in vars(space).items()},
            "oracles": {o.name: o.describe() for o in oracles},
@@ -123,7 +128,7 @@ def _check(args: argparse.Namespace) -> int:
 
 def _space_options(args: argparse.Namespace) -> dict[str, Any]:
     options: dict[str, Any] = {"max_depth": args.max_depth, "max_width": args.max_width,
-                               "max_batch": args.max_batch}
+                               "max_batch": args.max_batch, "kinks": args.kinks}
     for name in ("activations", "losses", "reductions"):
         if getattr(args, name):
             options[name] = getattr(args, name)

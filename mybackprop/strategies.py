@@ -5,9 +5,11 @@ dtype, scales) and one data seed; the arrays follow from the seed. Shrinking the
 toward fewer layers, narrower layers, smaller batches, the first activation and loss of the
 table, and unit scales, which is what a person wants to read.
 
->>> from mybackprop.strategies import problems
->>> problems(max_depth=2, activations=["tanh", "relu"])  # doctest: +ELLIPSIS
-...
+    from hypothesis import given
+    from mybackprop.strategies import problems
+
+    @given(problems(max_depth=2, activations=["tanh", "relu"], kinks="hit"))
+    def test_my_backprop(problem): ...
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ def case_configs(space: CaseSpace | None = None) -> st.SearchStrategy[CaseConfig
         input_scale=st.floats(lo, hi).map(lambda e: float(10**e)),
         output_scale=st.integers(0, space.max_output_log10_scale).map(lambda e: float(10**e)),
         seed=st.integers(0, 2**32 - 1),
+        kinks=st.just(space.kinks),
     )
 
 
@@ -69,12 +72,15 @@ def problems(*, max_depth: int = 5, max_width: int = 16, max_batch: int = 64,
              activations: Sequence[str] = tuple(ACTIVATIONS),
              losses: Sequence[str] = tuple(LOSSES),
              reductions: Sequence[str] = tuple(REDUCTIONS),
-             dtypes: Sequence[str] = tuple(DTYPES)) -> st.SearchStrategy[Problem]:
-    """Whole problems (architecture, parameters, batch), kept off activation kinks.
+             dtypes: Sequence[str] = tuple(DTYPES),
+             kinks: str = "avoid") -> st.SearchStrategy[Problem]:
+    """Whole problems (architecture, parameters, batch).
 
-    Arguments are checked before the strategy is built, so a bad one fails at once.
+    kinks="avoid" keeps every pre-activation off the kinks of relu and leaky_relu; kinks="hit"
+    puts one unit of every kinked layer exactly on its kink. Arguments are checked before the
+    strategy is built, so a bad one fails at once.
     """
     space = CaseSpace(max_depth=max_depth, max_width=max_width, max_batch=max_batch,
                       activations=tuple(activations), losses=tuple(losses),
-                      reductions=tuple(reductions), dtypes=tuple(dtypes))
+                      reductions=tuple(reductions), dtypes=tuple(dtypes), kinks=kinks)
     return _problems(space)

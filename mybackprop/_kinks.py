@@ -1,0 +1,76 @@
+"""Kinks: which units sit exactly on one, and what each convention for f'(kink) gives there.
+
+At a kink (relu and leaky_relu at 0) the derivative does not exist; frameworks pick a value
+(leaky_relu'(0): PyTorch the slope, JAX 1). A difference there is a convention, never a bug.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from typing import Any
+
+import numpy as np
+
+from mybackprop._candidate import Supports, to_gradients
+from mybackprop._matrix import forward, matrix
+from mybackprop._problem import Gradients, Problem
+from mybackprop._spec import ACTIVATIONS, Activation, Kink
+
+
+def units_on_kinks(problem: Problem) -> Counter[str]:
+    """How many (sample, unit) pre-activations sit exactly on a kink, per activation name."""
+    counts: Counter[str] = Counter()
+    fwd = forward(problem.as_float64())
+    for f, z in zip(problem.architecture.activation_specs, fwd.z, strict=True):
+        for kink in f.kinks:
+            counts[f.name] += int(np.sum(z == kink.at))
+    return counts
+
+
+def _kinks_in(problem: Problem) -> list[tuple[Activation, Kink, int]]:
+    on = units_on_kinks(problem)
+    return [(ACTIVATIONS[name], kink, count) for name, count in on.items() if count
+            for kink in ACTIVATIONS[name].kinks]
+
+
+def convention_note(problem: Problem, oracle_names: list[str]) -> str:
+    """'leaky_relu'(0) is a convention: torch takes 0.01, jax takes 1 (5 units on the kink)'."""
+    notes = []
+    for f, kink, count in _kinks_in(problem):
+        taken = {name: kink.conventions[name] for name in oracle_names if name in kink.conventions}
+        if len(set(taken.values())) > 1:
+            values = ", ".join(f"{name} takes {value:g}" for name, value in taken.items())
+            notes.append(f"{f.name}'({kink.at:g}) is a convention: {values} "
+                         f"({count} pre-activations on the kink)")
+    return "; ".join(notes)
+
+
+def convention_answers(problem: Problem) -> list[tuple[str, Gradients]]:
+    """The float64 gradients under each convention for f'(kink) that a candidate may follow:
+    the left derivative, the right one, or a framework's, the same choice at every kink."""
+    kinks = _kinks_in(problem)
+    if not kinks:
+        return []
+    choices: dict[str, dict[str, float]] = {"left": {}, "right": {}}
+    for f, kink, _ in kinks:
+        choices["left"][f.name], choices["right"][f.name] = kink.left, kink.right
+        for framework, value in kink.conventions.items():
+            choices.setdefault(framework, {})[f.name] = value
+    p64 = problem.as_float64()
+    answers = []
+    for values in choices.values():
+        table = {**ACTIVATIONS, **{name: _with_kink_derivative(ACTIVATIONS[name], value)
+                                   for name, value in values.items()}}
+        label = ", ".join(f"{name}'(0) = {value:g}" for name, value in values.items())
+        answers.append((label, to_gradients(matrix(p64, table=table), p64, Supports())))
+    return answers
+
+
+def _with_kink_derivative(f: Activation, value: float) -> Activation:
+    at = f.kinks[0].at
+
+    def derivative(z: np.ndarray, a: np.ndarray, original: Any = f.derivative) -> np.ndarray:
+        return np.where(z == at, value, original(z, a)).astype(z.dtype)
+
+    return dataclasses.replace(f, derivative=derivative)
