@@ -92,3 +92,25 @@ def test_help_imports_neither_torch_nor_jax():
                             cwd=ROOT)
     assert "--impl MODULE:ATTR" in result.stdout
     assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.parametrize("level", ["element", "vector"])
+def test_each_built_in_level_passes_a_run(tmp_path, level):
+    result = run("check", "--impl", f"mybackprop:{level}", "--cases", "40", "--seed", "4",
+                 "--quiet", "--out", str(tmp_path / "run"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["verdicts"]["pass"] == 40
+
+
+def test_kink_mode_with_leaky_relu_names_the_convention_and_never_fails(tmp_path):
+    result = run("check", "--activations", "leaky_relu", "--kinks", "hit", "--cases", "25",
+                 "--out", str(tmp_path / "run"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    records = read_jsonl(tmp_path / "run" / "cases.jsonl")
+    assert not [r for r in records if r["verdict"] not in ("pass", "oracle_disagreement")]
+    disagreements = [r for r in records if r["verdict"] == "oracle_disagreement"]
+    assert len(disagreements) >= 20
+    for record in disagreements:
+        assert record["reason"].startswith(
+            "leaky_relu'(0) is a convention: torch takes 0.01, jax takes 1")
