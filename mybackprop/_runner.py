@@ -98,6 +98,7 @@ class Checker:
         self._descriptions = {o.name: o.describe() for o in self.oracles}
 
     def check(self, candidate: Candidate, problem: Problem) -> Outcome:
+        """Run one case and return its verdict with the evidence."""
         outcome = Outcome("pass", candidate.name, problem, oracles=self._descriptions)
         skip = candidate.supports.reason_to_skip(problem)
         if skip:
@@ -123,11 +124,15 @@ class Checker:
         if not candidate.supports.returns_dX:
             references = {name: Gradients(g.loss, g.dW, g.db, None)
                           for name, g in references.items()}
-        first = next(iter(references.values()))
-        nonfinite = _nonfinite_where_reference_finite(answer, first)
+        nonfinite = _nonfinite_where_reference_finite(answer, next(iter(references.values())))
         if nonfinite:
             return outcome.ends("error", f"{nonfinite} is NaN or inf where the oracles are finite")
+        return self._judge(outcome, answer, references)
 
+    def _judge(self, outcome: Outcome, answer: Gradients,
+               references: dict[str, Gradients]) -> Outcome:
+        """pass, fail or oracle_disagreement, for an answer that kept to the contract."""
+        problem = outcome.problem
         scales = gradient_scales(problem)
         oracle_scales = scales if problem.dtype.name == "float64" else gradient_scales(
             problem, "float64")
@@ -146,21 +151,20 @@ class Checker:
                 agrees = [n for n, g in references.items()
                           if all(c.passed for c in compare(answer, g, allowed))]
                 follows = f"the candidate agrees with {' and '.join(agrees) or 'neither'}"
-                outcome.comparisons = compare(answer, first, allowed)
+                outcome.comparisons = compare(answer, references[reference], allowed)
                 return outcome.ends("oracle_disagreement", f"{note}; {follows}")
             reference, notes = side, [note]
         outcome.reference = reference
         outcome.comparisons = compare(answer, references[reference], allowed)
         if outcome.failing:
             convention = _followed_convention(problem, answer, allowed)
-            if convention:
-                notes.append(f"differs from {reference} only at kinks, where it takes "
-                             f"{convention}: a convention, not a bug")
-            else:
+            if not convention:
                 failing = ", ".join(c.name for c in outcome.failing)
                 return outcome.ends("fail", "; ".join(
                     [*notes, f"{len(outcome.failing)} of {len(outcome.comparisons)} tensors "
                               f"out of tolerance: {failing}"]))
+            notes.append(f"differs from {reference} only at kinks, where it takes "
+                         f"{convention}: a convention, not a bug")
         return outcome.ends("pass", "; ".join(notes))
 
     def _break_tie(self, problem: Problem, references: dict[str, Gradients],
