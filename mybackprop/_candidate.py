@@ -10,6 +10,7 @@ what the candidate handles; other cases are skipped, never crashed.
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import importlib.util
 import sys
 from collections.abc import Callable, Iterable, Mapping
@@ -69,6 +70,22 @@ class Supports:
             return cls(**value)
         raise CandidateLoadError(f"supports is a {type(value).__name__}: give a dict or Supports")
 
+    def describe(self) -> str:
+        """'all activations, losses mse; float64; at most 5000 parameters; no dX'."""
+        parts = []
+        for name, table in (("activations", ACTIVATIONS), ("losses", LOSSES),
+                            ("reductions", REDUCTIONS), ("dtypes", DTYPES)):
+            values = getattr(self, name)
+            parts.append(f"all {name}" if values == frozenset(table)
+                         else f"{name} {', '.join(sorted(values))}")
+        if self.max_parameters is not None:
+            parts.append(f"at most {self.max_parameters} parameters")
+        if self.max_batch is not None:
+            parts.append(f"at most {self.max_batch} samples")
+        if not self.returns_dX:
+            parts.append("no dX")
+        return "; ".join(parts)
+
     def reason_to_skip(self, problem: Problem) -> str | None:
         """Why this candidate does not take the problem, or None if it does."""
         unsupported = sorted(set(problem.activations) - self.activations)
@@ -108,12 +125,28 @@ def candidate(**declared: Any) -> Callable[[Callable[[Problem], Any]], Callable[
     return attach
 
 
+ENTRY_POINT_GROUP = "mybackprop.candidates"
+
+
+def registered_candidates() -> dict[str, str]:
+    """Candidates installed packages register in the entry-point group: name -> module:attr."""
+    return {ep.name: ep.value for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
+
+
 def load_candidate(spec: str) -> Candidate:
-    """Load ``module:attr`` or ``path/to/file.py:attr``; raise CandidateLoadError if it cannot."""
+    """Load a registered name, ``module:attr`` or ``path/to/file.py:attr``.
+
+    Raises CandidateLoadError, one line naming the problem and the fix, if it cannot.
+    """
+    registered = registered_candidates()
+    if ":" not in spec and spec in registered:
+        loaded = load_candidate(registered[spec])
+        return Candidate(spec, loaded.function, loaded.supports)
     module_name, sep, attr = spec.rpartition(":")
     if not sep or not module_name or not attr:
-        raise CandidateLoadError(f"--impl {spec!r} is not MODULE:ATTR or FILE.py:ATTR: "
-                                 "name the module and the function, e.g. mymodule:backprop")
+        known = ", ".join(sorted(registered)) or "none installed"
+        raise CandidateLoadError(f"--impl {spec!r} is not MODULE:ATTR, FILE.py:ATTR or a "
+                                 f"registered name ({known}): e.g. mymodule:backprop")
     if module_name.endswith(".py"):
         module = _import_file(Path(module_name), spec)
     else:

@@ -61,13 +61,16 @@ def build_parser() -> argparse.ArgumentParser:
                        help="avoid: keep pre-activations off the kinks of relu and leaky_relu "
                             "(default); hit: put units exactly on them, to see conventions")
     check.add_argument("--quiet", action="store_true", help="print only the summary")
+    commands.add_parser("list", help="show the candidates and oracles found",
+                        description="Show every registered candidate (entry-point group "
+                        "mybackprop.candidates) with what it supports, and every oracle.")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        return _check(args)
+        return _list() if args.command == "list" else _check(args)
     except UsageError as exc:
         print(f"mybackprop: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -124,6 +127,25 @@ def _check(args: argparse.Namespace) -> int:
     _print_summary(summary, folder)
     bad = summary["verdicts"]["fail"] + summary["verdicts"]["error"]
     return EXIT_FAILURES if bad else EXIT_OK
+
+
+def _list() -> int:
+    from mybackprop._candidate import CandidateLoadError, load_candidate, registered_candidates
+    from oracles import versions
+
+    print("candidates (use with --impl NAME; any MODULE:ATTR or FILE.py:ATTR works too):")
+    for name, spec in sorted(registered_candidates().items()):
+        try:
+            supports = load_candidate(name).supports.describe()
+        except CandidateLoadError as exc:
+            supports = f"cannot be loaded: {exc}"
+        print(f"  {name:<20} {spec:<24} {supports}")
+    print("oracles:")
+    for name, version in versions().items():
+        state = version or "not installed"
+        print(f"  {name:<20} {state:<24} float64")
+    print(f"  {'finite_differences':<20} {'(numpy)':<24} float64; breaks ties between the others")
+    return EXIT_OK
 
 
 def _space_options(args: argparse.Namespace) -> dict[str, Any]:

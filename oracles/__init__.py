@@ -7,6 +7,7 @@ NumPy candidates never pay for torch or jax. A missing framework is one clear li
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import importlib.util
 from typing import Any, Protocol
 
@@ -33,6 +34,17 @@ class Oracle(Protocol):
 
     def describe(self) -> dict[str, Any]:
         """Version and settings, recorded with every case."""
+
+
+def versions() -> dict[str, str | None]:
+    """Each oracle's framework version, read from package metadata (nothing is imported)."""
+    found: dict[str, str | None] = {}
+    for name, (_, _, package, _) in _REGISTRY.items():
+        try:
+            found[name] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            found[name] = None
+    return found
 
 
 def installed() -> list[str]:

@@ -114,3 +114,20 @@ def test_kink_mode_with_leaky_relu_names_the_convention_and_never_fails(tmp_path
     for record in disagreements:
         assert record["reason"].startswith(
             "leaky_relu'(0) is a convention: torch takes 0.01, jax takes 1")
+
+
+def test_list_shows_registered_candidates_and_oracles_with_versions():
+    result = run("list")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    element = next(line for line in lines if line.strip().startswith("element "))
+    assert "mybackprop:element" in element and "at most 5000 parameters" in element
+    torch_line = next(line for line in lines if line.strip().startswith("torch "))
+    assert "2.13.0" in torch_line
+
+
+def test_impl_takes_a_registered_name(tmp_path):
+    result = run("check", "--impl", "vector", "--cases", "3", "--quiet",
+                 "--out", str(tmp_path / "run"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert read_jsonl(tmp_path / "run" / "cases.jsonl")[0]["candidate"] == "vector"
