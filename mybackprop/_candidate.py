@@ -153,8 +153,10 @@ def load_candidate(spec: str) -> Candidate:
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
+            hint = (f"; for the folder of candidates write {module_name}/:{attr}"
+                    if Path(module_name).is_dir() else "")
             raise CandidateLoadError(f"--impl {spec!r}: no module named {exc.name!r}; install it "
-                                     "or run from the folder that holds it") from None
+                                     f"or run from the folder that holds it{hint}") from None
         except Exception as exc:  # the candidate's own import failed: say so, in one line
             raise CandidateLoadError(f"--impl {spec!r}: importing {module_name} raised "
                                      f"{type(exc).__name__}: {exc}") from None
@@ -167,6 +169,45 @@ def load_candidate(spec: str) -> Candidate:
         raise CandidateLoadError(f"--impl {spec!r} is a {type(function).__name__}, not callable: "
                                  "point at a function taking a Problem")
     return Candidate(spec, function, Supports.coerce(getattr(function, "supports", None)))
+
+
+def load_candidates(specs: list[str]) -> list[Candidate]:
+    """Load every --impl; DIR/:ATTR stands for each .py file in DIR (a class's submissions).
+
+    A folder is recognised only when its path has a '/' (class/:backprop, ./class:backprop):
+    a bare name is always a module, even where a folder of that name exists (mybackprop:matrix
+    from the repository root names the module, not the folder of its sources).
+
+    A named candidate that cannot be loaded is a usage error. In a folder, one student's broken
+    file must not stop the others: it becomes a candidate whose every case is an error.
+    """
+    candidates: list[Candidate] = []
+    for spec in specs:
+        folder, _, attr = spec.rpartition(":")
+        if "/" in folder and Path(folder).is_dir():
+            files = sorted(Path(folder).glob("*.py"))
+            if not files:
+                raise CandidateLoadError(f"--impl {spec!r}: folder {folder!r} holds no .py file")
+            candidates += [_load_or_report(f"{file}:{attr}") for file in files]
+        else:
+            candidates.append(load_candidate(spec))
+    names = [c.name for c in candidates]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise CandidateLoadError(f"--impl names {twice[0]!r} twice: give each candidate once")
+    return candidates
+
+
+def _load_or_report(spec: str) -> Candidate:
+    try:
+        return load_candidate(spec)
+    except CandidateLoadError as exc:
+        message = str(exc)
+
+        def unloadable(problem: Problem) -> Any:
+            raise CandidateError(f"could not be loaded: {message}")
+
+        return Candidate(spec, unloadable)
 
 
 def _import_file(path: Path, spec: str) -> Any:

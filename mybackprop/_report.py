@@ -40,22 +40,25 @@ def summarize(records: Iterable[dict[str, Any]], run: dict[str, Any]) -> dict[st
     records = list(records)
     overall: Counter[str] = Counter()
     groups: dict[str, dict[str, Counter[str]]] = {
-        key: defaultdict(Counter) for key in ("activation", "loss", "reduction", "dtype")}
+        key: defaultdict(Counter) for key in ("candidate", "activation", "loss", "reduction",
+                                              "dtype")}
     worst: list[dict[str, Any]] = []
     for r in records:
         overall[r["verdict"]] += 1
         for activation in r["activations"]:
             groups["activation"][activation][r["verdict"]] += 1
-        for key in ("loss", "reduction", "dtype"):
+        for key in ("candidate", "loss", "reduction", "dtype"):
             groups[key][r[key]][r["verdict"]] += 1
         if r["verdict"] in ("fail", "error", "oracle_disagreement"):
-            worst.append({k: r[k] for k in ("case", "verdict", "reason", "architecture",
-                                             "batch_size", "dtype", "max_err_over_tol")})
+            worst.append({k: r[k] for k in ("case", "candidate", "verdict", "reason",
+                                             "architecture", "batch_size", "dtype",
+                                             "max_err_over_tol")})
     ratios = [r["max_err_over_tol"] for r in records if r.get("max_err_over_tol") is not None]
     return {
         "schema_version": SUMMARY_SCHEMA_VERSION,
         "run": run,
-        "cases": len(records),
+        "cases": len({r["case"] for r in records}),
+        "records": len(records),  # one per case and candidate
         "verdicts": {v: overall.get(v, 0) for v in VERDICTS},
         **{f"by_{key}": {name: {v: c.get(v, 0) for v in VERDICTS}
                          for name, c in sorted(table.items())}
@@ -87,15 +90,19 @@ def render_markdown(summary: dict[str, Any], max_problems: int = 20) -> str:
     ok = verdicts["fail"] == 0 and verdicts["error"] == 0
     oracles = ", ".join(f"{name} {d['version']}" for name, d in run["oracles"].items())
     worst = summary["max_err_over_tol"]
+    several = len(run["candidates"]) > 1
     lines = [
-        f"# mybackprop check: {run['candidate']}",
+        f"# mybackprop check: {', '.join(run['candidates'])}",
         "",
-        f"**{'PASS' if ok else 'FAIL'}**: {summary['cases']} cases, seed {run['seed']}, "
-        f"oracles {oracles}. Worst error: "
+        f"**{'PASS' if ok else 'FAIL'}**: {run['cases']} cases"
+        + (f" x {len(run['candidates'])} candidates" if several else "")
+        + f", seed {run['seed']}, oracles {oracles}. Worst error: "
         + ("n/a" if worst is None else f"{worst:.3g}x tolerance") + ".",
         "",
         *_table("verdict", {"all cases": verdicts}),
         "",
+        *(["## By candidate", "", *_table("candidate", summary["by_candidate"]), ""]
+          if several else []),
         "## By activation (a case counts once for each activation it uses)",
         "",
         *_table("activation", summary["by_activation"]),
@@ -114,13 +121,14 @@ def render_markdown(summary: dict[str, Any], max_problems: int = 20) -> str:
     problems = summary["problems"]
     if problems:
         lines += ["## Cases that did not pass", "",
-                  "| case | verdict | architecture | N | dtype | err/tol | reason |",
-                  "|---:|---|---|---:|---|---:|---|"]
+                  "| case | candidate | verdict | architecture | N | dtype | err/tol | reason |",
+                  "|---:|---|---|---|---:|---|---:|---|"]
         for p in problems[:max_problems]:
             ratio = "" if p["max_err_over_tol"] is None else f"{p['max_err_over_tol']:.3g}"
             reason = p["reason"].replace("|", "\\|")
-            lines.append(f"| {p['case']} | {p['verdict']} | `{p['architecture']}` | "
-                         f"{p['batch_size']} | {p['dtype']} | {ratio} | {reason} |")
+            lines.append(f"| {p['case']} | {p['candidate']} | {p['verdict']} | "
+                         f"`{p['architecture']}` | {p['batch_size']} | {p['dtype']} | {ratio} | "
+                         f"{reason} |")
         if len(problems) > max_problems:
             lines.append(f"\n…and {len(problems) - max_problems} more in cases.jsonl.")
         lines.append("")

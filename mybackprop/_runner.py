@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import contextlib
 import io
+import signal
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +23,33 @@ from mybackprop._problem import Gradients, Problem
 from mybackprop._tolerance import Scales, Tolerance, gradient_scales
 
 VERDICTS: tuple[str, ...] = ("pass", "fail", "oracle_disagreement", "error", "skipped")
+DEFAULT_TIME_LIMIT = 10.0  # the element level takes ~1 s on its largest declared case
+
+
+class CandidateTimeout(Exception):
+    """Raised inside a candidate that runs past the time limit."""
+
+
+@contextlib.contextmanager
+def _time_limit(seconds: float | None) -> Iterator[None]:
+    """Interrupt the block after `seconds` with CandidateTimeout (SIGALRM; main thread only:
+    elsewhere the block runs unlimited, and --isolate is the hard limit)."""
+    usable = (seconds is not None and hasattr(signal, "setitimer")
+              and threading.current_thread() is threading.main_thread())
+    if not usable:
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise CandidateTimeout
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 @dataclass
@@ -83,6 +113,15 @@ class Outcome:
 
 
 @dataclass
+class References:
+    """The oracles' answers to one problem (or why there are none), shared by all candidates."""
+
+    answers: dict[str, Gradients]
+    seconds: dict[str, float]
+    error: str = ""
+
+
+@dataclass
 class Checker:
     """Feeds problems to a candidate and to every oracle, and judges the candidate.
 
@@ -93,41 +132,55 @@ class Checker:
     oracles: list[Any]  # objects with .name, .gradients(problem) and .describe()
     tolerance: Tolerance = field(default_factory=Tolerance)
     tie_breaker: Any = None  # an object with .estimate(problem), e.g. FiniteDifferenceOracle
+    time_limit: float | None = DEFAULT_TIME_LIMIT  # seconds a candidate may take on one case
 
     def __post_init__(self) -> None:
         self._descriptions = {o.name: o.describe() for o in self.oracles}
 
-    def check(self, candidate: Candidate, problem: Problem) -> Outcome:
+    def check_all(self, candidates: list[Candidate], problem: Problem) -> list[Outcome]:
+        """One case for several candidates: the oracles answer once, for all of them."""
+        references = self.references(problem)
+        return [self.check(candidate, problem, references) for candidate in candidates]
+
+    def references(self, problem: Problem) -> References:
+        """Every oracle's answer, with its time, or the reason one failed."""
+        answers, seconds = {}, {}
+        for oracle in self.oracles:
+            started = time.perf_counter()
+            try:
+                answers[oracle.name] = oracle.gradients(problem)
+            except Exception as exc:  # an oracle crash is ours to fix: record it, carry on
+                return References({}, seconds, f"oracle {oracle.name} raised "
+                                               f"{type(exc).__name__}: {exc}")
+            seconds[oracle.name] = time.perf_counter() - started
+        return References(answers, seconds,
+                          "" if answers else "no oracle available to judge against")
+
+    def check(self, candidate: Candidate, problem: Problem,
+              references: References | None = None) -> Outcome:
         """Run one case and return its verdict with the evidence."""
         outcome = Outcome("pass", candidate.name, problem, oracles=self._descriptions)
         skip = candidate.supports.reason_to_skip(problem)
         if skip:
             return outcome.ends("skipped", skip)
-        references: dict[str, Gradients] = {}
-        for oracle in self.oracles:
-            started = time.perf_counter()
-            try:
-                references[oracle.name] = oracle.gradients(problem)
-            except Exception as exc:  # an oracle crash is ours to fix: record it, carry on
-                return outcome.ends("error", f"oracle {oracle.name} raised "
-                                             f"{type(exc).__name__}: {exc}")
-            outcome.seconds[oracle.name] = time.perf_counter() - started
-        if not references:
-            return outcome.ends("error", "no oracle available to judge against")
+        references = references or self.references(problem)
+        outcome.seconds.update(references.seconds)
+        if references.error:
+            return outcome.ends("error", references.error)
 
         started = time.perf_counter()
-        answer, problem_error = _run_candidate(candidate, problem)
+        answer, problem_error = _run_candidate(candidate, problem, self.time_limit)
         outcome.seconds["candidate"] = time.perf_counter() - started
         if problem_error:
             return outcome.ends("error", problem_error)
         assert answer is not None
+        answers = references.answers
         if not candidate.supports.returns_dX:
-            references = {name: Gradients(g.loss, g.dW, g.db, None)
-                          for name, g in references.items()}
-        nonfinite = _nonfinite_where_reference_finite(answer, next(iter(references.values())))
+            answers = {name: Gradients(g.loss, g.dW, g.db, None) for name, g in answers.items()}
+        nonfinite = _nonfinite_where_reference_finite(answer, next(iter(answers.values())))
         if nonfinite:
             return outcome.ends("error", f"{nonfinite} is NaN or inf where the oracles are finite")
-        return self._judge(outcome, answer, references)
+        return self._judge(outcome, answer, answers)
 
     def _judge(self, outcome: Outcome, answer: Gradients,
                references: dict[str, Gradients]) -> Outcome:
@@ -194,13 +247,16 @@ def _followed_convention(problem: Problem, answer: Gradients, allowed: Scales) -
     return ""
 
 
-def _run_candidate(candidate: Candidate, problem: Problem) -> tuple[Gradients | None, str]:
+def _run_candidate(candidate: Candidate, problem: Problem,
+                   time_limit: float | None) -> tuple[Gradients | None, str]:
     """Call the candidate on a copy; return its checked answer, or the reason it is an error."""
     given = problem.copy()
     stdout = io.StringIO()
     try:
-        with contextlib.redirect_stdout(stdout):
+        with contextlib.redirect_stdout(stdout), _time_limit(time_limit):
             raw = candidate.function(given)
+    except CandidateTimeout:
+        return None, f"hung: no answer within the time limit of {time_limit:g} s"
     except SystemExit as exc:
         return None, f"called sys.exit({exc.code})"
     except Exception as exc:

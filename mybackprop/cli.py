@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 EXIT_OK, EXIT_FAILURES, EXIT_USAGE = 0, 1, 2
+DEFAULT_TIME_LIMIT = 10.0  # as mybackprop._runner.DEFAULT_TIME_LIMIT; kept here so --help is light
 DEFAULT_REPORTS = Path("reports")
 
 
@@ -37,9 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check", help="run random cases and write a run folder",
                                 description="Run random cases against the oracles; write "
                                 "cases.jsonl, summary.json and report.md.")
-    check.add_argument("--impl", default="mybackprop:matrix", metavar="MODULE:ATTR",
-                       help="the candidate: module:function or path/to/file.py:function "
-                            "(default: the built-in matrix level)")
+    check.add_argument("--impl", action="append", metavar="MODULE:ATTR",
+                       help="a candidate: module:function, path/to/file.py:function, a "
+                            "registered name (see `mybackprop list`), or DIR/:function for every "
+                            ".py file in a folder; repeat for several (default: matrix)")
     check.add_argument("--cases", type=int, default=100, help="number of random cases (100)")
     check.add_argument("--seed", type=int, default=0, help="same seed, same cases (0)")
     check.add_argument("--dtype", choices=("float32", "float64"),
@@ -60,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--kinks", choices=("avoid", "hit"), default="avoid",
                        help="avoid: keep pre-activations off the kinks of relu and leaky_relu "
                             "(default); hit: put units exactly on them, to see conventions")
+    check.add_argument("--time-limit", type=float, default=DEFAULT_TIME_LIMIT, metavar="S",
+                       help=f"seconds a candidate may take on one case ({DEFAULT_TIME_LIMIT:g})")
     check.add_argument("--quiet", action="store_true", help="print only the summary")
     commands.add_parser("list", help="show the candidates and oracles found",
                         description="Show every registered candidate (entry-point group "
@@ -79,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
 def _check(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from mybackprop._candidate import CandidateLoadError, load_candidate
+    from mybackprop._candidate import CandidateLoadError, load_candidates
     from mybackprop._cases import CaseSpace, sample_problem
     from mybackprop._problem import SpecError
     from mybackprop._report import RunWriter, write_summary
@@ -91,35 +95,39 @@ def _check(args: argparse.Namespace) -> int:
         raise UsageError(f"--cases is {args.cases}: give a number of cases >= 1")
     try:
         space = CaseSpace(**_space_options(args))
-        candidate = load_candidate(args.impl)
+        candidates = load_candidates(args.impl or ["mybackprop:matrix"])
         oracles = [load_oracle(name) for name in args.oracles]
     except (SpecError, CandidateLoadError, OracleUnavailable) as exc:
         raise UsageError(str(exc)) from None
     if not oracles:
         raise UsageError("--oracles is empty: name at least one of torch, jax")
+    if args.time_limit <= 0:
+        raise UsageError(f"--time-limit is {args.time_limit:g}: give a number of seconds > 0")
 
-    folder = args.out or _default_folder(args.impl, args.seed)
+    names = [c.name for c in candidates]
+    folder = args.out or _default_folder(names[0] if len(names) == 1 else
+                                         f"{len(names)}-candidates", args.seed)
     if (folder / "cases.jsonl").exists():
         raise UsageError(f"{folder} already holds a run: choose another --out or remove it")
-    checker = Checker(oracles, tie_breaker=FiniteDifferenceOracle())
-    run = {"candidate": candidate.name, "seed": args.seed, "cases": args.cases,
+    checker = Checker(oracles, tie_breaker=FiniteDifferenceOracle(), time_limit=args.time_limit)
+    run = {"candidates": names, "seed": args.seed, "cases": args.cases,
            "space": {k: v for k, v in vars(space).items()},
            "oracles": {o.name: o.describe() for o in oracles},
            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     if not args.quiet:
         versions = ", ".join(f"{o.name} {d['version']}" for o, d in
                              zip(oracles, run["oracles"].values(), strict=True))
-        print(f"mybackprop check: {candidate.name} vs {versions}; {args.cases} cases, "
+        print(f"mybackprop check: {', '.join(names)} vs {versions}; {args.cases} cases, "
               f"seed {args.seed}")
     rng = np.random.default_rng(args.seed)
     writer = RunWriter(folder)
     started = time.perf_counter()
     try:
         for case in range(args.cases):
-            outcome = checker.check(candidate, sample_problem(rng, space))
-            writer.add({"case": case, "seed": args.seed, **outcome.to_record()})
-            if outcome.verdict in ("fail", "error", "oracle_disagreement") and not args.quiet:
-                print(f"case {case}: {outcome.message()}")
+            for outcome in checker.check_all(candidates, sample_problem(rng, space)):
+                writer.add({"case": case, "seed": args.seed, **outcome.to_record()})
+                if outcome.verdict in ("fail", "error", "oracle_disagreement") and not args.quiet:
+                    print(f"case {case}: {outcome.message()}")
     finally:
         writer.close()
     run["seconds"] = round(time.perf_counter() - started, 3)
@@ -173,7 +181,12 @@ def _print_summary(summary: dict[str, Any], folder: Path) -> None:
     counts = ", ".join(f"{n} {v}" for v, n in summary["verdicts"].items() if n)
     worst = summary["max_err_over_tol"]
     worst_text = "" if worst is None else f"; worst error {worst:.3g}x tolerance"
-    print(f"{summary['cases']} cases: {counts}{worst_text}; {summary['run']['seconds']:.1f} s")
+    several = len(summary["by_candidate"]) > 1
+    for name, verdicts in summary["by_candidate"].items() if several else ():
+        print(f"  {name}: " + ", ".join(f"{n} {v}" for v, n in verdicts.items() if n))
+    per = f" x {len(summary['by_candidate'])} candidates" if several else ""
+    print(f"{summary['cases']} cases{per}: {counts}{worst_text}; "
+          f"{summary['run']['seconds']:.1f} s")
     print(f"report: {folder / 'report.md'}")
 
 

@@ -80,3 +80,8 @@ def forgets_dx(problem):
     answer = mb.matrix(problem)
     del answer["dX"]
     return answer
+
+
+def hangs(problem):
+    while True:
+        pass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -131,3 +132,35 @@ def test_impl_takes_a_registered_name(tmp_path):
                  "--out", str(tmp_path / "run"))
     assert result.returncode == 0, result.stdout + result.stderr
     assert read_jsonl(tmp_path / "run" / "cases.jsonl")[0]["candidate"] == "vector"
+
+
+def test_a_folder_of_candidates_is_graded_in_one_run(tmp_path):
+    submissions = tmp_path / "class"
+    submissions.mkdir()
+    (submissions / "alice.py").write_text(
+        "import mybackprop as mb\n\ndef backprop(problem):\n    return mb.vector(problem)\n")
+    (submissions / "bob.py").write_text(
+        "from candidates import dw_not_averaged as backprop\n")  # tests/ is on the path below
+    (submissions / "carol.py").write_text("raise ImportError('half-written')\n")
+    (submissions / "dave.py").write_text("def backprop(problem):\n    while True:\n        pass\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "mybackprop", "check", "--impl", f"{submissions}:backprop",
+         "--cases", "3", "--reductions", "mean", "--dtype", "float64", "--time-limit", "0.5",
+         "--quiet", "--out", str(tmp_path / "run")],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "tests")})
+    assert result.returncode == 1, result.stdout + result.stderr
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    by = {Path(name.split(":")[0]).stem: counts for name, counts in summary["by_candidate"].items()}
+    assert by["alice"]["pass"] == 3 and by["bob"]["fail"] == 3
+    assert by["carol"]["error"] == 3 and by["dave"]["error"] == 3
+    reasons = {r["candidate"]: r["reason"] for r in read_jsonl(tmp_path / "run" / "cases.jsonl")}
+    assert "could not be loaded" in reasons[f"{submissions / 'carol.py'}:backprop"]
+    assert reasons[f"{submissions / 'dave.py'}:backprop"].startswith("hung")
+    assert "By candidate" in (tmp_path / "run" / "report.md").read_text()
+
+
+def test_the_same_candidate_twice_is_a_usage_error():
+    result = run("check", "--impl", "vector", "--impl", "vector")
+    assert result.returncode == 2
+    assert "--impl names 'vector' twice" in result.stderr

@@ -12,6 +12,7 @@ from candidates import (
     exits,
     float64_always,
     forgets_dx,
+    hangs,
     nan_gradient,
     raises,
     returns_none,
@@ -107,3 +108,13 @@ def test_candidate_declaring_no_dx_is_judged_without_it(both_oracles):
     outcome = check(without_dx, make_problem(), both_oracles)
     assert_verdict(outcome, "pass")
     assert "dX" not in {c.name for c in outcome.comparisons}
+
+
+def test_a_hanging_candidate_is_stopped_at_the_time_limit(both_oracles):
+    from helpers import as_candidate
+
+    from mybackprop._runner import Checker
+
+    outcome = Checker(both_oracles, time_limit=0.5).check(as_candidate(hangs), make_problem())
+    assert_verdict(outcome, "error")
+    assert outcome.reason == "hung: no answer within the time limit of 0.5 s"
