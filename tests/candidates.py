@@ -85,3 +85,13 @@ def forgets_dx(problem):
 def hangs(problem):
     while True:
         pass
+
+
+def sigmoid_wrong_derivative(problem):
+    """sigmoid'(a) for sigmoid'(z) (the derivative at the activation); everything else right."""
+    import dataclasses
+
+    sigmoid = mb.ACTIVATIONS["sigmoid"]
+    wrong = dataclasses.replace(
+        sigmoid, derivative=lambda z, a: sigmoid.derivative(a, sigmoid.forward(a)))
+    return mb.matrix(problem, table={**mb.ACTIVATIONS, "sigmoid": wrong})

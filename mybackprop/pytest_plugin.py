@@ -1,0 +1,117 @@
+"""pytest plugin: ``pytest --impl module:attr`` runs mybackprop's property suite on a candidate.
+
+Registered through the ``pytest11`` entry point, so it is active wherever mybackprop is
+installed, and does nothing unless ``--impl`` is given. With ``--impl`` and no test paths, the
+session collects the packaged suite (mybackprop/suite/); with paths, exactly those (a node of
+the suite, or your own tests using the fixtures below). The header names the candidate.
+``--mybackprop-expect FILE`` lists tests to skip or xfail:
+
+    # lines: skip|xfail  TEST-ID-PATTERN  [reason]      (* and ? are wildcards, [ ] literal)
+    skip   test_gradients[softmax-*]      softmax is next week's assignment
+    xfail  test_kinks[leaky_relu]         we take leaky_relu'(0) = 0.5
+
+Works with pytest-xdist (``-n auto``): every worker loads the candidate and draws the same
+derandomized examples, so verdicts do not depend on the number of workers.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+SUITE = Path(__file__).parent / "suite"
+DEFAULT_EXAMPLES = 30
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("mybackprop", "mybackprop: check a backprop implementation")
+    group.addoption("--impl", action="store", metavar="MODULE:ATTR",
+                    help="run mybackprop's property suite on this candidate (module:function, "
+                         "path/to/file.py:function, or a registered name)")
+    group.addoption("--mybackprop-expect", action="store", metavar="FILE",
+                    help="file of 'skip|xfail TEST-ID-PATTERN [reason]' lines")
+    group.addoption("--mybackprop-examples", action="store", type=int, default=DEFAULT_EXAMPLES,
+                    metavar="N", help=f"random cases per property ({DEFAULT_EXAMPLES})")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    spec = config.getoption("impl", None)
+    if not spec:
+        return
+    from mybackprop._candidate import CandidateLoadError, load_candidate
+
+    try:
+        config._mybackprop_candidate = load_candidate(spec)  # type: ignore[attr-defined]
+    except CandidateLoadError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config._mybackprop_expectations = _read_expectations(  # type: ignore[attr-defined]
+        config.getoption("mybackprop_expect"))
+    if config.args_source != pytest.Config.ArgsSource.ARGS:  # no paths given: the suite
+        config.args[:] = [str(SUITE)]
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    candidate = getattr(config, "_mybackprop_candidate", None)
+    if candidate is None:
+        return []
+    from oracles import versions
+
+    oracles = ", ".join(f"{name} {v}" for name, v in versions().items() if v)
+    return [f"mybackprop: candidate {candidate.name} ({candidate.supports.describe()})",
+            f"mybackprop: oracles {oracles}; finite differences break ties"]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for kind, pattern, reason in getattr(config, "_mybackprop_expectations", []):
+        # Test ids hold brackets (test_gradients[relu-mse]): only * and ? are wildcards.
+        matches = re.compile(re.escape(pattern).replace(r"\*", ".*").replace(r"\?", ".")
+                             + r"\Z").match
+        for item in items:
+            if matches(item.name) or matches(item.nodeid):
+                mark = pytest.mark.skip if kind == "skip" else pytest.mark.xfail
+                item.add_marker(mark(reason=reason or f"listed in {kind} expectations"))
+
+
+def _read_expectations(path: str | None) -> list[tuple[str, str, str]]:
+    if not path:
+        return []
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise pytest.UsageError(f"--mybackprop-expect {path}: {exc.strerror}") from None
+    expectations = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        fields = line.split("#", 1)[0].split(maxsplit=2)
+        if not fields:
+            continue
+        if len(fields) < 2 or fields[0] not in ("skip", "xfail"):
+            raise pytest.UsageError(f"{path}:{number}: expected 'skip|xfail TEST-ID-PATTERN "
+                                    f"[reason]', got {line.strip()!r}")
+        expectations.append((fields[0], fields[1], fields[2] if len(fields) > 2 else ""))
+    return expectations
+
+
+@pytest.fixture(scope="session")
+def mybackprop_candidate(request: pytest.FixtureRequest) -> Any:
+    candidate = getattr(request.config, "_mybackprop_candidate", None)
+    if candidate is None:
+        pytest.skip("no candidate: run pytest --impl MODULE:ATTR")
+    return candidate
+
+
+@pytest.fixture(scope="session")
+def mybackprop_checker() -> Any:
+    from mybackprop._runner import Checker
+    from oracles import load_oracle
+    from oracles.finite_differences import FiniteDifferenceOracle
+
+    return Checker([load_oracle("torch"), load_oracle("jax")],
+                   tie_breaker=FiniteDifferenceOracle())
+
+
+@pytest.fixture(scope="session")
+def mybackprop_examples(request: pytest.FixtureRequest) -> int:
+    return int(request.config.getoption("mybackprop_examples"))

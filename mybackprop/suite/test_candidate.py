@@ -1,0 +1,111 @@
+"""mybackprop's property suite for one candidate: run it with ``pytest --impl module:attr``.
+
+Every test draws its cases from what the candidate declares it supports, so an unsupported
+activation is a skipped test, not a crash. Examples are derandomized: the same cases on every
+run and in every pytest-xdist worker, so grading is reproducible.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+
+from mybackprop._cases import CaseConfig, CaseSpace, KinkUnavoidable, build_problem
+from mybackprop._problem import Architecture, Layer
+from mybackprop._spec import ACTIVATIONS, DTYPES, KINKED_ACTIVATIONS, LOSSES, REDUCTIONS
+from mybackprop.strategies import case_configs
+
+
+def _space(candidate: Any, activations: tuple[str, ...], losses: tuple[str, ...],
+           kinks: str = "avoid") -> CaseSpace:
+    supports = candidate.supports
+    missing = [a for a in activations if a not in supports.activations]
+    missing += [loss for loss in losses if loss not in supports.losses]
+    if missing:
+        pytest.skip(f"{candidate.name} declares no support for {', '.join(missing)}")
+    max_batch = min(64, supports.max_batch or 64)
+    # Widths small enough that even the largest drawn network stays within max_parameters.
+    max_width = 16
+    if supports.max_parameters is not None:
+        while max_width > 1 and 5 * (max_width * max_width + max_width) > supports.max_parameters:
+            max_width -= 1
+    return CaseSpace(max_width=max_width, max_batch=max_batch, activations=activations,
+                     losses=losses, reductions=tuple(sorted(supports.reductions)),
+                     dtypes=tuple(sorted(supports.dtypes)), kinks=kinks)
+
+
+def _check_cases(candidate: Any, checker: Any, space: CaseSpace, examples: int,
+                 allowed: tuple[str, ...] = ("pass",)) -> None:
+    @settings(max_examples=examples, derandomize=True, database=None, deadline=None,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+    @given(config=case_configs(space))
+    def property_holds(config: Any) -> None:
+        try:
+            problem = build_problem(config)
+        except KinkUnavoidable:
+            assume(False)
+        outcome = checker.check(candidate, problem)
+        assume(outcome.verdict != "skipped")  # outside a declared size limit
+        if outcome.verdict not in allowed:
+            pytest.fail(f"{outcome.message()}\n  reproduce: mybackprop._cases.build_problem("
+                        f"CaseConfig.from_dict({config.to_dict()!r}))", pytrace=False)
+
+    property_holds()
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_gradients(mybackprop_candidate, mybackprop_checker, mybackprop_examples,
+                   activation, loss):
+    """Random networks whose layers all use `activation`, under `loss`, any reduction."""
+    space = _space(mybackprop_candidate, (activation,), (loss,))
+    _check_cases(mybackprop_candidate, mybackprop_checker, space, mybackprop_examples)
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+def test_mixed_networks(mybackprop_candidate, mybackprop_checker, mybackprop_examples, loss):
+    """Random networks mixing every activation the candidate supports."""
+    supported = tuple(a for a in ACTIVATIONS if a in mybackprop_candidate.supports.activations)
+    space = _space(mybackprop_candidate, supported, (loss,))
+    _check_cases(mybackprop_candidate, mybackprop_checker, space, mybackprop_examples)
+
+
+@pytest.mark.parametrize("activation", KINKED_ACTIVATIONS)
+def test_kinks(mybackprop_candidate, mybackprop_checker, mybackprop_examples, activation):
+    """Units exactly on a kink: any framework's convention is accepted, a bug is not."""
+    losses = tuple(loss for loss in LOSSES if loss in mybackprop_candidate.supports.losses)
+    if not losses:
+        pytest.skip(f"{mybackprop_candidate.name} declares no loss")
+    space = _space(mybackprop_candidate, (activation,), losses[:1] or losses, kinks="hit")
+    _check_cases(mybackprop_candidate, mybackprop_checker, space, mybackprop_examples,
+                 allowed=("pass", "oracle_disagreement"))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_large_logits(mybackprop_candidate, mybackprop_checker, mybackprop_examples, dtype):
+    """Output logits 1e3 times the hidden scale: a naive exp overflows; the answer must not."""
+    if dtype not in mybackprop_candidate.supports.dtypes:
+        pytest.skip(f"{mybackprop_candidate.name} declares no support for {dtype}")
+    supported = tuple(a for a in ACTIVATIONS if a in mybackprop_candidate.supports.activations)
+    losses = tuple(loss for loss in LOSSES if loss in mybackprop_candidate.supports.losses)
+    space = _space(mybackprop_candidate, supported, losses)
+    space = CaseSpace(**{**vars(space), "dtypes": (dtype,), "input_log10_scale": (2.0, 3.0)})
+    _check_cases(mybackprop_candidate, mybackprop_checker, space, mybackprop_examples)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_smallest_network(mybackprop_candidate, mybackprop_checker, dtype):
+    """One input, one unit, one sample: the simplest case, and the first to read if it fails."""
+    supports = mybackprop_candidate.supports
+    if dtype not in supports.dtypes:
+        pytest.skip(f"{mybackprop_candidate.name} declares no support for {dtype}")
+    activation = next(a for a in ACTIVATIONS if a in supports.activations)
+    loss = next(loss for loss in LOSSES if loss in supports.losses)
+    reduction = next(r for r in REDUCTIONS if r in supports.reductions)
+    arch = Architecture(1, (Layer(1, activation),), loss, reduction)
+    problem = build_problem(CaseConfig(arch, 1, dtype, 1.0, 1.0, seed=0))
+    outcome = mybackprop_checker.check(mybackprop_candidate, problem)
+    if outcome.verdict != "pass":
+        pytest.fail(outcome.message(), pytrace=False)

@@ -1,0 +1,76 @@
+"""`pytest --impl`: the packaged suite run on a candidate, as a user runs it (real processes)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = ["pytester"]
+CANDIDATES = Path(__file__).parent / "candidates.py"
+FAST = ["--mybackprop-examples", "5", "-p", "no:cacheprovider"]
+
+
+STATUS = "PASSED|FAILED|SKIPPED|XFAIL|XPASS|ERROR"
+PLAIN = re.compile(rf"::(?P<id>\S+) (?P<status>{STATUS})\b")  # path::id STATUS
+WORKER = re.compile(rf"\] (?P<status>{STATUS}) \S*::(?P<id>\S+)")  # [gw0] [ 50%] STATUS path::id
+
+
+def outcomes(result: pytest.RunResult) -> dict[str, str]:
+    """test id -> PASSED/FAILED/SKIPPED/XFAIL, from the -v lines of one process or of xdist."""
+    found = {}
+    for line in result.outlines:
+        match = PLAIN.search(line) or WORKER.search(line)
+        if match:
+            found[match["id"]] = match["status"]
+    return found
+
+
+def test_a_correct_candidate_passes_the_whole_suite_and_the_header_names_it(pytester):
+    result = pytester.runpytest_subprocess("--impl", "mybackprop:vector", *FAST)
+    result.assert_outcomes(passed=50)
+    result.stdout.fnmatch_lines(["mybackprop: candidate mybackprop:vector (all activations*"])
+
+
+def test_a_broken_candidate_fails_with_the_smallest_network_and_a_repro(pytester):
+    result = pytester.runpytest_subprocess(
+        "--impl", f"{CANDIDATES}:dw_not_averaged", "-k", "test_gradients and tanh and mse", *FAST)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*fail [*dw_not_averaged vs torch+jax, 1-1(tanh*N=2, *",
+                                 "*dW1[[]0, 0]: candidate *",
+                                 "*reproduce: mybackprop._cases.build_problem(CaseConfig*"])
+
+
+def test_unsupported_activations_are_skipped_not_crashed(pytester):
+    result = pytester.runpytest_subprocess("--impl", f"{CANDIDATES}:sigmoid_mse_only",
+                                           "-k", "test_gradients", *FAST)
+    result.assert_outcomes(passed=1, skipped=39)
+
+
+def test_skip_and_xfail_lists_come_from_a_file(pytester):
+    expect = pytester.makefile(".txt", expect="""
+        # brackets are literal, * is a wildcard
+        skip   test_gradients[softmax-*]   softmax comes next week
+        xfail  test_gradients[tanh-mse]    known: dW not averaged
+    """)
+    result = pytester.runpytest_subprocess(
+        "--impl", f"{CANDIDATES}:dw_not_averaged", "--mybackprop-expect", str(expect),
+        "-k", "test_gradients and (softmax or tanh) and mse", "-v", *FAST)
+    assert outcomes(result) == {"test_gradients[tanh-mse]": "XFAIL",
+                                "test_gradients[softmax-mse]": "SKIPPED"}
+
+
+def test_a_bad_impl_is_a_usage_error(pytester):
+    result = pytester.runpytest_subprocess("--impl", "no_such_module:backprop")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*no module named 'no_such_module'*"])
+
+
+def test_two_workers_give_the_same_verdicts_as_one_process(pytester):
+    args = ["--impl", f"{CANDIDATES}:sigmoid_wrong_derivative", "-v",
+            "-k", "test_gradients and (sigmoid or tanh) and not softmax_cross", *FAST]
+    alone = outcomes(pytester.runpytest_subprocess(*args))
+    parallel = outcomes(pytester.runpytest_subprocess(*args, "-n", "2"))
+    assert alone == parallel
+    assert sorted(set(alone.values())) == ["FAILED", "PASSED"]
