@@ -112,6 +112,7 @@ class Candidate:
     name: str  # how reports name it: the --impl string, or 'mybackprop:matrix'
     function: Callable[[Problem], Any] = field(repr=False)
     supports: Supports = Supports()
+    isolated: Any = field(default=None, repr=False)  # an IsolatedRunner under --isolate
 
 
 def candidate(**declared: Any) -> Callable[[Callable[[Problem], Any]], Callable[[Problem], Any]]:
@@ -171,7 +172,8 @@ def load_candidate(spec: str) -> Candidate:
     return Candidate(spec, function, Supports.coerce(getattr(function, "supports", None)))
 
 
-def load_candidates(specs: list[str]) -> list[Candidate]:
+def load_candidates(specs: list[str], isolate: bool = False,
+                    memory_limit: int | None = None) -> list[Candidate]:
     """Load every --impl; DIR/:ATTR stands for each .py file in DIR (a class's submissions).
 
     A folder is recognised only when its path has a '/' (class/:backprop, ./class:backprop):
@@ -188,9 +190,10 @@ def load_candidates(specs: list[str]) -> list[Candidate]:
             files = sorted(Path(folder).glob("*.py"))
             if not files:
                 raise CandidateLoadError(f"--impl {spec!r}: folder {folder!r} holds no .py file")
-            candidates += [_load_or_report(f"{file}:{attr}") for file in files]
+            candidates += [_load_or_report(f"{file}:{attr}", isolate, memory_limit)
+                           for file in files]
         else:
-            candidates.append(load_candidate(spec))
+            candidates.append(_load(spec, isolate, memory_limit))
     names = [c.name for c in candidates]
     twice = sorted({name for name in names if names.count(name) > 1})
     if twice:
@@ -198,9 +201,23 @@ def load_candidates(specs: list[str]) -> list[Candidate]:
     return candidates
 
 
-def _load_or_report(spec: str) -> Candidate:
-    try:
+def _load(spec: str, isolate: bool, memory_limit: int | None) -> Candidate:
+    """In-process, or (isolate) in a worker process that alone runs the candidate's code."""
+    if not isolate:
         return load_candidate(spec)
+    from mybackprop._isolate import DEFAULT_MEMORY_LIMIT, IsolatedRunner
+
+    runner = IsolatedRunner(spec, memory_limit or DEFAULT_MEMORY_LIMIT)
+
+    def in_worker(problem: Problem) -> Any:  # the Checker calls runner.run, never this
+        raise CandidateError("isolated candidates run in their worker process")
+
+    return Candidate(runner.name, in_worker, runner.supports, runner)
+
+
+def _load_or_report(spec: str, isolate: bool, memory_limit: int | None) -> Candidate:
+    try:
+        return _load(spec, isolate, memory_limit)
     except CandidateLoadError as exc:
         message = str(exc)
 

@@ -169,7 +169,10 @@ class Checker:
             return outcome.ends("error", references.error)
 
         started = time.perf_counter()
-        answer, problem_error = _run_candidate(candidate, problem, self.time_limit)
+        if candidate.isolated is not None:
+            answer, problem_error = candidate.isolated.run(problem, self.time_limit)
+        else:
+            answer, problem_error = run_in_process(candidate, problem, self.time_limit)
         outcome.seconds["candidate"] = time.perf_counter() - started
         if problem_error:
             return outcome.ends("error", problem_error)
@@ -247,7 +250,7 @@ def _followed_convention(problem: Problem, answer: Gradients, allowed: Scales) -
     return ""
 
 
-def _run_candidate(candidate: Candidate, problem: Problem,
+def run_in_process(candidate: Candidate, problem: Problem,
                    time_limit: float | None) -> tuple[Gradients | None, str]:
     """Call the candidate on a copy; return its checked answer, or the reason it is an error."""
     given = problem.copy()
@@ -259,8 +262,14 @@ def _run_candidate(candidate: Candidate, problem: Problem,
         return None, f"hung: no answer within the time limit of {time_limit:g} s"
     except SystemExit as exc:
         return None, f"called sys.exit({exc.code})"
+    except MemoryError:
+        return None, "ran out of memory"
     except Exception as exc:
         return None, f"raised {type(exc).__name__}: {exc}".splitlines()[0]
+    printed = stdout.getvalue()
+    if printed:  # output of its own would corrupt a harness's (pytest -n, --isolate, a CI log)
+        first = printed.strip().splitlines()[0][:60] if printed.strip() else repr(printed[:20])
+        return None, f"printed {len(printed)} characters to stdout (first: {first!r})"
     for name, before, after in zip(_array_names(problem), problem.arrays(), given.arrays(),
                                    strict=True):
         if not np.array_equal(before, after, equal_nan=True):

@@ -64,6 +64,11 @@ def build_parser() -> argparse.ArgumentParser:
                             "(default); hit: put units exactly on them, to see conventions")
     check.add_argument("--time-limit", type=float, default=DEFAULT_TIME_LIMIT, metavar="S",
                        help=f"seconds a candidate may take on one case ({DEFAULT_TIME_LIMIT:g})")
+    check.add_argument("--isolate", action="store_true",
+                       help="run each candidate in its own process with a time and memory "
+                            "limit: a crash (os._exit, segfault, out of memory) is an error")
+    check.add_argument("--memory-limit", type=float, default=4.0, metavar="GIB",
+                       help="address space per isolated candidate, in GiB (4)")
     check.add_argument("--quiet", action="store_true", help="print only the summary")
     commands.add_parser("list", help="show the candidates and oracles found",
                         description="Show every registered candidate (entry-point group "
@@ -93,16 +98,19 @@ def _check(args: argparse.Namespace) -> int:
 
     if args.cases < 1:
         raise UsageError(f"--cases is {args.cases}: give a number of cases >= 1")
+    if args.memory_limit <= 0:
+        raise UsageError(f"--memory-limit is {args.memory_limit:g}: give GiB > 0")
+    if args.time_limit <= 0:
+        raise UsageError(f"--time-limit is {args.time_limit:g}: give a number of seconds > 0")
     try:
         space = CaseSpace(**_space_options(args))
-        candidates = load_candidates(args.impl or ["mybackprop:matrix"])
+        candidates = load_candidates(args.impl or ["mybackprop:matrix"], args.isolate,
+                                     int(args.memory_limit * 2**30))
         oracles = [load_oracle(name) for name in args.oracles]
     except (SpecError, CandidateLoadError, OracleUnavailable) as exc:
         raise UsageError(str(exc)) from None
     if not oracles:
         raise UsageError("--oracles is empty: name at least one of torch, jax")
-    if args.time_limit <= 0:
-        raise UsageError(f"--time-limit is {args.time_limit:g}: give a number of seconds > 0")
 
     names = [c.name for c in candidates]
     folder = args.out or _default_folder(names[0] if len(names) == 1 else
@@ -130,6 +138,9 @@ def _check(args: argparse.Namespace) -> int:
                     print(f"case {case}: {outcome.message()}")
     finally:
         writer.close()
+        for candidate in candidates:
+            if candidate.isolated is not None:
+                candidate.isolated.close()
     run["seconds"] = round(time.perf_counter() - started, 3)
     summary = write_summary(folder, run)
     _print_summary(summary, folder)

@@ -95,3 +95,25 @@ def sigmoid_wrong_derivative(problem):
     wrong = dataclasses.replace(
         sigmoid, derivative=lambda z, a: sigmoid.derivative(a, sigmoid.forward(a)))
     return mb.matrix(problem, table={**mb.ACTIVATIONS, "sigmoid": wrong})
+
+
+def returns_torch_tensors(problem):
+    import torch
+
+    answer = mb.matrix(problem)
+    answer["dW"] = [torch.from_numpy(dw) for dw in answer["dW"]]
+    return answer
+
+
+def returns_tensors_that_require_grad(problem):
+    import torch
+
+    answer = mb.matrix(problem)
+    answer["dW"] = [torch.from_numpy(dw).requires_grad_() for dw in answer["dW"]]
+    return answer
+
+
+def returns_strings(problem):
+    answer = mb.matrix(problem)
+    answer["dX"] = "not an array"
+    return answer

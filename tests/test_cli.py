@@ -164,3 +164,45 @@ def test_the_same_candidate_twice_is_a_usage_error():
     result = run("check", "--impl", "vector", "--impl", "vector")
     assert result.returncode == 2
     assert "--impl names 'vector' twice" in result.stderr
+
+
+MISBEHAVING = {
+    "raises": "raised ValueError: boom",
+    "returns_none": "returned a NoneType, expected a dict",
+    "wrong_length": " entries for ",  # "dW has 1 entries for 2 layers"
+    "wrong_shape": "has shape",
+    "wrong_dtype": "dtype float16, expected float64",
+    "foreign_tensor": "dW1 is a Tensor that numpy cannot read",
+    "nan": "is NaN or inf where the oracles are finite",
+    "in_place": "changed its input X in place",
+    "hangs": "hung: no answer within the time limit of 2 s",
+    "prints": "printed 12 characters to stdout (first: 'loss is 0.5')",
+    "sys_exit": "called sys.exit(3)",
+    "os_exit": "ended the interpreter with exit code 7",
+    "segfault": "killed the interpreter: SIGSEGV",
+    "memory_hog": "ran out of memory (limit 4 GiB of address space)",
+}
+
+
+def test_every_misbehaving_candidate_is_an_error_with_its_reason_under_isolate(tmp_path):
+    result = run("check", "--impl", "tests/misbehaving/:backprop", "--isolate",
+                 "--time-limit", "2", "--cases", "2", "--dtype", "float64", "--quiet",
+                 "--out", str(tmp_path / "run"))
+    assert result.returncode == 1, result.stdout + result.stderr
+    records = read_jsonl(tmp_path / "run" / "cases.jsonl")
+    assert len(records) == 2 * len(MISBEHAVING)  # the run went on through every crash
+    for record in records:
+        kind = Path(record["candidate"].split(":")[0]).stem
+        assert record["verdict"] == "error", record
+        assert MISBEHAVING[kind] in record["reason"], (kind, record["reason"])
+        assert "\n" not in record["reason"]
+
+
+def test_isolate_gives_the_same_verdicts_as_in_process_for_a_well_behaved_candidate(tmp_path):
+    for mode in ("in_process", "isolated"):
+        flags = ["--isolate"] if mode == "isolated" else []
+        assert run("check", "--impl", "tests/candidates.py:dw_not_averaged", "--cases", "6",
+                   "--quiet", "--out", str(tmp_path / mode), *flags).returncode == 1
+    verdicts = [[(r["verdict"], r["reason"]) for r in read_jsonl(tmp_path / m / "cases.jsonl")]
+                for m in ("in_process", "isolated")]
+    assert verdicts[0] == verdicts[1]

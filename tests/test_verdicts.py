@@ -16,6 +16,9 @@ from candidates import (
     nan_gradient,
     raises,
     returns_none,
+    returns_strings,
+    returns_tensors_that_require_grad,
+    returns_torch_tensors,
     sigmoid_mse_only,
     transposed_dw,
     without_dx,
@@ -43,6 +46,8 @@ def make_problem(dtype="float32", activations=("tanh", "sigmoid"), loss="mse", r
     (changes_weights_in_place, "changed its input W1 in place"),
     (exits, "called sys.exit(3)"),
     (forgets_dx, "returned no dX: return it, or declare returns_dX=False"),
+    (returns_tensors_that_require_grad, "dW1 is a Tensor that numpy cannot read"),
+    (returns_strings, "dX has dtype <U12: return real numbers"),
 ])
 def test_misbehaving_candidate_is_an_error_with_its_reason(both_oracles, function, reason):
     problem = make_problem()
@@ -54,8 +59,12 @@ def test_misbehaving_candidate_is_an_error_with_its_reason(both_oracles, functio
         np.testing.assert_array_equal(original, now)
 
 
-def test_printing_candidate_still_passes(both_oracles, capsys):
-    assert_verdict(check(chatty, make_problem(), both_oracles), "pass")
+def test_printing_to_stdout_is_an_error_and_the_output_is_kept_out_of_ours(both_oracles,
+                                                                           capsys):
+    outcome = check(chatty, make_problem(), both_oracles)
+    assert_verdict(outcome, "error")
+    assert outcome.reason == ("printed 38 characters to stdout "
+                              "(first: 'debug output the harness must swallow')")
     assert capsys.readouterr().out == ""
 
 
@@ -118,3 +127,7 @@ def test_a_hanging_candidate_is_stopped_at_the_time_limit(both_oracles):
     outcome = Checker(both_oracles, time_limit=0.5).check(as_candidate(hangs), make_problem())
     assert_verdict(outcome, "error")
     assert outcome.reason == "hung: no answer within the time limit of 0.5 s"
+
+
+def test_foreign_arrays_numpy_can_read_are_taken(both_oracles):
+    assert_verdict(check(returns_torch_tensors, make_problem(), both_oracles), "pass")

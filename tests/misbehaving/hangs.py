@@ -1,0 +1,3 @@
+def backprop(problem):
+    while True:
+        pass

@@ -1,0 +1,5 @@
+import os
+
+
+def backprop(problem):
+    os._exit(7)

@@ -1,0 +1,2 @@
+def backprop(problem):
+    return None

@@ -1,0 +1,5 @@
+import sys
+
+
+def backprop(problem):
+    sys.exit(3)
