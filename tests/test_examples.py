@@ -52,3 +52,18 @@ def test_the_learners_backprop_under_pytest_impl(pytester):
     # sigmoid x mse, mixed networks of sigmoid under mse, large logits and the smallest network
     # in both dtypes; everything else is declared unsupported and skipped.
     result.assert_outcomes(passed=6, skipped=44)
+
+
+def test_the_readme_example_is_complete_and_passes(tmp_path, pytester):
+    import re
+
+    readme = (ROOT / "README.md").read_text()
+    code = re.search(r"```python\n(# my_backprop.py.*?)```", readme, re.S).group(1)
+    (tmp_path / "my_backprop.py").write_text(code)
+    result, summary = check(f"{tmp_path / 'my_backprop.py'}:backprop", tmp_path / "run",
+                            "--activations", "sigmoid", "--losses", "mse", "--cases", "30")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert summary["verdicts"]["pass"] == 30
+    suite = pytester.runpytest_subprocess("--impl", f"{tmp_path / 'my_backprop.py'}:backprop",
+                                          "--mybackprop-examples", "5", "-p", "no:cacheprovider")
+    suite.assert_outcomes(passed=6, skipped=44)
