@@ -43,6 +43,9 @@ class Supports:
     max_parameters: int | None = None  # a size limit, e.g. for loop-per-weight implementations
     max_batch: int | None = None  # the most samples per batch it is handed
     returns_dX: bool = True  # False: dX is not asked for and not compared
+    # True: the answer also holds "intermediates": {"Z": [...], "A": [...], "delta": [...]}, one
+    # (N, n_l) array per layer (pre-activations, activations, dL/dZ), for localising a mistake
+    returns_intermediates: bool = False
 
     def __post_init__(self) -> None:
         for name, kind, table in (("activations", "activation", ACTIVATIONS),
@@ -132,6 +135,12 @@ ENTRY_POINT_GROUP = "mybackprop.candidates"
 def registered_candidates() -> dict[str, str]:
     """Candidates installed packages register in the entry-point group: name -> module:attr."""
     return {ep.name: ep.value for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def registered_versions() -> dict[str, str]:
+    """name -> 'package version' of the distribution that registered each candidate."""
+    return {ep.name: f"{ep.dist.name} {ep.dist.version}" if ep.dist else "unknown package"
+            for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
 
 
 def load_candidate(spec: str) -> Candidate:
@@ -266,7 +275,22 @@ def to_gradients(answer: Any, problem: Problem, supports: Supports) -> Gradients
         if answer.get("dX") is None:
             raise CandidateError("returned no dX: return it, or declare returns_dX=False")
         grads.dX = _array("dX", answer["dX"], problem.X.shape, problem.dtype)
+    if supports.returns_intermediates:
+        grads.intermediates = _intermediates(answer.get("intermediates"), problem)
     return grads
+
+
+INTERMEDIATES = ("Z", "A", "delta")
+
+
+def _intermediates(value: Any, problem: Problem) -> dict[str, list[np.ndarray]]:
+    if not isinstance(value, Mapping) or set(value) != set(INTERMEDIATES):
+        raise CandidateError("returned no intermediates {'Z', 'A', 'delta'}: return them, or "
+                             "declare returns_intermediates=False")
+    widths, n = problem.architecture.widths, problem.batch_size
+    return {key: [_array(f"{key}{l}", a, (n, widths[l]), problem.dtype)
+                  for l, a in enumerate(_per_layer(key, value[key], len(widths) - 1), start=1)]
+            for key in INTERMEDIATES}
 
 
 def _per_layer(name: str, value: Any, depth: int) -> list[Any]:

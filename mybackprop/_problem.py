@@ -247,6 +247,8 @@ class Gradients:
     dW: list[np.ndarray]
     db: list[np.ndarray | None]
     dX: np.ndarray | None = None
+    # Z, A, delta per layer, when a candidate declares returns_intermediates
+    intermediates: dict[str, list[np.ndarray]] | None = None
 
     def tensors(self) -> dict[str, np.ndarray]:
         """Every gradient by its report name: dW1, db1, ..., dX (layers count from 1)."""

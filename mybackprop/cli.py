@@ -149,21 +149,27 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _list() -> int:
-    from mybackprop._candidate import CandidateLoadError, load_candidate, registered_candidates
+    from mybackprop._candidate import (
+        CandidateLoadError,
+        load_candidate,
+        registered_candidates,
+        registered_versions,
+    )
     from oracles import versions
 
     print("candidates (use with --impl NAME; any MODULE:ATTR or FILE.py:ATTR works too):")
+    packages = registered_versions()
     for name, spec in sorted(registered_candidates().items()):
         try:
             supports = load_candidate(name).supports.describe()
         except CandidateLoadError as exc:
             supports = f"cannot be loaded: {exc}"
-        print(f"  {name:<20} {spec:<24} {supports}")
+        print(f"  {name:<20} {spec:<24} {packages[name]:<20} {supports}")
     print("oracles:")
     for name, version in versions().items():
         state = version or "not installed"
-        print(f"  {name:<20} {state:<24} float64")
-    print(f"  {'finite_differences':<20} {'(numpy)':<24} float64; breaks ties between the others")
+        print(f"  {name:<20} {name + ' ' + state:<45} float64")
+    print(f"  {'finite_differences':<20} {'mybackprop (numpy)':<45} float64; breaks ties")
     return EXIT_OK
 
 

@@ -117,3 +117,26 @@ def returns_strings(problem):
     answer = mb.matrix(problem)
     answer["dX"] = "not an array"
     return answer
+
+
+@mb.candidate(returns_intermediates=True)
+def with_intermediates(problem):
+    from mybackprop._matrix import forward
+
+    answer = mb.matrix(problem)
+    fwd = forward(problem)
+    G = problem.architecture.loss_spec.derivative(fwd.a[-1], problem.Y) / fwd.divisor
+    deltas = []
+    for l in reversed(range(problem.architecture.depth)):
+        f = problem.architecture.activation_specs[l]
+        deltas.insert(0, f.backward(fwd.z[l], fwd.a[l + 1], G))
+        G = deltas[0] @ problem.weights[l]
+    answer["intermediates"] = {"Z": fwd.z, "A": fwd.a[1:], "delta": deltas}
+    return answer
+
+
+@mb.candidate(returns_intermediates=True)
+def intermediates_of_the_wrong_shape(problem):
+    answer = with_intermediates(problem)
+    answer["intermediates"]["A"][0] = answer["intermediates"]["A"][0].T
+    return answer

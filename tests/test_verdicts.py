@@ -13,6 +13,7 @@ from candidates import (
     float64_always,
     forgets_dx,
     hangs,
+    intermediates_of_the_wrong_shape,
     nan_gradient,
     raises,
     returns_none,
@@ -21,6 +22,7 @@ from candidates import (
     returns_torch_tensors,
     sigmoid_mse_only,
     transposed_dw,
+    with_intermediates,
     without_dx,
 )
 from helpers import assert_verdict, check
@@ -131,3 +133,11 @@ def test_a_hanging_candidate_is_stopped_at_the_time_limit(both_oracles):
 
 def test_foreign_arrays_numpy_can_read_are_taken(both_oracles):
     assert_verdict(check(returns_torch_tensors, make_problem(), both_oracles), "pass")
+
+
+def test_declared_intermediates_are_taken_and_their_shapes_checked(both_oracles):
+    problem = make_problem()
+    assert_verdict(check(with_intermediates, problem, both_oracles), "pass")
+    outcome = check(intermediates_of_the_wrong_shape, problem, both_oracles)
+    assert_verdict(outcome, "error")
+    assert outcome.reason == "A1 has shape (4, 7), expected (7, 4)"
