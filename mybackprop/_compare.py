@@ -25,6 +25,7 @@ class TensorComparison:
     reference: float
     tolerance: float  # allowed absolute error at the worst element
     err_over_tol: float  # > 1 fails; reports read "3.1x tol" or "0.02x tol"
+    ulps: float  # the worst element's error in units in the last place of the candidate's dtype
 
     @property
     def passed(self) -> bool:
@@ -42,22 +43,26 @@ class TensorComparison:
         error = abs(self.candidate - self.reference)
         relative = error / abs(self.reference) if self.reference else (math.inf if error else 0.0)
         return (f"{self.name}{where}: candidate {self.candidate:.6g}, reference "
-                f"{self.reference:.6g} (rel err {relative:.1e}, "
+                f"{self.reference:.6g} (rel err {relative:.1e}, {self.ulps:.3g} ulp, "
                 f"{self.err_over_tol:.2g}x tol {self.tolerance:.1e})")
 
 
-def compare(answer: Gradients, reference: Gradients, allowed: Scales) -> list[TensorComparison]:
-    """Compare every tensor the answer has with the reference, under the allowed errors."""
+def compare(answer: Gradients, reference: Gradients, allowed: Scales,
+            dtype: str = "float64") -> list[TensorComparison]:
+    """Compare every tensor the answer has with the reference, under the allowed errors.
+
+    `dtype` is the answer's: errors are also counted in its units in the last place.
+    """
     results = [_compare_one("loss", np.asarray(answer.loss), np.asarray(reference.loss),
-                            np.asarray(allowed.loss))]
+                            np.asarray(allowed.loss), dtype)]
     ref = reference.tensors()
     for name, value in answer.tensors().items():
-        results.append(_compare_one(name, value, ref[name], allowed.tensors[name]))
+        results.append(_compare_one(name, value, ref[name], allowed.tensors[name], dtype))
     return results
 
 
 def _compare_one(name: str, value: np.ndarray, reference: np.ndarray,
-                 tolerance: np.ndarray) -> TensorComparison:
+                 tolerance: np.ndarray, dtype: str) -> TensorComparison:
     value = value.astype(np.float64)
     with np.errstate(invalid="ignore", over="ignore"):
         err = np.abs(value - reference)
@@ -75,4 +80,12 @@ def _compare_one(name: str, value: np.ndarray, reference: np.ndarray,
         reference=float(reference[worst]) if ratio.size else 0.0,
         tolerance=float(tolerance[worst]) if ratio.size else 0.0,
         err_over_tol=float(ratio.max(initial=0.0)),
+        ulps=_ulps(float(err[worst]), float(reference[worst]), dtype) if ratio.size else 0.0,
     )
+
+
+def _ulps(error: float, reference: float, dtype: str) -> float:
+    """error / (the spacing of the dtype's numbers at the reference value)."""
+    with np.errstate(over="ignore"):
+        spacing = float(np.spacing(np.abs(np.asarray(reference, dtype=dtype))))
+    return error / spacing if spacing > 0 else math.inf

@@ -193,7 +193,8 @@ class Checker:
         oracle_scales = scales if problem.dtype.name == "float64" else gradient_scales(
             problem, "float64")
         oracle_allowed = self.tolerance.allowed(oracle_scales, "float64")
-        allowed = self.tolerance.allowed(scales, problem.dtype.name)
+        dtype = problem.dtype.name
+        allowed = self.tolerance.allowed(scales, dtype)
         names = list(references)
         for other in names[1:]:
             outcome.oracle_comparisons[f"{names[0]}~{other}"] = compare(
@@ -205,13 +206,13 @@ class Checker:
             side, note = self._break_tie(problem, references, oracle_allowed, disagreements[0])
             if side is None:
                 agrees = [n for n, g in references.items()
-                          if all(c.passed for c in compare(answer, g, allowed))]
+                          if all(c.passed for c in compare(answer, g, allowed, dtype))]
                 follows = f"the candidate agrees with {' and '.join(agrees) or 'neither'}"
-                outcome.comparisons = compare(answer, references[reference], allowed)
+                outcome.comparisons = compare(answer, references[reference], allowed, dtype)
                 return outcome.ends("oracle_disagreement", f"{note}; {follows}")
             reference, notes = side, [note]
         outcome.reference = reference
-        outcome.comparisons = compare(answer, references[reference], allowed)
+        outcome.comparisons = compare(answer, references[reference], allowed, dtype)
         if outcome.failing:
             convention = _followed_convention(problem, answer, allowed)
             if not convention:

@@ -23,9 +23,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mybackprop._problem import Problem
+from mybackprop._problem import Problem, SpecError
 
 UNIT_ROUNDOFF: dict[str, float] = {"float32": 2.0**-24, "float64": 2.0**-53}
+DEFAULT_FACTOR: dict[str, float] = {"float32": 16.0, "float64": 16.0}
 # The smallest normal number over u, added to every bound: underflow in the candidate's dtype
 # (sigmoid(-100) is subnormal in float32) may cost a few tiny numbers, but no more.
 _UNDERFLOW_FLOOR: dict[str, float] = {
@@ -178,7 +179,31 @@ class Tolerance:
     and 1.3 in float32, PyTorch against JAX 7.4 (3.7 per side); 16 leaves a margin of 4.
     """
 
-    factor: dict[str, float] = field(default_factory=lambda: {"float32": 16.0, "float64": 16.0})
+    factor: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_FACTOR))
+
+    def __post_init__(self) -> None:
+        for dtype, value in self.factor.items():
+            if dtype not in UNIT_ROUNDOFF:
+                raise SpecError(f"tolerance factor for {dtype!r}: the dtypes are float32, "
+                                "float64")
+            if not value > 0:
+                raise SpecError(f"tolerance factor for {dtype} is {value}: give a number > 0")
+        self.factor.update({d: f for d, f in DEFAULT_FACTOR.items() if d not in self.factor})
+
+    @classmethod
+    def parse(cls, text: str) -> Tolerance:
+        """'float32=8,float64=32' (a dtype left out keeps its default)."""
+        factor = {}
+        for part in filter(None, (p.strip() for p in text.split(","))):
+            dtype, sep, value = part.partition("=")
+            try:
+                factor[dtype.strip()] = float(value)
+            except ValueError:
+                raise SpecError(f"tolerance factor {part!r} is not DTYPE=NUMBER, e.g. "
+                                "float32=16") from None
+            if not sep:
+                raise SpecError(f"tolerance factor {part!r} is not DTYPE=NUMBER")
+        return cls(factor)
 
     def allowed(self, scales: Scales, dtype: str, reference_dtype: str = "float64") -> Scales:
         """The allowed absolute difference for the loss and every element."""

@@ -62,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--kinks", choices=("avoid", "hit"), default="avoid",
                        help="avoid: keep pre-activations off the kinks of relu and leaky_relu "
                             "(default); hit: put units exactly on them, to see conventions")
+    check.add_argument("--tolerance-factor", metavar="DTYPE=F,...",
+                       help="allowed error = F (u_candidate + u_oracle) x the error bound of "
+                            "each element; default float32=16,float64=16 (docs/tolerance.md)")
     check.add_argument("--time-limit", type=float, default=DEFAULT_TIME_LIMIT, metavar="S",
                        help=f"seconds a candidate may take on one case ({DEFAULT_TIME_LIMIT:g})")
     check.add_argument("--isolate", action="store_true",
@@ -93,6 +96,7 @@ def _check(args: argparse.Namespace) -> int:
     from mybackprop._problem import SpecError
     from mybackprop._report import RunWriter, write_summary
     from mybackprop._runner import Checker
+    from mybackprop._tolerance import Tolerance
     from oracles import OracleUnavailable, load_oracle
     from oracles.finite_differences import FiniteDifferenceOracle
 
@@ -104,6 +108,7 @@ def _check(args: argparse.Namespace) -> int:
         raise UsageError(f"--time-limit is {args.time_limit:g}: give a number of seconds > 0")
     try:
         space = CaseSpace(**_space_options(args))
+        tolerance = Tolerance.parse(args.tolerance_factor or "")
         candidates = load_candidates(args.impl or ["mybackprop:matrix"], args.isolate,
                                      int(args.memory_limit * 2**30))
         oracles = [load_oracle(name) for name in args.oracles]
@@ -117,10 +122,12 @@ def _check(args: argparse.Namespace) -> int:
                                          f"{len(names)}-candidates", args.seed)
     if (folder / "cases.jsonl").exists():
         raise UsageError(f"{folder} already holds a run: choose another --out or remove it")
-    checker = Checker(oracles, tie_breaker=FiniteDifferenceOracle(), time_limit=args.time_limit)
+    checker = Checker(oracles, tolerance, tie_breaker=FiniteDifferenceOracle(),
+                      time_limit=args.time_limit)
     run = {"candidates": names, "seed": args.seed, "cases": args.cases,
            "space": {k: v for k, v in vars(space).items()},
            "oracles": {o.name: o.describe() for o in oracles},
+           "tolerance_factor": tolerance.factor,
            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     if not args.quiet:
         versions = ", ".join(f"{o.name} {d['version']}" for o, d in
