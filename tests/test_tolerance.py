@@ -1,0 +1,69 @@
+"""The tolerance judges a gradient by the size of what flowed into it, not by its own size."""
+
+from __future__ import annotations
+
+import functools
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from helpers import assert_verdict, check
+
+import mybackprop as mb
+from mybackprop import Architecture, Layer, Problem, SpecError
+from mybackprop._tolerance import Tolerance
+
+# dL/dW = 2 sum_n (w x_n - y_n) x_n with x = (1, 1): two terms of size ~2000 that cancel to -4e-9.
+W, Y1, Y2 = 0.3, 0.3 + 1000.0 + 2e-9, 0.3 - 1000.0
+
+
+def cancelling_problem() -> Problem:
+    arch = Architecture(1, (Layer(1, "identity", bias=False),), "mse", "sum")
+    return Problem(arch, [np.array([[W]])], [None], np.ones((2, 1)), np.array([[Y1], [Y2]]))
+
+
+def exact_dw() -> float:
+    return float(2 * ((Fraction(W) - Fraction(Y1)) + (Fraction(W) - Fraction(Y2))))
+
+
+def perturbed(relative: float, problem: Problem) -> dict:
+    answer = mb.matrix(problem)
+    answer["dW"][0] = answer["dW"][0] * (1 + relative)
+    return answer
+
+
+def test_a_gradient_near_zero_by_cancellation_passes_when_correct(both_oracles):
+    problem = cancelling_problem()
+    assert exact_dw() == pytest.approx(-4e-9, rel=1e-3)  # ~1e-12 of the terms that cancelled
+    outcome = check(mb.matrix, problem, both_oracles)
+    assert_verdict(outcome, "pass")
+
+
+@pytest.mark.parametrize("relative", [0.05, -0.05, 1.0])
+def test_and_fails_when_perturbed_by_far_less_than_fixed_tolerances_allow(both_oracles,
+                                                                          relative):
+    problem = cancelling_problem()
+    outcome = check(functools.partial(perturbed, relative), problem, both_oracles)
+    assert_verdict(outcome, "fail")
+    assert [c.name for c in outcome.failing] == ["dW1"]
+    # gradcheck's defaults (|a - b| <= 1e-5 + 1e-3 |b|) would call every one of these right.
+    error = abs(relative * exact_dw())
+    assert error <= 1e-5 + 1e-3 * abs(exact_dw())
+
+
+def test_tolerance_factor_overrides_per_dtype_and_rejects_nonsense():
+    assert Tolerance.parse("float32=4").factor == {"float32": 4.0, "float64": 16.0}
+    for text, message in (("float16=2", "the dtypes are float32, float64"),
+                          ("float64=-1", "give a number > 0"),
+                          ("float64", "is not DTYPE=NUMBER")):
+        with pytest.raises(SpecError, match=message):
+            Tolerance.parse(text)
+
+
+def test_errors_are_reported_in_ulps_of_the_candidates_dtype(both_oracles):
+    problem = cancelling_problem()
+    outcome = check(functools.partial(perturbed, 1.0), problem, both_oracles)
+    worst = outcome.failing[0]
+    spacing = np.spacing(abs(worst.reference))
+    assert worst.ulps == pytest.approx(abs(worst.candidate - worst.reference) / spacing)
+    assert f"{worst.ulps:.3g} ulp" in outcome.message()
