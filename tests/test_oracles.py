@@ -1,0 +1,56 @@
+"""The oracles themselves: JAX's shape buckets change nothing but rounding; imports stay lazy."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+from hypothesis import given, settings
+
+from mybackprop._compare import compare
+from mybackprop._tolerance import Tolerance, gradient_scales
+from mybackprop.strategies import problems
+from oracles import OracleUnavailable, load_oracle, versions
+from oracles.jax_oracle import JaxOracle, bucket
+
+
+@settings(max_examples=60)
+@given(problems(dtypes=["float64"]))
+def test_padding_into_shape_buckets_changes_the_jax_answer_only_by_rounding(problem):
+    padded, tight = JaxOracle(pad=True).gradients(problem), JaxOracle(pad=False).gradients(problem)
+    allowed = Tolerance().allowed(gradient_scales(problem), "float64")
+    failing = [c.describe() for c in compare(padded, tight, allowed) if not c.passed]
+    assert not failing, failing
+
+
+def test_buckets_are_powers_of_two_above_a_floor():
+    assert [bucket(n, 16) for n in (1, 16, 17, 64, 65)] == [16, 16, 32, 64, 128]
+
+
+def test_an_unknown_oracle_is_a_clear_error():
+    try:
+        load_oracle("tensorflow")
+    except OracleUnavailable as exc:
+        assert str(exc) == "unknown oracle 'tensorflow': choose from torch, jax"
+    else:
+        raise AssertionError("load_oracle accepted an unknown name")
+
+
+def test_versions_are_read_without_importing_the_frameworks():
+    code = ("import sys; from oracles import versions; v = versions(); "
+            "print(sorted(m for m in ('torch', 'jax') if m in sys.modules), v['torch'][:6])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout
+    assert out.split() == ["[]", "2.13.0"]
+    assert versions()["jax"]
+
+
+def test_both_oracles_compute_in_float64_from_float32_parameters(torch_oracle, jax_oracle):
+    from mybackprop import Architecture, Layer
+    from mybackprop._cases import CaseConfig, build_problem
+
+    arch = Architecture(3, (Layer(4, "tanh"),), "mse", "mean")
+    problem = build_problem(CaseConfig(arch, 5, "float32", 1.0, 1.0, seed=1))
+    for oracle in (torch_oracle, jax_oracle):
+        g = oracle.gradients(problem)
+        assert g.dW[0].dtype == np.float64 and g.dX.dtype == np.float64
