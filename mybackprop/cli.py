@@ -13,8 +13,9 @@ import time
 from pathlib import Path
 from typing import Any, NoReturn
 
+from mybackprop._runner import DEFAULT_TIME_LIMIT  # numpy only: --help stays free of torch/jax
+
 EXIT_OK, EXIT_FAILURES, EXIT_USAGE = 0, 1, 2
-DEFAULT_TIME_LIMIT = 10.0  # as mybackprop._runner.DEFAULT_TIME_LIMIT; kept here so --help is light
 DEFAULT_REPORTS = Path("reports")
 
 

@@ -27,9 +27,10 @@ def _space(candidate: Any, activations: tuple[str, ...], losses: tuple[str, ...]
         pytest.skip(f"{candidate.name} declares no support for {', '.join(missing)}")
     max_batch = min(64, supports.max_batch or 64)
     # Widths small enough that even the largest drawn network stays within max_parameters.
-    max_width = 16
+    max_width, max_depth = 16, CaseSpace().max_depth
     if supports.max_parameters is not None:
-        while max_width > 1 and 5 * (max_width * max_width + max_width) > supports.max_parameters:
+        while (max_width > 1
+               and max_depth * (max_width * max_width + max_width) > supports.max_parameters):
             max_width -= 1
     return CaseSpace(max_width=max_width, max_batch=max_batch, activations=activations,
                      losses=losses, reductions=tuple(sorted(supports.reductions)),
