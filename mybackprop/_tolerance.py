@@ -15,6 +15,12 @@ growth of rounding in a sum of n terms (the worst case is n). So a near-zero gra
 by cancellation is judged by the size of what cancelled, not by its own size, and an error in a
 pre-activation is carried through f' and f''. The allowed difference of an element is
 ``factor[dtype] * u * e``.
+
+``propagation="quadrature"`` (not the default; measured in bench/tolerance_models.py) adds
+propagated errors in quadrature, as independent rounding errors would add: sqrt(sum (|x| e_y)^2)
+instead of sum |x| e_y, in products, matrix products and the bias's batch sum. It is tighter, but
+errors that recombine (a softmax's shared normaliser, one weight's error in every sample) are not
+independent, and its worst measured ratio grows (docs/tolerance.md).
 """
 
 from __future__ import annotations
@@ -53,20 +59,43 @@ class Forward:
     e_derivative: list[np.ndarray | None]
 
 
+PROPAGATIONS = ("bound", "quadrature")
+# Squares of numbers outside this range under- or overflow in float64: there quadrature falls
+# back to the linear sum, which is never smaller.
+_SQUARE_SAFE = (1e-150, 1e150)
+
+
+def _propagated(x: np.ndarray, e: np.ndarray, quadrature: bool) -> np.ndarray:
+    """The error carried into x @ y from errors e in y: |x| @ e, or sqrt(x^2 @ e^2)."""
+    if quadrature and all(_square_safe(a) for a in (x, e)):
+        return np.sqrt((x * x) @ (e * e))
+    return np.abs(x) @ e
+
+
+def _square_safe(a: np.ndarray) -> bool:
+    magnitudes = np.abs(a[a != 0])
+    return magnitudes.size == 0 or (
+        magnitudes.min() > _SQUARE_SAFE[0] and magnitudes.max() < _SQUARE_SAFE[1])
+
+
 def _product(x: np.ndarray, e_x: np.ndarray, y: np.ndarray, e_y: np.ndarray,
-             u: float) -> np.ndarray:
+             u: float, quadrature: bool = False) -> np.ndarray:
     """Error bound of the elementwise product x * y."""
-    return np.abs(x) * e_y + e_x * np.abs(y) + u * e_x * e_y + np.abs(x * y)
+    carried = (np.hypot(x * e_y, e_x * y) if quadrature
+               else np.abs(x) * e_y + e_x * np.abs(y))
+    return carried + u * e_x * e_y + np.abs(x * y)
 
 
 def _matmul(x: np.ndarray, e_x: np.ndarray, y: np.ndarray, e_y: np.ndarray | None,
-            u: float) -> np.ndarray:
+            u: float, quadrature: bool = False) -> np.ndarray:
     """Error bound of x @ y; e_y None means y is exact (a parameter)."""
-    abs_x, abs_y = np.abs(x), np.abs(y)
-    e = e_x @ abs_y + np.sqrt(x.shape[-1]) * (abs_x @ abs_y)
-    if e_y is not None:
-        e += abs_x @ e_y + u * (e_x @ e_y)
-    return e
+    rounding = np.sqrt(x.shape[-1]) * (np.abs(x) @ np.abs(y))
+    carried = _propagated(y.T, e_x.T, quadrature).T  # e_x @ |y|
+    if e_y is None:
+        return carried + rounding
+    from_y = _propagated(x, e_y, quadrature)
+    carried = np.hypot(carried, from_y) if quadrature else carried + from_y
+    return carried + rounding + u * (e_x @ e_y)
 
 
 def _softmax_spread(a: np.ndarray, e: np.ndarray) -> np.ndarray:
@@ -84,15 +113,17 @@ def _softmax_error(a: np.ndarray, e_z: np.ndarray) -> np.ndarray:
     return np.abs(a) + _softmax_spread(a, e_z)
 
 
-def forward_errors(problem: Problem, dtype: str | None = None, floor: float = 0.0) -> Forward:
+def forward_errors(problem: Problem, dtype: str | None = None, floor: float = 0.0,
+                   propagation: str = "bound") -> Forward:
     """The forward pass in float64, with an error bound (units of u) beside every value."""
     u = UNIT_ROUNDOFF[dtype or problem.dtype.name]
+    quadrature = _quadrature(propagation)
     p = problem.as_float64()
     fwd = Forward([p.X], [np.zeros_like(p.X)], [], [], [], [])
     for W, b, f in zip(p.weights, p.biases, p.architecture.activation_specs, strict=True):
         a, e_a = fwd.a[-1], fwd.e_a[-1]
         z = a @ W.T
-        e_z = _matmul(a, e_a, W.T, None, u)
+        e_z = _matmul(a, e_a, W.T, None, u, quadrature)
         if b is not None:
             z, e_z = z + b, e_z + np.abs(b)
         out = f.forward(z)
@@ -113,16 +144,25 @@ def forward_errors(problem: Problem, dtype: str | None = None, floor: float = 0.
     return fwd
 
 
-def gradient_scales(problem: Problem, dtype: str | None = None) -> Scales:
+def _quadrature(propagation: str) -> bool:
+    if propagation not in PROPAGATIONS:
+        raise SpecError(f"unknown error propagation {propagation!r}: choose one of "
+                        f"{', '.join(PROPAGATIONS)}")
+    return propagation == "quadrature"
+
+
+def gradient_scales(problem: Problem, dtype: str | None = None,
+                    propagation: str = "bound") -> Scales:
     """Error bounds (units of u) for the loss and every dW, db and dX element.
 
     `dtype` (default: the problem's) sets the underflow floor added at every step.
     """
+    quadrature = _quadrature(propagation)
     p = problem.as_float64()
     arch = p.architecture
     dtype = dtype or problem.dtype.name
     u, floor = UNIT_ROUNDOFF[dtype], _UNDERFLOW_FLOOR[dtype]
-    fwd = forward_errors(p, dtype, floor)
+    fwd = forward_errors(p, dtype, floor, propagation)
     loss, Y = arch.loss_spec, p.Y
     y_hat, e_y_hat = fwd.a[-1], fwd.e_a[-1]
     divisor = arch.reduction_spec.divisor(p.batch_size, loss.terms_per_sample(y_hat.shape[1]))
@@ -147,7 +187,7 @@ def gradient_scales(problem: Problem, dtype: str | None = None) -> Scales:
         a_prev, e_a_prev, W = fwd.a[l], fwd.e_a[l], p.weights[l]
         if f.elementwise:
             d, e_d = fwd.derivative[l], fwd.e_derivative[l]
-            delta, e_delta = g * d, _product(g, e_g, d, e_d, u)
+            delta, e_delta = g * d, _product(g, e_g, d, e_d, u, quadrature)
         else:  # softmax: delta_i = a_i (g_i - s), s = <g, a> per row
             a, e_a = fwd.a[l + 1], fwd.e_a[l + 1]
             s = np.sum(g * a, axis=-1, keepdims=True)
@@ -160,11 +200,13 @@ def gradient_scales(problem: Problem, dtype: str | None = None) -> Scales:
             e_delta = (_softmax_spread(a, e_g) + e_a * np.abs(g - s)
                        + np.abs(a) * (spread_from_a + rounding) + u * e_a * e_g)
         e_delta = e_delta + floor
-        tensors[f"dW{l + 1}"] = _matmul(delta.T, e_delta.T, a_prev, e_a_prev, u) + floor
+        tensors[f"dW{l + 1}"] = _matmul(delta.T, e_delta.T, a_prev, e_a_prev, u,
+                                        quadrature) + floor
         if p.biases[l] is not None:
-            tensors[f"db{l + 1}"] = (e_delta.sum(axis=0)
+            ones = np.ones((1, len(delta)))
+            tensors[f"db{l + 1}"] = (_propagated(ones, e_delta, quadrature)[0]
                                      + np.sqrt(len(delta)) * np.abs(delta).sum(axis=0) + floor)
-        g, e_g = delta @ W, _matmul(delta, e_delta, W, None, u) + floor
+        g, e_g = delta @ W, _matmul(delta, e_delta, W, None, u, quadrature) + floor
     tensors["dX"] = e_g
     return Scales(float(e_loss), tensors)
 

@@ -8,10 +8,12 @@ from fractions import Fraction
 import numpy as np
 import pytest
 from helpers import assert_verdict, check
+from hypothesis import given
 
 import mybackprop as mb
 from mybackprop import Architecture, Layer, Problem, SpecError
-from mybackprop._tolerance import Tolerance
+from mybackprop._tolerance import Tolerance, gradient_scales
+from mybackprop.strategies import problems
 
 # dL/dW = 2 sum_n (w x_n - y_n) x_n with x = (1, 1): two terms of size ~2000 that cancel to -4e-9.
 W, Y1, Y2 = 0.3, 0.3 + 1000.0 + 2e-9, 0.3 - 1000.0
@@ -67,3 +69,19 @@ def test_errors_are_reported_in_ulps_of_the_candidates_dtype(both_oracles):
     spacing = np.spacing(abs(worst.reference))
     assert worst.ulps == pytest.approx(abs(worst.candidate - worst.reference) / spacing)
     assert f"{worst.ulps:.3g} ulp" in outcome.message()
+
+
+@given(problems())
+def test_quadrature_propagation_is_never_looser_than_the_bound(problem):
+    # sqrt(sum (x e)^2) <= sum |x| e term by term, and the rounding terms are shared, so the
+    # quadrature variant (measured in bench/tolerance_models.py) only ever tightens.
+    bound = gradient_scales(problem).tensors
+    quadrature = gradient_scales(problem, propagation="quadrature").tensors
+    for name, scale in bound.items():
+        assert np.all(quadrature[name] <= scale * (1 + 1e-12)), name
+
+
+def test_an_unknown_propagation_is_a_one_line_error():
+    with pytest.raises(SpecError, match="unknown error propagation 'gaussian': choose one of "
+                                        "bound, quadrature"):
+        gradient_scales(cancelling_problem(), propagation="gaussian")
