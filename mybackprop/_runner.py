@@ -18,6 +18,7 @@ import numpy as np
 
 from mybackprop._candidate import Candidate, CandidateError, to_gradients
 from mybackprop._compare import TensorComparison, compare
+from mybackprop._diagnose import Diagnosis, diagnose_error, diagnose_fail
 from mybackprop._kinks import convention_answers, convention_note
 from mybackprop._problem import Gradients, Problem
 from mybackprop._tolerance import Scales, Tolerance, gradient_scales
@@ -65,9 +66,12 @@ class Outcome:
     oracles: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> version, settings
     seconds: dict[str, float] = field(default_factory=dict)
     reference: str = ""  # the oracle the candidate was judged against
+    diagnosis: Diagnosis | None = None  # for fail, and for errors that are numbers (shape, NaN)
 
     def ends(self, verdict: str, reason: str = "") -> Outcome:
         self.verdict, self.reason = verdict, reason
+        if verdict == "error" and reason:
+            self.diagnosis = _safely(lambda: diagnose_error(self.problem, reason))
         return self
 
     @property
@@ -83,9 +87,10 @@ class Outcome:
     def message(self) -> str:
         """The verdict and context, then one line per failing tensor: place first, then numbers."""
         head = f"{self.verdict} {self.context()}"
+        diagnosis = [f"  {line}" for line in self.diagnosis.lines()] if self.diagnosis else []
         if self.verdict == "fail":
-            return "\n".join([head, *(f"  {c.describe()}" for c in self.failing)])
-        return f"{head}: {self.reason}"
+            return "\n".join([head, *(f"  {c.describe()}" for c in self.failing), *diagnosis])
+        return "\n".join([f"{head}: {self.reason}", *diagnosis])
 
     def to_record(self) -> dict[str, Any]:
         arch = self.problem.architecture
@@ -109,6 +114,7 @@ class Outcome:
             "oracles": self.oracles,
             "reference": self.reference,
             "seconds": self.seconds,
+            "diagnosis": self.diagnosis.to_dict() if self.diagnosis else None,
         }
 
 
@@ -217,12 +223,22 @@ class Checker:
             convention = _followed_convention(problem, answer, allowed)
             if not convention:
                 failing = ", ".join(c.name for c in outcome.failing)
+                outcome.diagnosis = _safely(lambda: diagnose_fail(
+                    problem, answer, references[reference], outcome.comparisons, allowed,
+                    self._intermediates(problem)))
                 return outcome.ends("fail", "; ".join(
                     [*notes, f"{len(outcome.failing)} of {len(outcome.comparisons)} tensors "
                               f"out of tolerance: {failing}"]))
             notes.append(f"differs from {reference} only at kinks, where it takes "
                          f"{convention}: a convention, not a bug")
         return outcome.ends("pass", "; ".join(notes))
+
+    def _intermediates(self, problem: Problem) -> Any:
+        """A function giving the reference's Z, A, delta, from the first oracle that has them."""
+        for oracle in self.oracles:
+            if hasattr(oracle, "intermediates"):
+                return lambda: oracle.intermediates(problem)
+        return None
 
     def _break_tie(self, problem: Problem, references: dict[str, Gradients],
                    allowed: Scales, disagreement: str) -> tuple[str | None, str]:
@@ -241,6 +257,14 @@ class Checker:
                                 f"side with {agreeing[0]}"
         verdict = "agree with all of them" if agreeing else "agree with none of them"
         return None, convention or f"{disagreement}; finite differences {verdict}"
+
+
+def _safely(diagnose: Any) -> Diagnosis | None:
+    """A diagnosis, or one saying why there is none: a bug in it must not stop the run."""
+    try:
+        return diagnose()
+    except Exception as exc:  # pragma: no cover - reported in the record, and a test catches it
+        return Diagnosis("unknown", f"the diagnosis raised {type(exc).__name__}: {exc}")
 
 
 def _followed_convention(problem: Problem, answer: Gradients, allowed: Scales) -> str:

@@ -45,6 +45,8 @@ class Scales:
 
     loss: float
     tensors: dict[str, np.ndarray]
+    # "Z", "A", "delta": one array per layer (the diagnosis compares a candidate's intermediates)
+    intermediates: dict[str, list[np.ndarray]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -182,6 +184,7 @@ def gradient_scales(problem: Problem, dtype: str | None = None,
               + (np.abs(g) * divisor * (y_size + e_y_hat)).sum()) / divisor + floor
 
     tensors: dict[str, np.ndarray] = {}
+    e_deltas: list[np.ndarray] = [np.empty(0)] * arch.depth
     for l in reversed(range(arch.depth)):
         f = arch.activation_specs[l]
         a_prev, e_a_prev, W = fwd.a[l], fwd.e_a[l], p.weights[l]
@@ -200,6 +203,7 @@ def gradient_scales(problem: Problem, dtype: str | None = None,
             e_delta = (_softmax_spread(a, e_g) + e_a * np.abs(g - s)
                        + np.abs(a) * (spread_from_a + rounding) + u * e_a * e_g)
         e_delta = e_delta + floor
+        e_deltas[l] = e_delta
         tensors[f"dW{l + 1}"] = _matmul(delta.T, e_delta.T, a_prev, e_a_prev, u,
                                         quadrature) + floor
         if p.biases[l] is not None:
@@ -208,7 +212,7 @@ def gradient_scales(problem: Problem, dtype: str | None = None,
                                      + np.sqrt(len(delta)) * np.abs(delta).sum(axis=0) + floor)
         g, e_g = delta @ W, _matmul(delta, e_delta, W, None, u, quadrature) + floor
     tensors["dX"] = e_g
-    return Scales(float(e_loss), tensors)
+    return Scales(float(e_loss), tensors, {"Z": fwd.e_z, "A": fwd.e_a[1:], "delta": e_deltas})
 
 
 @dataclass(frozen=True)
@@ -251,4 +255,6 @@ class Tolerance:
         """The allowed absolute difference for the loss and every element."""
         k = (self.factor[dtype] * UNIT_ROUNDOFF[dtype]
              + self.factor[reference_dtype] * UNIT_ROUNDOFF[reference_dtype])
-        return Scales(k * scales.loss, {name: k * s for name, s in scales.tensors.items()})
+        return Scales(k * scales.loss, {name: k * s for name, s in scales.tensors.items()},
+                      {key: [k * s for s in layers]
+                       for key, layers in scales.intermediates.items()})

@@ -41,3 +41,25 @@ class TorchOracle:
         dW = [next(grads).numpy() for _ in weights]
         db = [None if b is None else next(grads).numpy() for b in biases]
         return Gradients(float(loss.detach()), dW, db, dX)
+
+    def intermediates(self, problem: Problem) -> dict[str, list[np.ndarray]]:
+        """Z_l, A_l and delta_l = dL/dZ_l per layer, in float64 (the diagnosis compares them)."""
+        p = problem.as_float64()
+        arch = p.architecture
+        a = torch.tensor(p.X)
+        zs, activations = [], []
+        for W, b, f in zip(p.weights, p.biases, arch.activation_specs, strict=True):
+            z = torch.nn.functional.linear(a, torch.tensor(W),
+                                           None if b is None else torch.tensor(b))
+            if not z.requires_grad:  # layer 1: nothing before it needs a gradient
+                z.requires_grad_()
+            zs.append(z)
+            a = f.torch(torch, z)
+            activations.append(a)
+        loss = arch.loss_spec.torch(torch, a, torch.tensor(p.Y), arch.reduction_spec.torch_native)
+        if arch.reduction_spec.torch_divides_by_batch:
+            loss = loss / p.batch_size
+        deltas = torch.autograd.grad(loss, zs)
+        return {"Z": [z.detach().numpy() for z in zs],
+                "A": [a.detach().numpy() for a in activations],
+                "delta": [d.numpy() for d in deltas]}

@@ -1,0 +1,638 @@
+"""Diagnosis of a failing case: where the gradient goes wrong, and what kind of mistake it is.
+
+Computed from numbers only: the problem, the candidate's answer (or the reason it was refused)
+and the float64 reference. Never from which candidate it is.
+
+Localization: the tensors that disagree, the worst elements, and the first layer, counting back
+from the output, where the gradient diverges. When the candidate returns its intermediates
+(Z, A, delta per layer), each step of the computation is checked in the order it runs, using the
+candidate's own inputs to that step, and the first one that breaks is named.
+
+Pattern: hypotheses are tried in turn, each a sentence and the numbers that support it: the loss
+itself wrong; a tensor all zeros; every failing tensor off by one constant factor (N, 1/N, the
+output width, 2, 1/2, -1), read in the light of the reduction; the bias alone off by N; dW
+transposed; a common slip replayed in float64 (f'(A) for f'(Z), a wrong derivative formula,
+softmax's Jacobian taken element-wise, dW_l paired with the wrong layer's activation, a wrong loss
+derivative) that reproduces the candidate's numbers; a tensor equal to its neighbour layer's.
+What none of them explains is called unknown, with the evidence.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from mybackprop._compare import TensorComparison
+from mybackprop._matrix import forward
+from mybackprop._problem import Gradients, Problem
+from mybackprop._spec import ACTIVATIONS, LOSSES, Activation
+
+Array = np.ndarray
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """What kind of mistake, in one sentence, the evidence, and where."""
+
+    pattern: str  # one of PATTERNS
+    summary: str  # one sentence a learner can act on
+    evidence: tuple[str, ...] = ()
+    layer: int | None = None  # first layer from the output where it diverges; 0: the input
+    parameters: tuple[str, ...] = ()  # the tensors that disagree (dW1, db2, dX, loss)
+    step: str = ""  # the step that breaks, when intermediates (or the shapes) say so
+    factor: str = ""  # constant_factor and bias_reduction: "N", "1/N", "n_out", "2", "-1", ...
+    worst: tuple[str, ...] = ()  # the worst elements, described
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"pattern": self.pattern, "summary": self.summary, "evidence": list(self.evidence),
+                "layer": self.layer, "parameters": list(self.parameters), "step": self.step,
+                "factor": self.factor, "worst": list(self.worst)}
+
+    def lines(self) -> list[str]:
+        where = [f"layer {self.layer}" if self.layer else "the input" if self.layer == 0 else ""]
+        where += [", ".join(self.parameters)] if self.parameters else []
+        out = [f"diagnosis ({self.pattern}): {self.summary}"]
+        out.append("where: " + "; ".join(w for w in where if w)
+                   + (f"; step: {self.step}" if self.step else ""))
+        out += [f"evidence: {e}" for e in self.evidence]
+        return out
+
+
+PATTERNS: dict[str, str] = {
+    "constant_factor": "the whole gradient, or some tensors, off by a constant factor",
+    "bias_reduction": "the bias gradient not reduced over the batch the way the loss is",
+    "zero_gradient": "a gradient that is zero or missing",
+    "transposed": "a weight gradient transposed",
+    "derivative_at_activation": "an activation derivative evaluated at A instead of Z",
+    "wrong_activation_derivative": "a wrong derivative formula for one activation",
+    "softmax_elementwise": "softmax's Jacobian treated element-wise",
+    "shifted_layer": "gradients shifted by one layer",
+    "wrong_loss_derivative": "a wrong derivative of the loss",
+    "forward_wrong": "the forward pass or the loss value already wrong",
+    "overflow": "NaN or inf where the oracles are finite",
+    "unknown": "none of the known patterns",
+}
+
+
+# -- entry points ---------------------------------------------------------------------------------
+
+def diagnose_fail(problem: Problem, answer: Gradients, reference: Gradients,
+                  comparisons: list[TensorComparison], allowed: Any,
+                  intermediates: Callable[[], dict[str, list[Array]]] | None = None
+                  ) -> Diagnosis:
+    """Diagnose an answer that kept to the contract but is out of tolerance.
+
+    `allowed` is the tolerance's Scales; `intermediates` returns the reference's Z, A, delta
+    (asked for only when the candidate returned its own).
+    """
+    ctx = _Context(problem, answer, reference, comparisons, allowed)
+    base = Diagnosis("unknown", "", layer=ctx.layer, parameters=tuple(ctx.failing),
+                     worst=ctx.worst())
+    if answer.intermediates is not None and intermediates is not None:
+        base = replace(base, step=_step(ctx, intermediates()))
+    for hypothesis in (_forward_wrong, _zero, _factor, _transposed, _slips, _shifted):
+        found = hypothesis(ctx)
+        if found is not None:
+            pattern, summary, evidence, extra = found
+            return replace(base, pattern=pattern, summary=summary, evidence=tuple(evidence),
+                           **extra)
+    return replace(base, summary=_unknown_summary(ctx), evidence=tuple(ctx.factor_evidence()))
+
+
+_SHAPE = re.compile(r"^(dW|db|dX)(\d*) has shape \(([\d, ]*)\), expected \(([\d, ]*)\)")
+_NONFINITE = re.compile(r"^(loss|dW\d+|db\d+|dX)(\[[\d, ]*\])? is NaN or inf")
+
+
+def diagnose_error(problem: Problem, reason: str) -> Diagnosis | None:
+    """Diagnose an `error` whose reason is numbers: a wrong shape, or NaN/inf. Else None."""
+    shape = _SHAPE.match(reason)
+    if shape:
+        return _shape_diagnosis(problem, *shape.groups())
+    nonfinite = _NONFINITE.match(reason)
+    if nonfinite:
+        return _overflow(problem, nonfinite.group(1), reason)
+    return None
+
+
+# -- the case, prepared once ----------------------------------------------------------------------
+
+@dataclass
+class _Context:
+    problem: Problem
+    answer: Gradients
+    reference: Gradients
+    comparisons: list[TensorComparison]
+    allowed: Any
+    cand: dict[str, Array] = field(init=False)
+    ref: dict[str, Array] = field(init=False)
+    failing: list[str] = field(init=False)
+    layer: int | None = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.cand = {k: v.astype(np.float64) for k, v in self.answer.tensors().items()}
+        ref = self.reference.tensors()
+        self.ref = {k: ref[k] for k in self.cand}
+        self.failing = [c.name for c in self.comparisons if not c.passed and c.name != "loss"]
+        layers = [int(name[2:]) for name in self.failing if name[:2] in ("dW", "db")]
+        self.layer = max(layers) if layers else (0 if "dX" in self.failing else None)
+
+    @property
+    def loss_failed(self) -> bool:
+        return any(c.name == "loss" and not c.passed for c in self.comparisons)
+
+    @property
+    def depth(self) -> int:
+        return self.problem.architecture.depth
+
+    def worst(self, count: int = 3) -> tuple[str, ...]:
+        """The `count` elements furthest out of tolerance, over every failing tensor."""
+        rows = []
+        for name in self.failing:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                ratio = np.abs(self.cand[name] - self.ref[name]) / self.allowed.tensors[name]
+            for flat in np.argsort(ratio, axis=None)[::-1][:count]:
+                index = np.unravel_index(flat, ratio.shape)
+                rows.append((float(ratio[index]), name, index))
+        rows.sort(key=lambda r: -r[0])
+        return tuple(f"{name}[{', '.join(map(str, idx))}]: candidate {self.cand[name][idx]:.6g}, "
+                     f"reference {self.ref[name][idx]:.6g} ({ratio:.2g}x tol)"
+                     for ratio, name, idx in rows[:count])
+
+    def matches(self, name: str, value: Array, transposed: bool = False) -> bool:
+        """Does the candidate's tensor equal `value` (a hypothesis), up to rounding?"""
+        cand = self.cand[name].T if transposed else self.cand[name]
+        return _close(cand, value, self.allowed.tensors[name], self.problem.dtype.name)
+
+    def factor_evidence(self) -> list[str]:
+        lines = []
+        for name in self.failing:
+            ratio = _ratio(self.cand[name], self.ref[name])
+            if ratio is not None:
+                lines.append(f"{name} = {ratio:.6g} x reference (least squares), "
+                             f"residual {_residual(self.cand[name], self.ref[name], ratio):.1e}")
+        return lines
+
+
+def _close(value: Array, hypothesis: Array, allowed: Array, dtype: str) -> bool:
+    """value equals the hypothesis to within the tolerance, or 1e-4 of its size (float32: the
+    hypothesis is computed in float64 and need not follow the candidate's order of operations)."""
+    if value.shape != hypothesis.shape or not np.all(np.isfinite(hypothesis)):
+        return False
+    slack = 1e-4 if dtype == "float32" else 1e-9
+    err = np.linalg.norm(value - hypothesis)
+    return bool(err <= np.linalg.norm(allowed) + slack * np.linalg.norm(hypothesis))
+
+
+def _ratio(value: Array, reference: Array) -> float | None:
+    """The least-squares c in value ~ c * reference, or None for a zero reference."""
+    denominator = float(np.vdot(reference, reference))
+    if denominator == 0 or not np.isfinite(denominator):
+        return None
+    return float(np.vdot(value, reference)) / denominator
+
+
+def _residual(value: Array, reference: Array, c: float) -> float:
+    size = np.linalg.norm(value)
+    return float(np.linalg.norm(value - c * reference) / size) if size else 0.0
+
+
+# -- hypotheses: each returns (pattern, summary, evidence, extra fields) or None ----------------
+
+Found = tuple[str, str, list[str], dict[str, Any]] | None
+
+
+def _forward_wrong(ctx: _Context) -> Found:
+    if not ctx.loss_failed:
+        return None
+    loss, ref = ctx.answer.loss, ctx.reference.loss
+    evidence = [f"loss: candidate {loss:.8g}, reference {ref:.8g}"]
+    labels = _factor_labels(loss / ref, ctx.problem) if ref else []
+    if labels:
+        evidence.append(f"the loss is {labels[0][0]} x the reference: {labels[0][1]}")
+    grads = "the gradients are right" if not ctx.failing else (
+        f"{len(ctx.failing)} gradient tensors are wrong too; fix the loss first, they follow from "
+        "the same forward pass")
+    return ("forward_wrong", f"the loss value is already wrong, so the forward pass or the loss "
+            f"formula is; {grads}", evidence, {"parameters": ("loss", *ctx.failing)})
+
+
+def _zero(ctx: _Context) -> Found:
+    zeros = [n for n in ctx.failing if not np.any(ctx.cand[n])]
+    if not zeros or len(zeros) != len(ctx.failing):
+        return None
+    what = {"dX": "dX is all zeros: the gradient was never propagated to the input",
+            "db": "the bias gradient is all zeros: it was never computed",
+            "dW": "the weight gradient is all zeros: it was never computed"}
+    kinds = sorted({n if n == "dX" else n[:2] for n in zeros})
+    summary = "; ".join(what[k] for k in kinds)
+    evidence = [f"{n}: every element 0, reference norm {np.linalg.norm(ctx.ref[n]):.3g}"
+                for n in zeros]
+    return "zero_gradient", summary, evidence, {}
+
+
+def _factor(ctx: _Context) -> Found:
+    factors = {}
+    for name in ctx.failing:
+        c = _ratio(ctx.cand[name], ctx.ref[name])
+        if c is None or not ctx.matches(name, c * ctx.ref[name]):
+            return None
+        factors[name] = c
+    if not factors:
+        return None
+    values = list(factors.values())
+    if max(values) - min(values) > 1e-3 * max(abs(v) for v in values):
+        return None  # different factors: not one slip
+    c = values[0]
+    labels = _factor_labels(c, ctx.problem)
+    evidence = [f"{name} = {v:.6g} x reference" for name, v in factors.items()]
+    nonzero = [n for n in ctx.cand if np.any(ctx.ref[n])]
+    scope = "the whole gradient" if set(nonzero) <= set(factors) else ", ".join(factors)
+    if not labels:
+        return ("constant_factor", f"{scope} is {c:.6g} times the right value, a constant "
+                "factor that is not N, 1/N, the output width, 2, 1/2 or -1", evidence,
+                {"factor": f"{c:.6g}"})
+    names = [label for label, _ in labels]
+    if len(labels) > 1:
+        evidence.append(f"{' = '.join(names)} in this case (N = {ctx.problem.batch_size}, "
+                        f"n_out = {ctx.problem.architecture.widths[-1]}): either reading fits")
+    if all(n.startswith("db") for n in factors) and names[0] in ("N", "1/N"):
+        how = ("summed over the batch where the loss averages" if names[0] == "N"
+               else "averaged over the batch on top of the loss's own 1/N")
+        return ("bias_reduction", f"the bias gradient is {names[0]} times the right value: "
+                f"{how}; db_l must be reduced over samples exactly like dW_l (Delta_l summed, "
+                "the reduction's divisor already in Delta)", evidence,
+                {"factor": " = ".join(names)})
+    meaning = "; or ".join(m for _, m in labels)
+    return ("constant_factor", f"{scope} is {names[0]} times the right value: {meaning}",
+            evidence, {"factor": " = ".join(names)})
+
+
+def _factor_labels(c: float, problem: Problem) -> list[tuple[str, str]]:
+    """Name a constant factor in the light of the batch size, output width and reduction:
+    every reading that fits, the likeliest first (N = 2 fits both "N" and "2")."""
+    n, k = problem.batch_size, problem.architecture.widths[-1]
+    reduction, loss = problem.architecture.reduction, problem.architecture.loss
+    per_element = not LOSSES[loss].per_sample
+    averages = reduction in ("mean", "batch_mean")
+    meanings = {
+        "N": "summed over the batch instead of averaged (the mean's 1/N is missing)" if averages
+        else "multiplied by the batch size N, though the loss is a plain sum",
+        "1/N": "divided by the batch size N twice" if averages
+        else "averaged over the batch while the loss (reduction 'sum') sums over it",
+        "n_out": "averaged over samples only, while 'mean' averages over all N x n_out elements "
+        "(the 1/n_out is missing)" if reduction == "mean" and per_element
+        else "multiplied by the output width n_out",
+        "1/n_out": "averaged over the output units too, while the reduction sums over them",
+        "N*n_out": "summed over every element instead of averaged (the mean's 1/(N n_out) is "
+        "missing)",
+        "1/(N*n_out)": "divided by the number of elements though the reduction does not "
+        "average over them all",
+        "2": "twice the right value: a factor 2 counted twice, or a gradient added twice",
+        "1/2": "the 2 of d/dyhat (yhat - y)^2 = 2 (yhat - y) is missing" if loss == "mse"
+        else "half the right value: a stray 1/2",
+        "-1": "the sign is flipped: (y - yhat) instead of (yhat - y), or the gradient of -L",
+        "-N": "the sign is flipped and the batch summed instead of averaged",
+        "-1/N": "the sign is flipped and divided by N once more",
+    }
+    order = [("-1", -1), ("N", n), ("1/N", 1 / n), ("n_out", k), ("1/n_out", 1 / k),
+             ("N*n_out", n * k), ("1/(N*n_out)", 1 / (n * k)), ("2", 2), ("1/2", 0.5),
+             ("-N", -n), ("-1/N", -1 / n)]
+    if loss == "mse":  # the classic missing 2 comes first
+        order.insert(0, order.pop(8))
+    seen: set[float] = set()
+    found = []
+    for label, value in order:
+        if value != 1 and math.isclose(c, value, rel_tol=1e-3) and label not in seen:
+            found.append((label, meanings[label]))
+            seen.add(label)
+    return found
+
+
+def _transposed(ctx: _Context) -> Found:
+    weights = [n for n in ctx.failing if n.startswith("dW")]
+    if not weights or len(weights) != len(ctx.failing):
+        return None
+    if not all(ctx.ref[n].shape[0] == ctx.ref[n].shape[1] and ctx.matches(n, ctx.ref[n].T)
+               for n in weights):
+        return None
+    return ("transposed", f"{', '.join(weights)} {'is' if len(weights) == 1 else 'are'} the "
+            "transpose of the right value: dW_l = Delta_l^T A_(l-1) has W_l's shape "
+            "(n_l, n_(l-1)), outputs by inputs", [f"{n} equals reference {n}^T" for n in weights],
+            {})
+
+
+def _shifted(ctx: _Context) -> Found:
+    hits = []
+    for name in ctx.failing:
+        if name[:2] not in ("dW", "db"):
+            return None
+        l = int(name[2:])
+        for other in (l - 1, l + 1):
+            key = f"{name[:2]}{other}"
+            if key in ctx.ref and ctx.ref[key].shape == ctx.cand[name].shape and ctx.matches(
+                    name, ctx.ref[key]):
+                hits.append(f"{name} equals the reference {key}")
+                break
+        else:
+            return None
+    return ("shifted_layer", "the gradients are shifted by one layer: each failing tensor holds "
+            "the right value of its neighbour (an index off by one in the backward loop)", hits,
+            {})
+
+
+# -- slips replayed in float64 -------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Slip:
+    pattern: str
+    summary: str
+    layers: tuple[int, ...] = ()  # 0-based layers the slip applies to
+    # layer -> what replaces f'(Z) there, as a function of (Z, A)
+    derivatives: dict[int, Callable[[Array, Array], Array]] = field(default_factory=dict)
+    softmax_diagonal: bool = False
+    dw_same_layer: bool = False
+    loss_derivative: Callable[[Array, Array], Array] | None = None
+    step: str = ""
+
+
+def _sigmoid(z: Array) -> Array:
+    return ACTIVATIONS["sigmoid"].forward(z)
+
+
+# Common wrong derivative formulas, by activation: (what was written, f'(z, a) as written).
+FORMULA_SLIPS: dict[str, list[tuple[str, Callable[[Array, Array], Array]]]] = {
+    "tanh": [("1 - tanh(z) (the square is missing)", lambda z, a: 1 - a),
+             ("1 - z^2 (z where tanh(z) belongs)", lambda z, a: 1 - z * z)],
+    "sigmoid": [("sigmoid(z) (1 - z)", lambda z, a: a * (1 - z)),
+                ("sigmoid(z) alone", lambda z, a: a)],
+    "relu": [("z instead of the step (z > 0)", lambda z, a: np.maximum(z, 0.0)),
+             ("1 everywhere (the step is missing)", lambda z, a: np.ones_like(z))],
+    "leaky_relu": [("relu's derivative: 0 below zero instead of the slope 0.01",
+                    lambda z, a: (z > 0).astype(z.dtype)),
+                   ("the slope 0.01 above zero and 1 below (swapped)",
+                    lambda z, a: np.where(z > 0, 0.01, 1.0))],
+    "softplus": [("exp(z) instead of sigmoid(z)", lambda z, a: np.exp(np.minimum(z, 700.0))),
+                 ("softplus(z) itself", lambda z, a: a)],
+    "silu": [("sigmoid(z) alone: the product rule's z sigmoid'(z) is missing",
+              lambda z, a: _sigmoid(z))],
+    "gelu": [("Phi(z) alone: the product rule's z phi(z) is missing",
+              lambda z, a: ACTIVATIONS["gelu"].derivative(z, a) - z * np.exp(-z * z / 2)
+              / math.sqrt(2 * math.pi))],
+    "elu": [("1 below zero, as if it were relu plus identity", lambda z, a: np.ones_like(z)),
+            ("exp(z) - 1 below zero (the value, not its derivative)",
+             lambda z, a: np.where(z > 0, 1.0, a))],
+}
+
+
+def _at_activation(f: Activation) -> Callable[[Array, Array], Array]:
+    return lambda z, a: f.derivative(a, f.forward(a))
+
+
+def _slip_catalogue(problem: Problem) -> list[_Slip]:
+    arch = problem.architecture
+    slips: list[_Slip] = []
+    by_name: dict[str, tuple[int, ...]] = {}
+    for l, name in enumerate(problem.activations):
+        by_name[name] = (*by_name.get(name, ()), l)
+    # f'(A) for f'(Z): a learner's derivative helper called with the wrong argument, in every
+    # activation it serves; so every set of the network's smooth activations is a hypothesis.
+    smooth = [n for n in by_name if ACTIVATIONS[n].elementwise and n not in PIECEWISE_LINEAR]
+    for size in range(1, len(smooth) + 1):
+        for names in itertools.combinations(smooth, size):
+            layers = tuple(sorted(l for n in names for l in by_name[n]))
+            slips.append(_Slip(
+                "derivative_at_activation", f"the derivative of {' and '.join(names)} is "
+                f"evaluated at the activation A instead of the pre-activation Z "
+                f"({_layer_list(layers)}): f'(a) where f'(z) belongs", layers,
+                {l: _at_activation(ACTIVATIONS[problem.activations[l]]) for l in layers}))
+    for name, layers in by_name.items():
+        where = _layer_list(layers)
+        if name == "softmax":
+            slips.append(_Slip("softmax_elementwise", f"softmax's Jacobian is treated "
+                               f"element-wise at {where}: Delta = g * a (1 - a) keeps only the "
+                               "diagonal; the full vjp is a (g - <g, a>) per sample", layers,
+                               softmax_diagonal=True))
+            continue
+        if name == "identity":
+            continue
+        slips.append(_Slip("wrong_activation_derivative", f"the derivative of {name} is missing "
+                           f"at {where}: Delta_l = dL/dA_l, without the factor {name}'(Z_l)",
+                           layers, {l: (lambda z, a: np.ones_like(z)) for l in layers}))
+        for written, formula in FORMULA_SLIPS.get(name, []):
+            slips.append(_Slip("wrong_activation_derivative", f"the derivative of {name} is "
+                               f"wrong at {where}: it computes {written}", layers,
+                               dict.fromkeys(layers, formula)))
+    if any(arch.widths[l] == arch.widths[l + 1] for l in range(arch.depth)):
+        slips.append(_Slip("shifted_layer", "dW_l pairs Delta_l with the activation of its own "
+                           "layer, A_l, instead of the layer below, A_(l-1): shifted by one layer",
+                           dw_same_layer=True))
+    loss = arch.loss
+    for written, derivative in LOSS_SLIPS.get(loss, []):
+        slips.append(_Slip("wrong_loss_derivative", f"the derivative of {loss} is wrong: it "
+                           f"computes {written}", loss_derivative=derivative))
+    return slips
+
+
+# f'(A) = f'(Z) for these, so evaluating at A is no slip at all
+PIECEWISE_LINEAR = {"identity", "relu", "leaky_relu"}
+
+
+LOSS_SLIPS: dict[str, list[tuple[str, Callable[[Array, Array], Array]]]] = {
+    "binary_cross_entropy_with_logits": [
+        ("yhat - y, treating the logits as probabilities (sigmoid(yhat) - y belongs)",
+         lambda yhat, y: yhat - y)],
+    "softmax_cross_entropy": [
+        ("softmax(yhat) without subtracting the one-hot target",
+         lambda yhat, y: LOSSES["softmax_cross_entropy"].derivative(yhat, y)
+         + np.eye(yhat.shape[1])[y])],
+    "huber": [("yhat - y without clipping to [-1, 1] (the squared part only)",
+               lambda yhat, y: yhat - y)],
+    "mse": [("2 (y - yhat) ... with the target and output swapped in the square's derivative",
+             lambda yhat, y: 2 * (y - yhat))],
+}
+
+
+def _layer_list(layers: tuple[int, ...]) -> str:
+    numbers = [str(l + 1) for l in layers]
+    return f"layer {numbers[0]}" if len(numbers) == 1 else f"layers {', '.join(numbers)}"
+
+
+def _simulate(problem: Problem, slip: _Slip) -> dict[str, Array] | None:
+    """The float64 gradients a candidate with exactly this slip would return."""
+    p = problem.as_float64()
+    arch = p.architecture
+    activations: list[Activation] = list(arch.activation_specs)
+    with np.errstate(all="ignore"):
+        fwd = forward(p, activations)
+        y_hat = fwd.a[-1]
+        loss_derivative = slip.loss_derivative or arch.loss_spec.derivative
+        g = loss_derivative(y_hat, p.Y) / fwd.divisor
+        out: dict[str, Array] = {}
+        for l in reversed(range(arch.depth)):
+            z, a, f = fwd.z[l], fwd.a[l + 1], activations[l]
+            if l in slip.derivatives:
+                delta = g * slip.derivatives[l](z, a)
+            elif l in slip.layers and slip.softmax_diagonal:
+                delta = g * a * (1 - a)
+            else:
+                delta = f.backward(z, a, g)
+            a_in = fwd.a[l + 1] if slip.dw_same_layer else fwd.a[l]
+            if a_in.shape[1] != p.weights[l].shape[1]:
+                return None
+            out[f"dW{l + 1}"] = delta.T @ a_in
+            if p.biases[l] is not None:
+                out[f"db{l + 1}"] = delta.sum(axis=0)
+            g = delta @ p.weights[l]
+        out["dX"] = g
+    return out
+
+
+def _slips(ctx: _Context) -> Found:
+    for slip in _slip_catalogue(ctx.problem):
+        simulated = _simulate(ctx.problem, slip)
+        if simulated is None:
+            continue
+        if all(ctx.matches(name, simulated[name]) for name in ctx.cand):
+            # The slip must explain the failure, not merely coincide with the right answer.
+            if all(np.array_equal(simulated[n], ctx.ref[n]) for n in ctx.failing):
+                continue
+            evidence = [f"replaying the slip in float64 reproduces every tensor the candidate "
+                        f"returned ({', '.join(ctx.cand)}) to within rounding"]
+            return slip.pattern, slip.summary, evidence, {}
+    return None
+
+
+def _unknown_summary(ctx: _Context) -> str:
+    where = ("the input gradient dX alone" if ctx.layer == 0 else
+             f"layer {ctx.layer}" if ctx.layer else "no gradient tensor")
+    if ctx.layer and ctx.layer < ctx.depth:
+        f = ctx.problem.activations[ctx.layer - 1]
+        return (f"no known pattern: gradients agree above layer {ctx.layer} and diverge from "
+                f"there down, so look at Delta_{ctx.layer}: the derivative of {f} at layer "
+                f"{ctx.layer}, or the propagation from layer {ctx.layer + 1}")
+    return f"no known pattern; the first divergence from the output is at {where}"
+
+
+# -- shapes and NaN ------------------------------------------------------------------------------
+
+def _shape_diagnosis(problem: Problem, kind: str, number: str, got_text: str,
+                     expected_text: str) -> Diagnosis | None:
+    got = tuple(int(x) for x in got_text.replace(" ", "").split(",") if x)
+    expected = tuple(int(x) for x in expected_text.replace(" ", "").split(",") if x)
+    name = f"{kind}{number}"
+    layer = int(number) if number else 0
+    widths, n = problem.architecture.widths, problem.batch_size
+    evidence = [f"{name} has shape {got}, expected {expected}"]
+    if kind == "dW" and got == expected[::-1] and got != expected:
+        return Diagnosis("transposed", f"{name} is transposed: dW_l = Delta_l^T A_(l-1) has "
+                         "W_l's shape (n_l, n_(l-1)), outputs by inputs", tuple(evidence), layer,
+                         (name,), step=f"the weight-gradient product of layer {layer}")
+    if kind == "db" and got == (n, widths[layer]):
+        return Diagnosis("bias_reduction", f"{name} is not reduced over the batch: it has one "
+                         "row per sample; sum Delta_l over the samples (the reduction's divisor "
+                         "is already in Delta)", tuple(evidence), layer, (name,),
+                         step=f"the bias reduction of layer {layer}")
+    if kind == "dW" and got == (widths[layer], widths[layer]):
+        return Diagnosis("shifted_layer", f"{name} pairs Delta_{layer} with A_{layer}, the "
+                         f"activation of its own layer, instead of A_{layer - 1}: shifted by one "
+                         "layer", tuple(evidence), layer, (name,),
+                         step=f"the weight-gradient product of layer {layer}")
+    if kind == "dW":
+        for other in (layer - 1, layer + 1):
+            if 1 <= other < len(widths) and got == (widths[other], widths[other - 1]):
+                return Diagnosis("shifted_layer", f"{name} has the shape of dW{other}: the "
+                                 "gradients are shifted by one layer", tuple(evidence), layer,
+                                 (name,))
+    return Diagnosis("unknown", f"{name} has the wrong shape, in no pattern we know",
+                     tuple(evidence), layer, (name,))
+
+
+def _overflow(problem: Problem, name: str, reason: str) -> Diagnosis:
+    dtype = problem.dtype.name
+    limit = math.log(float(np.finfo(dtype).max))
+    with np.errstate(all="ignore"):
+        fwd = forward(problem.as_float64())
+    logits = float(np.max(np.abs(fwd.a[-1])))
+    hidden = [(float(np.max(np.abs(z))), l + 1) for l, z in enumerate(fwd.z)]
+    biggest, at = max(hidden)
+    layer = int(name[2:]) if name[:2] in ("dW", "db") else (0 if name == "dX" else None)
+    evidence = [reason, f"largest |logit| {logits:.4g}; exp overflows in {dtype} above "
+                f"{limit:.4g}", f"largest |Z| {biggest:.4g}, at layer {at}"]
+    if logits > limit:
+        summary = (f"overflow at large logits: |yhat| reaches {logits:.4g}, and exp of anything "
+                   f"above {limit:.4g} is inf in {dtype}, where the oracles stay finite; compute "
+                   "the loss and its derivative stably (log-sum-exp, subtract the row max, "
+                   "exp(-|z|))")
+    elif biggest > limit:
+        summary = (f"overflow in layer {at}: |Z| reaches {biggest:.4g}, past where exp overflows "
+                   f"in {dtype} ({limit:.4g}); use a stable form of the activation")
+    else:
+        summary = ("NaN or inf where the oracles are finite, with no value large enough to "
+                   "overflow exp: look for 0/0, inf - inf or log(0)")
+    return Diagnosis("overflow", summary, tuple(evidence), layer, (name,))
+
+
+# -- steps, from the candidate's intermediates ---------------------------------------------------
+
+def _step(ctx: _Context, reference: dict[str, list[Array]]) -> str:
+    """The first step, in the order the computation runs, whose output is wrong for its inputs."""
+    p = ctx.problem.as_float64()
+    mine = {k: [a.astype(np.float64) for a in v] for k, v in ctx.answer.intermediates.items()}
+    allowed = ctx.allowed.intermediates
+    dtype = ctx.problem.dtype.name
+
+    def wrong(key: str, l: int, value: Array | None = None) -> bool:
+        return not _close(mine[key][l], reference[key][l] if value is None else value,
+                          allowed[key][l], dtype)
+
+    specs = p.architecture.activation_specs
+    for l in range(ctx.depth):
+        if wrong("Z", l):
+            return f"forward pass: Z_{l + 1} = A_{l} W_{l + 1}^T + b_{l + 1} (layer {l + 1})"
+        if wrong("A", l):
+            return f"forward pass: the activation {p.activations[l]} of layer {l + 1}"
+    if ctx.loss_failed:
+        return "the loss value"
+    top = ctx.depth - 1
+    if wrong("delta", top):
+        if p.activations[top] == "identity" or p.architecture.loss_spec.per_sample:
+            return "the loss derivative (Delta at the output)"
+        return (f"the output delta: the loss derivative or the derivative of "
+                f"{p.activations[top]} at layer {ctx.depth}")
+    for l in reversed(range(ctx.depth)):
+        name = f"dW{l + 1}"
+        a_prev = p.X if l == 0 else mine["A"][l - 1]
+        if name in ctx.failing and not ctx.matches(name, mine["delta"][l].T @ a_prev):
+            return f"the weight-gradient product of layer {l + 1} (dW = Delta^T A_{l})"
+        if f"db{l + 1}" in ctx.failing and not ctx.matches(
+                f"db{l + 1}", mine["delta"][l].sum(axis=0)):
+            return f"the bias reduction of layer {l + 1} (db = Delta summed over samples)"
+        if l == 0:
+            break
+        z, a, delta = mine["Z"][l - 1], mine["A"][l - 1], mine["delta"][l - 1]
+        propagated = mine["delta"][l] @ p.weights[l]
+        f, f_name = specs[l - 1], p.activations[l - 1]
+        if _close(delta, f.backward(z, a, propagated), allowed["delta"][l - 1], dtype):
+            continue
+        if f.elementwise:
+            for written, h in [(f"{f_name}'(A) for {f_name}'(Z)",
+                                lambda z, a, f=f: f.derivative(a, f.forward(a))),
+                               ("no derivative at all", lambda z, a: np.ones_like(z)),
+                               *FORMULA_SLIPS.get(f_name, [])]:
+                with np.errstate(all="ignore"):
+                    slipped = h(z, a) * propagated
+                if _close(delta, slipped, allowed["delta"][l - 1], dtype):
+                    return (f"the activation derivative of layer {l} ({f_name}): it computes "
+                            f"{written}")
+        return (f"from Delta_{l + 1} to Delta_{l}: the derivative of {f_name} at layer {l} or "
+                f"the propagation through W_{l + 1} (Delta_{l} != {f_name}'(Z_{l}) * "
+                f"Delta_{l + 1} W_{l + 1})")
+    if "dX" in ctx.failing:
+        return "the propagation to the input (dX = Delta_1 W_1)"
+    return ""

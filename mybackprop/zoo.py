@@ -1,0 +1,283 @@
+"""A zoo of classic backprop bugs, each a working candidate with exactly one mistake.
+
+    mybackprop check --impl mybackprop.zoo:batch_sum --cases 50
+
+Every mutant is the same small batch backprop (`_backprop`, written like a learner's, from the
+public contract) with one step replaced by a slip people really make. Each says, in `EXPECTED`,
+which pattern the diagnosis must find, in which layers and tensors, and on which problems the
+slip changes the answer at all (`live`: summing instead of averaging is invisible when N = 1).
+`tests/test_zoo.py` holds mybackprop to those expectations; `bench/zoo.py` prints the rates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from mybackprop._spec import ACTIVATIONS, LOSSES, REDUCTIONS
+
+Array = np.ndarray
+
+
+def _backprop(problem: Any, *, loss_derivative: Callable[[Array, Array], Array] | None = None,
+              divisor: Callable[[int, int], float] | None = None,
+              derivative: Callable[[str, Array, Array], Array | None] = lambda f, z, a: None,
+              softmax_diagonal: bool = False,
+              weight_gradient: Callable[[Array, list[Array], int], Array] | None = None,
+              bias_gradient: Callable[[Array], Array] = lambda delta: delta.sum(axis=0),
+              forward_bias: Callable[[int, int], bool] = lambda l, depth: True,
+              naive_softmax_loss: bool = False, zero_dx: bool = False,
+              intermediates: bool = False) -> dict[str, Any]:
+    """Loss and gradients of the batch; each keyword replaces one step with a slip."""
+    weights, biases, X, Y = problem.weights, problem.biases, problem.X, problem.Y
+    depth = len(weights)
+    loss = LOSSES[problem.loss]
+    A, Z = [X], []
+    for l, (W, b, name) in enumerate(zip(weights, biases, problem.activations, strict=True)):
+        z = A[-1] @ W.T
+        if b is not None and forward_bias(l, depth):
+            z = z + b
+        Z.append(z)
+        A.append(ACTIVATIONS[name].forward(z))
+    y_hat = A[-1]
+    n_terms = 1 if loss.per_sample else y_hat.shape[1]
+    right_divisor = REDUCTIONS[problem.reduction].divisor(len(X), n_terms)
+    if naive_softmax_loss:  # exp of the raw logits: no max subtracted
+        with np.errstate(all="ignore"):
+            e = np.exp(y_hat)
+            p = e / e.sum(axis=1, keepdims=True)
+            terms = -np.log(p[np.arange(len(Y)), Y])
+            d_terms = p - np.eye(y_hat.shape[1], dtype=y_hat.dtype)[Y]
+    else:
+        terms = loss.terms(y_hat, Y)
+        d_terms = (loss_derivative or loss.derivative)(y_hat, Y)
+    value = terms.sum() / right_divisor
+    G = d_terms / (divisor(len(X), n_terms) if divisor else right_divisor)
+    dW: list[Array] = [np.empty(0)] * depth
+    db: list[Array | None] = [None] * depth
+    deltas: list[Array] = [np.empty(0)] * depth
+    for l in reversed(range(depth)):
+        name, f = problem.activations[l], ACTIVATIONS[problem.activations[l]]
+        slipped = derivative(name, Z[l], A[l + 1])
+        if slipped is not None:
+            delta = G * slipped
+        elif name == "softmax" and softmax_diagonal:
+            delta = G * A[l + 1] * (1 - A[l + 1])
+        else:
+            delta = f.backward(Z[l], A[l + 1], G)
+        deltas[l] = delta
+        dW[l] = weight_gradient(delta, A, l) if weight_gradient else delta.T @ A[l]
+        if biases[l] is not None:
+            db[l] = bias_gradient(delta)
+        G = delta @ weights[l]
+    answer = {"loss": value, "dW": dW, "db": db, "dX": np.zeros_like(G) if zero_dx else G}
+    if intermediates:
+        answer["intermediates"] = {"Z": Z, "A": A[1:], "delta": deltas}
+    return answer
+
+
+@dataclass(frozen=True)
+class Expected:
+    """What the diagnosis must say about a mutant on one problem. The tensors and the layer come
+    from the slip's own effect: those whose float64 value it changes, and the highest layer among
+    them (0: only dX; None: only the loss), the first a check meets coming back from the output.
+    """
+
+    pattern: str
+    factor: str
+    tensors: frozenset[str]
+    layer: int | None
+
+
+# name -> (function, pattern, factor); filled by @_mutant
+ZOO: dict[str, tuple[Callable[[Any], Any], str, str]] = {}
+
+
+def _mutant(pattern: str, factor: str = "",
+            **supports: Any) -> Callable[[Callable[[Any], Any]], Callable[[Any], Any]]:
+    def register(function: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        function.supports = supports  # type: ignore[attr-defined]
+        ZOO[function.__name__] = (function, pattern, factor)
+        return function
+    return register
+
+
+AVERAGING = {"reductions": {"mean", "batch_mean"}}
+ELEMENTWISE_LOSSES = {"mse", "binary_cross_entropy_with_logits", "huber"}
+
+
+@_mutant("constant_factor", "N", **AVERAGING)
+def batch_sum(problem: Any) -> dict[str, Any]:
+    """dL/dYhat is not divided by N: the batch is summed where the loss averages."""
+    return _backprop(problem, divisor=lambda n, terms: terms if problem.reduction == "mean"
+                     and terms > 1 else 1)
+
+
+@_mutant("constant_factor", "1/N", **AVERAGING)
+def batch_mean_twice(problem: Any) -> dict[str, Any]:
+    """Divides by N, then (dW = mean over samples) divides by N again."""
+    return _backprop(problem, divisor=lambda n, terms: n * REDUCTIONS[
+        problem.reduction].divisor(n, terms))
+
+
+@_mutant("constant_factor", "1/2", losses={"mse"})
+def mse_missing_two(problem: Any) -> dict[str, Any]:
+    """d/dyhat (yhat - y)^2 written as (yhat - y)."""
+    return _backprop(problem, loss_derivative=lambda y_hat, y: y_hat - y)
+
+
+@_mutant("constant_factor", "-1")
+def sign_flipped(problem: Any) -> dict[str, Any]:
+    """The loss derivative with target and output swapped: the gradient of -L."""
+    return _backprop(problem, loss_derivative=lambda y_hat, y: -LOSSES[problem.loss].derivative(
+        y_hat, y))
+
+
+@_mutant("constant_factor", "n_out", reductions={"mean"}, losses=ELEMENTWISE_LOSSES)
+def mean_over_samples_only(problem: Any) -> dict[str, Any]:
+    """'mean' divides by N only, not by the N x n_out elements it averages."""
+    return _backprop(problem, divisor=lambda n, terms: n)
+
+
+@_mutant("transposed")
+def transposed_dw(problem: Any) -> dict[str, Any]:
+    """dW_l = A_(l-1)^T Delta_l: inputs by outputs."""
+    return _backprop(problem, weight_gradient=lambda delta, A, l: A[l].T @ delta)
+
+
+@_mutant("zero_gradient")
+def zero_bias_gradient(problem: Any) -> dict[str, Any]:
+    """db is left at its initial zeros."""
+    return _backprop(problem, bias_gradient=lambda delta: np.zeros(delta.shape[1], delta.dtype))
+
+
+@_mutant("bias_reduction", "1/N", returns_intermediates=True)
+def bias_mean(problem: Any) -> dict[str, Any]:
+    """db_l = Delta_l averaged over samples, though Delta already carries the 1/N."""
+    return _backprop(problem, bias_gradient=lambda delta: delta.mean(axis=0),
+                     intermediates=True)
+
+
+@_mutant("bias_reduction")
+def bias_not_reduced(problem: Any) -> dict[str, Any]:
+    """db_l = Delta_l, one row per sample, never summed."""
+    return _backprop(problem, bias_gradient=lambda delta: delta)
+
+
+SQUASHING = {"sigmoid", "tanh"}
+
+
+@_mutant("derivative_at_activation")
+def derivative_at_activation(problem: Any) -> dict[str, Any]:
+    """sigmoid'(a) and tanh'(a) where sigmoid'(z) and tanh'(z) belong."""
+    def slip(name: str, z: Array, a: Array) -> Array | None:
+        f = ACTIVATIONS[name]
+        return f.derivative(a, f.forward(a)) if name in SQUASHING else None
+    return _backprop(problem, derivative=slip)
+
+
+@_mutant("wrong_activation_derivative", returns_intermediates=True)
+def tanh_missing_square(problem: Any) -> dict[str, Any]:
+    """tanh'(z) written 1 - tanh(z)."""
+    return _backprop(problem, derivative=lambda f, z, a: 1 - a if f == "tanh" else None,
+                     intermediates=True)
+
+
+@_mutant("wrong_activation_derivative")
+def leaky_relu_as_relu(problem: Any) -> dict[str, Any]:
+    """leaky_relu's derivative with relu's 0 below zero instead of the slope."""
+    return _backprop(problem, derivative=lambda f, z, a: (z > 0).astype(z.dtype)
+                     if f == "leaky_relu" else None)
+
+
+@_mutant("wrong_activation_derivative")
+def silu_without_product_rule(problem: Any) -> dict[str, Any]:
+    """silu'(z) = sigmoid(z), forgetting z sigmoid'(z)."""
+    sigmoid = ACTIVATIONS["sigmoid"].forward
+    return _backprop(problem, derivative=lambda f, z, a: sigmoid(z) if f == "silu" else None)
+
+
+@_mutant("wrong_activation_derivative")
+def relu_step_missing(problem: Any) -> dict[str, Any]:
+    """relu's derivative forgotten: Delta = dL/dA, as if relu were the identity."""
+    return _backprop(problem, derivative=lambda f, z, a: np.ones_like(z) if f == "relu" else None)
+
+
+@_mutant("softmax_elementwise")
+def softmax_diagonal(problem: Any) -> dict[str, Any]:
+    """softmax's vjp as g * a (1 - a): only the Jacobian's diagonal."""
+    return _backprop(problem, softmax_diagonal=True)
+
+
+@_mutant("shifted_layer")
+def dw_off_by_one(problem: Any) -> dict[str, Any]:
+    """dW_l = Delta_l^T A_l: the activation of the same layer, not the one below."""
+    return _backprop(problem, weight_gradient=lambda delta, A, l: delta.T @ A[l + 1])
+
+
+@_mutant("forward_wrong", returns_intermediates=True)
+def forward_without_output_bias(problem: Any) -> dict[str, Any]:
+    """The output layer's bias is left out of the forward pass (the backward uses it)."""
+    return _backprop(problem, forward_bias=lambda l, depth: l < depth - 1, intermediates=True)
+
+
+@_mutant("overflow", losses={"softmax_cross_entropy"})
+def naive_softmax_cross_entropy(problem: Any) -> dict[str, Any]:
+    """softmax as exp(yhat) / sum exp(yhat), with no max subtracted: inf / inf at large logits."""
+    return _backprop(problem, naive_softmax_loss=True)
+
+
+@_mutant("wrong_loss_derivative", losses={"binary_cross_entropy_with_logits"})
+def bce_logits_as_probabilities(problem: Any) -> dict[str, Any]:
+    """d/dyhat of BCE-with-logits written yhat - y, as if yhat were already sigmoid(yhat)."""
+    return _backprop(problem, loss_derivative=lambda y_hat, y: y_hat - y)
+
+
+@_mutant("wrong_loss_derivative", losses={"huber"})
+def huber_unclipped(problem: Any) -> dict[str, Any]:
+    """huber's derivative without the clip to [-1, 1]: the squared part everywhere."""
+    return _backprop(problem, loss_derivative=lambda y_hat, y: y_hat - y)
+
+
+@_mutant("zero_gradient")
+def dx_not_propagated(problem: Any) -> dict[str, Any]:
+    """The backward loop stops at layer 1: dX is returned as zeros."""
+    return _backprop(problem, zero_dx=True)
+
+
+def expectations(name: str, problem: Any) -> Expected | None:
+    """What the diagnosis must say about this mutant on this problem; None where the slip does
+    not change the answer (summing instead of averaging when N = 1, tanh's derivative in a
+    network without tanh, a naive softmax at small logits), so nothing could detect it."""
+    function, pattern, factor = ZOO[name]
+    changed = changed_tensors(function, problem)
+    if not changed:
+        return None
+    layers = [0 if name == "dX" else int(name[2:]) for name in changed if name != "loss"]
+    return Expected(pattern, factor, frozenset(changed), max(layers) if layers else None)
+
+
+def changed_tensors(function: Callable[[Any], Any], problem: Any) -> set[str]:
+    """The tensors the slip changes: of another shape, NaN/inf in the problem's own dtype where
+    the right answer is finite, or in float64 off by more than 1e-6 of the right tensor's size."""
+    from mybackprop._matrix import matrix  # the right answer, to compare the slip with
+
+    changed: set[str] = set()
+    exact = problem.as_float64()
+    for p in (problem, exact):
+        right, wrong = matrix(p), function(p)
+        pairs = {"loss": (right["loss"], wrong["loss"]), "dX": (right["dX"], wrong["dX"])}
+        for l, (r, w) in enumerate(zip(right["dW"], wrong["dW"], strict=True), start=1):
+            pairs[f"dW{l}"] = (r, w)
+        for l, (r, w) in enumerate(zip(right["db"], wrong["db"], strict=True), start=1):
+            if r is not None:
+                pairs[f"db{l}"] = (r, w)
+        for name, (r, w) in pairs.items():
+            r, w = np.asarray(r, dtype=np.float64), np.asarray(w, dtype=np.float64)
+            if r.shape != w.shape or not np.all(np.isfinite(w)) or (
+                    p is exact and np.linalg.norm(r - w) > 1e-6 * np.linalg.norm(r)):
+                changed.add(name)
+    return changed
