@@ -180,13 +180,13 @@ class _Context:
 
 
 def _close(value: Array, hypothesis: Array, allowed: Array, dtype: str) -> bool:
-    """value equals the hypothesis to within the tolerance, or 1e-4 of its size (float32: the
-    hypothesis is computed in float64 and need not follow the candidate's order of operations)."""
+    """value equals the hypothesis element by element, to within the tolerance plus a little of
+    the element's size (the hypothesis is computed in float64, in its own order of operations)."""
     if value.shape != hypothesis.shape or not np.all(np.isfinite(hypothesis)):
         return False
-    slack = 1e-4 if dtype == "float32" else 1e-9
-    err = np.linalg.norm(value - hypothesis)
-    return bool(err <= np.linalg.norm(allowed) + slack * np.linalg.norm(hypothesis))
+    slack = 1e-5 if dtype == "float32" else 1e-12
+    with np.errstate(invalid="ignore", over="ignore"):
+        return bool(np.all(np.abs(value - hypothesis) <= allowed + slack * np.abs(hypothesis)))
 
 
 def _ratio(value: Array, reference: Array) -> float | None:
@@ -249,6 +249,8 @@ def _factor(ctx: _Context) -> Found:
     if max(values) - min(values) > 1e-3 * max(abs(v) for v in values):
         return None  # different factors: not one slip
     c = values[0]
+    if abs(c - 1) < 1e-3:
+        return None  # not a factor: an error of its own that happens to be small
     labels = _factor_labels(c, ctx.problem)
     evidence = [f"{name} = {v:.6g} x reference" for name, v in factors.items()]
     nonzero = [n for n in ctx.cand if np.any(ctx.ref[n])]
@@ -601,10 +603,16 @@ def _step(ctx: _Context, reference: dict[str, list[Array]]) -> str:
         return "the loss value"
     top = ctx.depth - 1
     if wrong("delta", top):
-        if p.activations[top] == "identity" or p.architecture.loss_spec.per_sample:
-            return "the loss derivative (Delta at the output)"
-        return (f"the output delta: the loss derivative or the derivative of "
-                f"{p.activations[top]} at layer {ctx.depth}")
+        loss = p.architecture.loss_spec
+        divisor = p.architecture.reduction_spec.divisor(
+            p.batch_size, loss.terms_per_sample(mine["A"][top].shape[1]))
+        g = loss.derivative(mine["A"][top], p.Y) / divisor
+        slip = _derivative_slip(specs[top], p.activations[top], mine["Z"][top], mine["A"][top],
+                                g, mine["delta"][top], allowed["delta"][top], dtype)
+        if slip:
+            return f"the activation derivative of layer {ctx.depth} ({p.activations[top]}): " \
+                   f"it computes {slip}"
+        return "the loss derivative (Delta at the output is wrong for the candidate's own A)"
     for l in reversed(range(ctx.depth)):
         name = f"dW{l + 1}"
         a_prev = p.X if l == 0 else mine["A"][l - 1]
@@ -620,19 +628,27 @@ def _step(ctx: _Context, reference: dict[str, list[Array]]) -> str:
         f, f_name = specs[l - 1], p.activations[l - 1]
         if _close(delta, f.backward(z, a, propagated), allowed["delta"][l - 1], dtype):
             continue
-        if f.elementwise:
-            for written, h in [(f"{f_name}'(A) for {f_name}'(Z)",
-                                lambda z, a, f=f: f.derivative(a, f.forward(a))),
-                               ("no derivative at all", lambda z, a: np.ones_like(z)),
-                               *FORMULA_SLIPS.get(f_name, [])]:
-                with np.errstate(all="ignore"):
-                    slipped = h(z, a) * propagated
-                if _close(delta, slipped, allowed["delta"][l - 1], dtype):
-                    return (f"the activation derivative of layer {l} ({f_name}): it computes "
-                            f"{written}")
+        slip = _derivative_slip(f, f_name, z, a, propagated, delta, allowed["delta"][l - 1], dtype)
+        if slip:
+            return f"the activation derivative of layer {l} ({f_name}): it computes {slip}"
         return (f"from Delta_{l + 1} to Delta_{l}: the derivative of {f_name} at layer {l} or "
                 f"the propagation through W_{l + 1} (Delta_{l} != {f_name}'(Z_{l}) * "
                 f"Delta_{l + 1} W_{l + 1})")
     if "dX" in ctx.failing:
         return "the propagation to the input (dX = Delta_1 W_1)"
+    return ""
+
+
+def _derivative_slip(f: Activation, name: str, z: Array, a: Array, g: Array, delta: Array,
+                     allowed: Array, dtype: str) -> str:
+    """Which common slip in f' makes delta = h(Z, A) * g, if one does."""
+    if not f.elementwise:
+        return ""
+    for written, h in [(f"{name}'(A) for {name}'(Z)", _at_activation(f)),
+                       ("no derivative at all", lambda z, a: np.ones_like(z)),
+                       *FORMULA_SLIPS.get(name, [])]:
+        with np.errstate(all="ignore"):
+            slipped = h(z, a) * g
+        if _close(delta, slipped, allowed, dtype):
+            return written
     return ""

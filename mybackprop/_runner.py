@@ -67,6 +67,7 @@ class Outcome:
     seconds: dict[str, float] = field(default_factory=dict)
     reference: str = ""  # the oracle the candidate was judged against
     diagnosis: Diagnosis | None = None  # for fail, and for errors that are numbers (shape, NaN)
+    reference_answer: Gradients | None = field(default=None, repr=False)  # for repro scripts
 
     def ends(self, verdict: str, reason: str = "") -> Outcome:
         self.verdict, self.reason = verdict, reason
@@ -173,6 +174,7 @@ class Checker:
         outcome.seconds.update(references.seconds)
         if references.error:
             return outcome.ends("error", references.error)
+        outcome.reference_answer = next(iter(references.answers.values()))
 
         started = time.perf_counter()
         if candidate.isolated is not None:
@@ -217,7 +219,7 @@ class Checker:
                 outcome.comparisons = compare(answer, references[reference], allowed, dtype)
                 return outcome.ends("oracle_disagreement", f"{note}; {follows}")
             reference, notes = side, [note]
-        outcome.reference = reference
+        outcome.reference, outcome.reference_answer = reference, references[reference]
         outcome.comparisons = compare(answer, references[reference], allowed, dtype)
         if outcome.failing:
             convention = _followed_convention(problem, answer, allowed)

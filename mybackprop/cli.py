@@ -73,6 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
                             "limit: a crash (os._exit, segfault, out of memory) is an error")
     check.add_argument("--memory-limit", type=float, default=4.0, metavar="GIB",
                        help="address space per isolated candidate, in GiB (4)")
+    check.add_argument("--no-shrink", dest="shrink", action="store_false",
+                       help="do not shrink failures (by default the first failure of each "
+                            "candidate and diagnosis is shrunk to the smallest case that keeps "
+                            "the diagnosis)")
     check.add_argument("--quiet", action="store_true", help="print only the summary")
     commands.add_parser("list", help="show the candidates and oracles found",
                         description="Show every registered candidate (entry-point group "
@@ -138,12 +142,25 @@ def _check(args: argparse.Namespace) -> int:
     rng = np.random.default_rng(args.seed)
     writer = RunWriter(folder)
     started = time.perf_counter()
+    shrunk: set[tuple[str, str]] = set()
     try:
         for case in range(args.cases):
-            for outcome in checker.check_all(candidates, sample_problem(rng, space)):
-                writer.add({"case": case, "seed": args.seed, **outcome.to_record()})
+            problem = sample_problem(rng, space)
+            outcomes = checker.check_all(candidates, problem)
+            for candidate, outcome in zip(candidates, outcomes, strict=True):
+                record = {"case": case, "seed": args.seed, **outcome.to_record()}
                 if outcome.verdict in ("fail", "error", "oracle_disagreement") and not args.quiet:
                     print(f"case {case}: {outcome.message()}")
+                if outcome.verdict in ("fail", "error") and outcome.reference_answer is not None:
+                    record["repro"] = _repro(folder, f"case-{case:05d}", candidate, outcome,
+                                             tolerance)
+                    key = (candidate.name, outcome.diagnosis.pattern if outcome.diagnosis
+                           else outcome.reason)
+                    if args.shrink and key not in shrunk:
+                        shrunk.add(key)
+                        record["smallest"] = _smallest(checker, candidate, outcome, folder,
+                                                       f"case-{case:05d}", tolerance, args.quiet)
+                writer.add(record)
     finally:
         writer.close()
         for candidate in candidates:
@@ -154,6 +171,39 @@ def _check(args: argparse.Namespace) -> int:
     _print_summary(summary, folder)
     bad = summary["verdicts"]["fail"] + summary["verdicts"]["error"]
     return EXIT_FAILURES if bad else EXIT_OK
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")[:60]
+
+
+def _repro(folder: Path, stem: str, candidate: Any, outcome: Any, tolerance: Any) -> str:
+    """Write the case's repro script; return its path relative to the run folder."""
+    from mybackprop._repro import write_repro
+
+    name = f"{stem}-{_slug(candidate.name)}.py"
+    write_repro(folder / "repro" / name, outcome, candidate.name, tolerance)
+    return f"repro/{name}"
+
+
+def _smallest(checker: Any, candidate: Any, outcome: Any, folder: Path, stem: str,
+              tolerance: Any, quiet: bool) -> dict[str, Any]:
+    """Shrink a failure while its diagnosis stays; write the smallest case's repro too."""
+    from mybackprop._shrink import shrink, size
+
+    started = time.perf_counter()
+    smallest, attempts = shrink(checker, candidate, outcome)
+    path = _repro(folder, f"{stem}-smallest", candidate, smallest, tolerance)
+    before, after = size(outcome.problem), size(smallest.problem)
+    if not quiet:
+        print(f"  smallest case that keeps this diagnosis ({attempts} tries, "
+              f"{time.perf_counter() - started:.1f} s): "
+              f"{smallest.problem.architecture.describe()}, N={smallest.problem.batch_size} "
+              f"({after[0]} parameters, was {before[0]}); repro: {folder / path}")
+    return {"architecture": smallest.problem.architecture.describe(),
+            "batch_size": smallest.problem.batch_size, "parameters": after[0],
+            "attempts": attempts, "repro": path,
+            "diagnosis": smallest.diagnosis.to_dict() if smallest.diagnosis else None}
 
 
 def _list() -> int:
