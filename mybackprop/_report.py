@@ -50,9 +50,11 @@ def summarize(records: Iterable[dict[str, Any]], run: dict[str, Any]) -> dict[st
         for key in ("candidate", "loss", "reduction", "dtype"):
             groups[key][r[key]][r["verdict"]] += 1
         if r["verdict"] in ("fail", "error", "oracle_disagreement"):
-            worst.append({k: r[k] for k in ("case", "candidate", "verdict", "reason",
-                                             "architecture", "batch_size", "dtype",
-                                             "max_err_over_tol")})
+            worst.append({**{k: r[k] for k in ("case", "candidate", "verdict", "reason",
+                                                "architecture", "batch_size", "dtype",
+                                                "max_err_over_tol")},
+                          "diagnosis": (r.get("diagnosis") or {}).get("summary", ""),
+                          "repro": r.get("repro", "")})
     ratios = [r["max_err_over_tol"] for r in records if r.get("max_err_over_tol") is not None]
     return {
         "schema_version": SUMMARY_SCHEMA_VERSION,
@@ -121,14 +123,17 @@ def render_markdown(summary: dict[str, Any], max_problems: int = 20) -> str:
     problems = summary["problems"]
     if problems:
         lines += ["## Cases that did not pass", "",
-                  "| case | candidate | verdict | architecture | N | dtype | err/tol | reason |",
-                  "|---:|---|---|---|---:|---|---:|---|"]
+                  "| case | candidate | verdict | architecture | N | dtype | err/tol | reason | "
+                  "diagnosis | repro |",
+                  "|---:|---|---|---|---:|---|---:|---|---|---|"]
         for p in problems[:max_problems]:
             ratio = "" if p["max_err_over_tol"] is None else f"{p['max_err_over_tol']:.3g}"
             reason = p["reason"].replace("|", "\\|")
+            diagnosis = p.get("diagnosis", "").replace("|", "\\|")
+            repro = f"[script]({p['repro']})" if p.get("repro") else ""
             lines.append(f"| {p['case']} | {p['candidate']} | {p['verdict']} | "
                          f"`{p['architecture']}` | {p['batch_size']} | {p['dtype']} | {ratio} | "
-                         f"{reason} |")
+                         f"{reason} | {diagnosis} | {repro} |")
         if len(problems) > max_problems:
             lines.append(f"\n…and {len(problems) - max_problems} more in cases.jsonl.")
         lines.append("")

@@ -260,6 +260,28 @@ def expectations(name: str, problem: Any) -> Expected | None:
     return Expected(pattern, factor, frozenset(changed), max(layers) if layers else None)
 
 
+def score(outcome: Any, expected: Expected) -> tuple[bool, bool, bool]:
+    """(detected, localized, diagnosed) for one checked case of a mutant.
+
+    Detected: not pass. Localized: the diagnosis names only tensors the slip changed, and for a
+    fail (every tensor compared) the first diverging layer; an error stops at the first tensor of
+    the wrong shape or the first NaN, which may be any layer the slip changed. Diagnosed: the
+    pattern, and the factor among the readings given.
+    """
+    detected = outcome.verdict in ("fail", "error")
+    diagnosis = outcome.diagnosis
+    if not detected or diagnosis is None:
+        return detected, False, False
+    diagnosed = diagnosis.pattern == expected.pattern and (
+        not expected.factor or expected.factor in diagnosis.factor.split(" = "))
+    named = set(diagnosis.parameters) - {"loss"}
+    tensors = bool(diagnosis.parameters) and named <= expected.tensors
+    layers = {0 if n == "dX" else int(n[2:]) for n in expected.tensors if n != "loss"}
+    layer = (diagnosis.layer == expected.layer if outcome.verdict == "fail"
+             else diagnosis.layer is None or diagnosis.layer in layers)
+    return detected, tensors and layer, diagnosed
+
+
 def changed_tensors(function: Callable[[Any], Any], problem: Any) -> set[str]:
     """The tensors the slip changes: of another shape, NaN/inf in the problem's own dtype where
     the right answer is finite, or in float64 off by more than 1e-6 of the right tensor's size."""

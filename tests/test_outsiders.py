@@ -1,0 +1,38 @@
+"""Buggy candidates that are not in the zoo (tests/outsiders/, written from the README's contract
+alone, one sample at a time): each is detected, and its diagnosis is the right pattern, or
+"unknown" with evidence when it is a bug no pattern describes. Never a wrong pattern."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mybackprop._candidate import load_candidate
+from mybackprop._cases import CaseSpace, sample_problem
+from mybackprop._runner import Checker
+
+EXPECTED = {
+    "gelu_without_pdf": "wrong_activation_derivative",
+    "bias_times_n": "bias_reduction",
+    "sum_divides_by_n": "forward_wrong",  # its loss is divided by N too
+    "clipped_gradient": "unknown",
+    "outer_own_layer": None,  # numpy raises on the shapes: an error with its message, no pattern
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_an_outside_bug_is_detected_and_never_misdiagnosed(name, both_oracles):
+    candidate = load_candidate(f"tests/outsiders/per_sample_loops.py:{name}")
+    space = CaseSpace(max_depth=3, max_batch=8, input_log10_scale=(-1.0, 1.0),
+                      max_output_log10_scale=0, losses=("mse",),
+                      activations=tuple(sorted(candidate.supports.activations)))
+    checker = Checker(both_oracles)
+    rng = np.random.default_rng(0)
+    outcomes = [checker.check(candidate, sample_problem(rng, space)) for _ in range(12)]
+    bad = [o for o in outcomes if o.verdict != "pass"]
+    assert len(bad) >= 4, [o.message() for o in outcomes]
+    for outcome in bad:
+        pattern = outcome.diagnosis.pattern if outcome.diagnosis else None
+        assert pattern == EXPECTED[name], outcome.message()
+        if pattern == "unknown":
+            assert outcome.diagnosis.evidence and outcome.diagnosis.layer is not None

@@ -1,0 +1,82 @@
+"""The mutant zoo: every classic bug is detected, localized and diagnosed from the numbers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mybackprop import zoo
+from mybackprop._candidate import load_candidate
+from mybackprop._cases import CaseSpace, sample_problem
+from mybackprop._runner import Checker, Outcome
+
+CASES_PER_MUTANT = 4
+# Ordinary networks: inputs 0.1 to 10, logits at the hidden scale. The naive softmax needs large
+# logits to go wrong at all, so it gets the default space.
+MODERATE = {"input_log10_scale": (-1.0, 1.0), "max_output_log10_scale": 0}
+
+
+def live_cases(name: str, count: int, seed: int = 0) -> list[tuple[object, zoo.Expected]]:
+    """`count` random problems on which the mutant's slip changes the answer."""
+    supports = load_candidate(f"mybackprop.zoo:{name}").supports
+    space = CaseSpace(max_depth=3, activations=tuple(sorted(supports.activations)),
+                      losses=tuple(sorted(supports.losses)),
+                      reductions=tuple(sorted(supports.reductions)),
+                      **({} if name == "naive_softmax_cross_entropy" else MODERATE))
+    rng = np.random.default_rng(seed)
+    found = []
+    for _ in range(500):
+        problem = sample_problem(rng, space)
+        expected = zoo.expectations(name, problem)
+        if expected is not None:
+            found.append((problem, expected))
+            if len(found) == count:
+                return found
+    raise AssertionError(f"{name}: fewer than {count} live cases in 500 draws")
+
+
+def assert_diagnosed(outcome: Outcome, expected: zoo.Expected) -> None:
+    detected, localized, diagnosed = zoo.score(outcome, expected)
+    assert detected and localized and diagnosed, (outcome.message(), expected)
+    assert not outcome.diagnosis.summary.startswith("the diagnosis raised"), outcome.message()
+
+
+def test_the_zoo_has_at_least_fifteen_bugs_and_every_pattern_is_known():
+    from mybackprop._diagnose import PATTERNS
+
+    assert len(zoo.ZOO) >= 15
+    assert {pattern for _, pattern, _ in zoo.ZOO.values()} <= set(PATTERNS) - {"unknown"}
+
+
+@pytest.mark.parametrize("name", sorted(zoo.ZOO))
+def test_each_mutant_is_detected_localized_and_diagnosed(name, both_oracles):
+    checker = Checker(both_oracles)
+    candidate = load_candidate(f"mybackprop.zoo:{name}")
+    for problem, expected in live_cases(name, CASES_PER_MUTANT):
+        assert_diagnosed(checker.check(candidate, problem), expected)
+
+
+@pytest.mark.parametrize(("name", "step"), [
+    ("forward_without_output_bias", "forward pass: Z_{L} = "),
+    ("tanh_missing_square", "the activation derivative of layer {tanh} (tanh): it computes "
+                            "1 - tanh(z)"),
+    ("bias_mean", "the bias reduction of layer {bias}"),
+])
+def test_intermediates_name_the_step_that_breaks(name, step, both_oracles):
+    checker = Checker(both_oracles)
+    candidate = load_candidate(f"mybackprop.zoo:{name}")
+    for problem, expected in live_cases(name, 2, seed=1):
+        outcome = checker.check(candidate, problem)
+        top_tanh = max((l for l, a in enumerate(problem.activations, 1) if a == "tanh"),
+                       default=0)
+        want = step.format(L=problem.architecture.depth, tanh=top_tanh, bias=expected.layer)
+        assert outcome.diagnosis.step.startswith(want), outcome.message()
+
+
+def test_a_correct_answer_is_never_given_a_pattern(both_oracles):
+    checker = Checker(both_oracles)
+    candidate = load_candidate("mybackprop:matrix")
+    rng = np.random.default_rng(5)
+    for _ in range(20):
+        outcome = checker.check(candidate, sample_problem(rng, CaseSpace(max_depth=3)))
+        assert outcome.verdict == "pass" and outcome.diagnosis is None, outcome.message()
