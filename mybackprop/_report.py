@@ -11,6 +11,9 @@ from typing import Any, TextIO
 from mybackprop._runner import VERDICTS
 
 SUMMARY_SCHEMA_VERSION = 1
+# The JSON Schema summary.json follows, shipped in the package (tests validate against it).
+SUMMARY_SCHEMA = (Path(__file__).parent / "schemas"
+                  / f"summary-v{SUMMARY_SCHEMA_VERSION}.schema.json")
 CASES_FILE, SUMMARY_FILE, MARKDOWN_FILE = "cases.jsonl", "summary.json", "report.md"
 
 

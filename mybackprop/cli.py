@@ -81,12 +81,20 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("list", help="show the candidates and oracles found",
                         description="Show every registered candidate (entry-point group "
                         "mybackprop.candidates) with what it supports, and every oracle.")
+    diff = commands.add_parser("diff", help="compare two runs case by case",
+                               description="New failures, fixed cases and changed diagnoses "
+                               "from RUN_A to RUN_B (same seed and case space). Exit 0 when "
+                               "there is no difference, 1 when there is.")
+    diff.add_argument("run_a", type=Path, metavar="RUN_A")
+    diff.add_argument("run_b", type=Path, metavar="RUN_B")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
+        if args.command == "diff":
+            return _diff(args)
         return _list() if args.command == "list" else _check(args)
     except UsageError as exc:
         print(f"mybackprop: error: {exc}", file=sys.stderr)
@@ -204,6 +212,17 @@ def _smallest(checker: Any, candidate: Any, outcome: Any, folder: Path, stem: st
             "batch_size": smallest.problem.batch_size, "parameters": after[0],
             "attempts": attempts, "repro": path,
             "diagnosis": smallest.diagnosis.to_dict() if smallest.diagnosis else None}
+
+
+def _diff(args: argparse.Namespace) -> int:
+    from mybackprop._diff import diff_runs
+
+    try:
+        result = diff_runs(args.run_a, args.run_b)
+    except FileNotFoundError as exc:
+        raise UsageError(str(exc)) from None
+    print("\n".join(result.lines()))
+    return EXIT_OK if result.empty else EXIT_FAILURES
 
 
 def _list() -> int:
