@@ -87,6 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
                                "there is no difference, 1 when there is.")
     diff.add_argument("run_a", type=Path, metavar="RUN_A")
     diff.add_argument("run_b", type=Path, metavar="RUN_B")
+    report = commands.add_parser("report", help="render a run folder as HTML, Markdown, JSON",
+                                 description="Write report.html (self-contained, with plots), "
+                                 "report.md and summary.json from RUN_DIR/cases.jsonl alone.")
+    report.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     return parser
 
 
@@ -95,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         if args.command == "diff":
             return _diff(args)
+        if args.command == "report":
+            return _report(args)
         return _list() if args.command == "list" else _check(args)
     except UsageError as exc:
         print(f"mybackprop: error: {exc}", file=sys.stderr)
@@ -223,6 +229,18 @@ def _diff(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     print("\n".join(result.lines()))
     return EXIT_OK if result.empty else EXIT_FAILURES
+
+
+def _report(args: argparse.Namespace) -> int:
+    from mybackprop._html import render_run
+
+    try:
+        written = render_run(args.run_dir)
+    except FileNotFoundError as exc:
+        raise UsageError(str(exc)) from None
+    for path in written.values():
+        print(f"wrote {path}")
+    return EXIT_OK
 
 
 def _list() -> int:

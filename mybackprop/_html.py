@@ -1,0 +1,203 @@
+"""`mybackprop report RUN_DIR`: report.html (self-contained), report.md and summary.json, from
+the run's cases.jsonl alone.
+
+The page is a Jinja2 template with autoescaping on (a candidate named <script> shows as text);
+the plots are matplotlib figures inlined as SVG (no network, no files beside the page): a verdict
+heatmap per candidate (activation x loss), the distribution of errors in units of the tolerance,
+error against depth, width and batch size, and per-tensor errors of the worst failures. The
+failure table sorts by any column (a few lines of inline script).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mybackprop._report import (
+    CASES_FILE,
+    MARKDOWN_FILE,
+    SUMMARY_FILE,
+    read_cases,
+    render_markdown,
+    summarize,
+)
+
+HTML_FILE = "report.html"
+WORST_SHOWN = 8  # failures with per-tensor error bars
+BAD = ("fail", "error")
+
+
+def render_run(folder: Path) -> dict[str, Path]:
+    """Write report.html, report.md and summary.json for the run in `folder`."""
+    if not (folder / CASES_FILE).is_file():
+        raise FileNotFoundError(f"{folder} has no {CASES_FILE}: give a run folder written by "
+                                "mybackprop check")
+    records = read_cases(folder)
+    run = _run_settings(folder, records)
+    summary = summarize(records, run)
+    (folder / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    (folder / MARKDOWN_FILE).write_text(render_markdown(summary), encoding="utf-8")
+    html = render_html(summary, records)
+    (folder / HTML_FILE).write_text(html, encoding="utf-8")
+    return {name: folder / name for name in (HTML_FILE, MARKDOWN_FILE, SUMMARY_FILE)}
+
+
+def _run_settings(folder: Path, records: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run's settings: from summary.json when the run finished, else from the records."""
+    try:
+        return json.loads((folder / SUMMARY_FILE).read_text(encoding="utf-8"))["run"]
+    except (OSError, ValueError, KeyError):
+        first = records[0] if records else {}
+        return {"candidates": sorted({r["candidate"] for r in records}) or ["?"],
+                "seed": first.get("seed", 0), "cases": len({r["case"] for r in records}) or 1,
+                "space": {}, "oracles": first.get("oracles", {}), "tolerance_factor": {},
+                "started": "unknown (the run did not finish; rendered from cases.jsonl)"}
+
+
+def render_html(summary: dict[str, Any], records: list[dict[str, Any]]) -> str:
+    import jinja2
+
+    environment = jinja2.Environment(
+        loader=jinja2.PackageLoader("mybackprop", "templates"),
+        autoescape=True, undefined=jinja2.StrictUndefined)
+    failures = [_failure_row(r) for r in records if r["verdict"] in BAD]
+    failures.sort(key=lambda row: -(row["err"] if row["err"] is not None else math.inf))
+    candidates = summary["run"]["candidates"]
+    return environment.get_template("report.html.j2").render(
+        summary=summary, run=summary["run"], candidates=candidates, failures=failures,
+        ok=summary["verdicts"]["fail"] == 0 and summary["verdicts"]["error"] == 0,
+        heatmaps={c: _svg(_heatmap(records, c)) for c in candidates},
+        distribution=_svg(_distribution(records)),
+        against_size=_svg(_against_size(records)),
+        worst_bars=_svg(_worst_bars(records)) if failures else "",
+        oracles=summary["run"].get("oracles", {}))
+
+
+def _failure_row(record: dict[str, Any]) -> dict[str, Any]:
+    diagnosis = record.get("diagnosis") or {}
+    failing = [c["name"] for c in record.get("comparisons", []) if not c.get("passed", True)]
+    return {"case": record["case"], "candidate": record["candidate"],
+            "verdict": record["verdict"], "architecture": record["architecture"],
+            "batch_size": record["batch_size"], "dtype": record["dtype"],
+            "err": record.get("max_err_over_tol"),
+            "pattern": diagnosis.get("pattern", ""),
+            "summary": diagnosis.get("summary") or record.get("reason", ""),
+            "tensors": ", ".join(diagnosis.get("parameters") or failing),
+            "repro": record.get("repro", "")}
+
+
+def _svg(figure: Any) -> str:
+    """The figure as an inline <svg> element (text, so the page needs nothing else)."""
+    import matplotlib.pyplot as plt
+
+    buffer = io.StringIO()
+    figure.savefig(buffer, format="svg", bbox_inches="tight")
+    plt.close(figure)
+    text = buffer.getvalue()
+    return text[text.index("<svg"):]
+
+
+def _figure(width: float, height: float) -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams["svg.fonttype"] = "none"  # text stays text: searchable, and escaped by us
+    return plt.subplots(figsize=(width, height))
+
+
+def _heatmap(records: list[dict[str, Any]], candidate: str) -> Any:
+    """Share of cases not passing, per activation (rows) x loss (columns), for one candidate."""
+    from mybackprop._spec import ACTIVATIONS, LOSSES
+
+    counts: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+    for r in records:
+        if r["candidate"] != candidate or r["verdict"] == "skipped":
+            continue
+        for activation in r["activations"]:
+            cell = counts[(activation, r["loss"])]
+            cell[0] += r["verdict"] in BAD
+            cell[1] += 1
+    rows, columns = list(ACTIVATIONS), list(LOSSES)
+    share = np.full((len(rows), len(columns)), np.nan)
+    for (activation, loss), (bad, total) in counts.items():
+        share[rows.index(activation), columns.index(loss)] = bad / total
+    figure, axes = _figure(7.5, 4.8)
+    image = axes.imshow(share, cmap="RdYlGn_r", vmin=0, vmax=1, aspect="auto")
+    axes.set_xticks(range(len(columns)), [c.replace("_", " ") for c in columns], rotation=20,
+                    ha="right")
+    axes.set_yticks(range(len(rows)), rows)
+    for (i, j), value in np.ndenumerate(share):
+        if not np.isnan(value):
+            bad, total = counts[(rows[i], columns[j])]
+            axes.text(j, i, f"{bad}/{total}", ha="center", va="center", fontsize=8)
+    axes.set_title("cases failing or in error, by activation and loss")
+    figure.colorbar(image, ax=axes, label="share not passing")
+    return figure
+
+
+def _ratios(records: list[dict[str, Any]]) -> tuple[np.ndarray, list[dict[str, Any]]]:
+    kept = [r for r in records if r.get("max_err_over_tol") is not None]
+    values = np.array([max(r["max_err_over_tol"], 1e-12) for r in kept])
+    return values, kept
+
+
+def _distribution(records: list[dict[str, Any]]) -> Any:
+    values, _ = _ratios(records)
+    figure, axes = _figure(7.5, 3.2)
+    if values.size:
+        bins = np.linspace(math.floor(np.log10(values.min())),
+                           math.ceil(np.log10(values.max())) + 1e-9, 40)
+        axes.hist(np.log10(values), bins=bins, color="#4c72b0")
+    axes.axvline(0, color="#c44e52", linestyle="--", label="tolerance (1x)")
+    axes.set_xlabel("log10(worst error / tolerance) per case")
+    axes.set_ylabel("cases")
+    axes.set_title("errors in units of the tolerance (right of the line fails)")
+    axes.legend()
+    return figure
+
+
+def _against_size(records: list[dict[str, Any]]) -> Any:
+    import matplotlib.pyplot as plt
+
+    values, kept = _ratios(records)
+    figure, axes = plt.subplots(1, 3, figsize=(10, 3.2), sharey=True)
+    for ax, key, label in zip(axes, ("depth", "max_width", "batch_size"),
+                              ("depth", "widest layer", "batch size N"), strict=True):
+        x = np.array([r[key] for r in kept])
+        colours = ["#c44e52" if r["verdict"] in BAD else "#4c72b0" for r in kept]
+        jitter = np.random.default_rng(0).uniform(-0.15, 0.15, x.size) if key == "depth" else 0
+        ax.scatter(x + jitter, np.log10(values), s=8, c=colours, alpha=0.6)
+        ax.axhline(0, color="#c44e52", linestyle="--")
+        ax.set_xlabel(label)
+    axes[0].set_ylabel("log10(error / tolerance)")
+    figure.suptitle("error against network size (red: fail or error)")
+    return figure
+
+
+def _worst_bars(records: list[dict[str, Any]]) -> Any:
+    """Per-tensor error over tolerance for the worst failures: where in the network it breaks."""
+    worst = sorted((r for r in records if r["verdict"] == "fail"),
+                   key=lambda r: -(r.get("max_err_over_tol") or 0))[:WORST_SHOWN]
+    figure, axes = _figure(10, 0.6 + 0.45 * max(1, sum(len(r["comparisons"]) for r in worst)))
+    labels, values, colours = [], [], []
+    for r in worst:
+        for c in r["comparisons"]:
+            labels.append(f"case {r['case']} {c['name']}")
+            values.append(max(c["err_over_tol"], 1e-12))
+            colours.append("#c44e52" if not c["passed"] else "#4c72b0")
+    y = np.arange(len(labels))
+    axes.barh(y, np.log10(values), color=colours)
+    axes.set_yticks(y, labels, fontsize=7)
+    axes.invert_yaxis()
+    axes.axvline(0, color="black", linestyle="--")
+    axes.set_xlabel("log10(error / tolerance) per tensor (red: out of tolerance)")
+    axes.set_title(f"per-tensor errors of the {len(worst)} worst failures")
+    return figure

@@ -1,0 +1,72 @@
+"""mybackprop report: a self-contained HTML page, looked at in a real headless Chromium."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+from test_cli import run
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+HOSTILE_NAME = "<img src=x onerror=alert(1)>"
+HOSTILE_MESSAGE = "<script>alert(1)</script>"
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    """A run with a correct candidate, a buggy one, and one whose name and error message are
+    HTML; rendered again from cases.jsonl alone by `mybackprop report`."""
+    folder = tmp_path_factory.mktemp("html")
+    hostile = folder / f"{HOSTILE_NAME}.py"
+    hostile.write_text("def backprop(problem):\n"
+                       f"    raise ValueError({HOSTILE_MESSAGE!r})\n")
+    out = folder / "run"
+    result = run("check", "--impl", "mybackprop:matrix", "--impl", "mybackprop.zoo:sign_flipped",
+                 "--impl", f"{hostile}:backprop", "--cases", "12", "--seed", "4", "--no-shrink",
+                 "--quiet", "--out", str(out))
+    assert result.returncode == 1, result.stdout + result.stderr
+    (out / "report.html").unlink(missing_ok=True)
+    rendered = run("report", str(out))
+    assert rendered.returncode == 0, rendered.stderr
+    return out / "report.html"
+
+
+def test_the_page_is_self_contained_and_escapes_what_candidates_wrote(report):
+    html = report.read_text()
+    assert html.count("<svg") >= 5  # 3 heatmaps, errors, error against size, worst failures
+    for fetch in ("src=\"http", "href=\"http", "<link", "<img", "@import"):
+        assert fetch not in html, fetch
+    assert HOSTILE_MESSAGE not in html and HOSTILE_NAME not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html
+    assert "wrong pattern" not in html and "constant_factor" in html  # sign_flipped diagnosed
+
+
+def test_report_of_a_folder_without_cases_is_one_line_and_exit_2(tmp_path):
+    result = run("report", str(tmp_path))
+    assert result.returncode == 2
+    assert "has no cases.jsonl: give a run folder" in result.stderr
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (apt-get "
+                    "install chromium; scripts/test.sh installs it where it can)")
+def test_chromium_loads_the_page_and_shows_the_plots(report, tmp_path):
+    profile = ["--user-data-dir=" + str(tmp_path / "profile")]
+    dom = subprocess.run([CHROMIUM, *FLAGS, *profile, "--dump-dom", report.as_uri()],
+                         capture_output=True, text=True, timeout=120).stdout
+    assert "Failures (" in dom and dom.count("<svg") >= 5
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in dom  # still text after the scripts ran
+    shot = tmp_path / "shot.png"
+    subprocess.run([CHROMIUM, *FLAGS, *profile, "--window-size=1300,2600",
+                    f"--screenshot={shot}", report.as_uri()], capture_output=True, timeout=120)
+    import matplotlib.image
+
+    pixels = matplotlib.image.imread(str(shot))[..., :3]
+    # The plots' own colours are on screen: the red of failing bars and the heatmap's cells.
+    red = np.all(np.abs(pixels - np.array([0xc4, 0x4e, 0x52]) / 255) < 0.05, axis=-1)
+    blue = np.all(np.abs(pixels - np.array([0x4c, 0x72, 0xb0]) / 255) < 0.05, axis=-1)
+    assert red.sum() > 500 and blue.sum() > 500, (red.sum(), blue.sum())
