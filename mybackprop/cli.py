@@ -7,7 +7,7 @@ Exit codes: 0 every case passed (or was skipped), 1 some case failed or errored,
 from __future__ import annotations
 
 import argparse
-import re
+import json
 import sys
 import time
 from pathlib import Path
@@ -74,9 +74,15 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--memory-limit", type=float, default=4.0, metavar="GIB",
                        help="address space per isolated candidate, in GiB (4)")
     check.add_argument("--no-shrink", dest="shrink", action="store_false",
-                       help="do not shrink failures (by default the first failure of each "
-                            "candidate and diagnosis is shrunk to the smallest case that keeps "
-                            "the diagnosis)")
+                       help="do not shrink failures (by default the lowest-numbered failure "
+                            "of each candidate and diagnosis is shrunk to the smallest case "
+                            "that keeps the diagnosis)")
+    check.add_argument("--workers", type=int, default=1, metavar="W",
+                       help="processes checking cases in parallel (1); the cases and their "
+                            "contents depend only on the seed")
+    check.add_argument("--resume", action="store_true",
+                       help="continue the interrupted run in --out (Ctrl-C, kill -9): the cases "
+                            "without a record run, no case twice")
     check.add_argument("--quiet", action="store_true", help="print only the summary")
     commands.add_parser("list", help="show the candidates and oracles found",
                         description="Show every registered candidate (entry-point group "
@@ -108,16 +114,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    import numpy as np
+    from tqdm import tqdm
 
     from mybackprop._candidate import CandidateLoadError, load_candidates
-    from mybackprop._cases import CaseSpace, sample_problem
+    from mybackprop._cases import CaseSpace
     from mybackprop._problem import SpecError
-    from mybackprop._report import RunWriter, write_summary
-    from mybackprop._runner import Checker
+    from mybackprop._report import RunWriter, read_cases, write_summary
+    from mybackprop._sweep import SMALLEST_FILE, Settings, _State, shrink_first_failures, sweep
     from mybackprop._tolerance import Tolerance
     from oracles import OracleUnavailable, load_oracle
-    from oracles.finite_differences import FiniteDifferenceOracle
 
     if args.cases < 1:
         raise UsageError(f"--cases is {args.cases}: give a number of cases >= 1")
@@ -128,58 +133,62 @@ def _check(args: argparse.Namespace) -> int:
     try:
         space = CaseSpace(**_space_options(args))
         tolerance = Tolerance.parse(args.tolerance_factor or "")
-        candidates = load_candidates(args.impl or ["mybackprop:matrix"], args.isolate,
-                                     int(args.memory_limit * 2**30))
+        specs = args.impl or ["mybackprop:matrix"]
+        candidates = load_candidates(specs, args.isolate, int(args.memory_limit * 2**30))
         oracles = [load_oracle(name) for name in args.oracles]
     except (SpecError, CandidateLoadError, OracleUnavailable) as exc:
         raise UsageError(str(exc)) from None
     if not oracles:
         raise UsageError("--oracles is empty: name at least one of torch, jax")
 
+    if args.workers < 1:
+        raise UsageError(f"--workers is {args.workers}: give a number of processes >= 1")
     names = [c.name for c in candidates]
+    for candidate in candidates:
+        if candidate.isolated is not None:
+            candidate.isolated.close()
     folder = args.out or _default_folder(names[0] if len(names) == 1 else
                                          f"{len(names)}-candidates", args.seed)
-    if (folder / "cases.jsonl").exists():
-        raise UsageError(f"{folder} already holds a run: choose another --out or remove it")
-    checker = Checker(oracles, tolerance, tie_breaker=FiniteDifferenceOracle(),
-                      time_limit=args.time_limit)
+    settings = Settings(str(folder), args.seed, args.cases, dict(vars(space)), tuple(names),
+                        tuple(args.oracles), dict(tolerance.factor), args.time_limit,
+                        args.isolate, int(args.memory_limit * 2**30), tuple(specs))
+    done = _prepare_folder(folder, settings, args.resume)
     run = {"candidates": names, "seed": args.seed, "cases": args.cases,
            "space": {k: v for k, v in vars(space).items()},
            "oracles": {o.name: o.describe() for o in oracles},
-           "tolerance_factor": tolerance.factor,
+           "tolerance_factor": tolerance.factor, "workers": args.workers,
            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    jobs = [(case, frozenset(done.get(case, ()))) for case in range(args.cases)
+            if len(done.get(case, ())) < len(names)]
     if not args.quiet:
         versions = ", ".join(f"{o.name} {d['version']}" for o, d in
                              zip(oracles, run["oracles"].values(), strict=True))
+        resumed = f", resuming: {args.cases - len(jobs)} done" if args.resume else ""
         print(f"mybackprop check: {', '.join(names)} vs {versions}; {args.cases} cases, "
-              f"seed {args.seed}")
-    rng = np.random.default_rng(args.seed)
+              f"seed {args.seed}, {args.workers} worker{'s' if args.workers > 1 else ''}"
+              f"{resumed}")
+    parent = _State(settings) if args.workers == 1 or args.shrink else None
     writer = RunWriter(folder)
     started = time.perf_counter()
-    shrunk: set[tuple[str, str]] = set()
+    progress = tqdm(total=args.cases, initial=args.cases - len(jobs), unit="case",
+                    disable=args.quiet, file=sys.stderr, dynamic_ncols=True)
     try:
-        for case in range(args.cases):
-            problem = sample_problem(rng, space)
-            outcomes = checker.check_all(candidates, problem)
-            for candidate, outcome in zip(candidates, outcomes, strict=True):
-                record = {"case": case, "seed": args.seed, **outcome.to_record()}
-                if outcome.verdict in ("fail", "error", "oracle_disagreement") and not args.quiet:
-                    print(f"case {case}: {outcome.message()}")
-                if outcome.verdict in ("fail", "error") and outcome.reference_answer is not None:
-                    record["repro"] = _repro(folder, f"case-{case:05d}", candidate, outcome,
-                                             tolerance)
-                    key = (candidate.name, outcome.diagnosis.pattern if outcome.diagnosis
-                           else outcome.reason)
-                    if args.shrink and key not in shrunk:
-                        shrunk.add(key)
-                        record["smallest"] = _smallest(checker, candidate, outcome, folder,
-                                                       f"case-{case:05d}", tolerance, args.quiet)
+        for finished in sweep(settings, jobs, args.workers, parent):
+            for record, message in finished:
                 writer.add(record)
+                if message and not args.quiet:
+                    progress.write(message)
+            progress.update(1)
     finally:
+        progress.close()
         writer.close()
-        for candidate in candidates:
-            if candidate.isolated is not None:
-                candidate.isolated.close()
+    if args.shrink and parent is not None:
+        smallest = shrink_first_failures(parent, read_cases(folder),
+                                         lambda line: None if args.quiet else print(line))
+        (folder / SMALLEST_FILE).write_text(
+            "".join(json.dumps(r) + "\n" for r in smallest), encoding="utf-8")
+    if parent is not None:
+        parent.close()
     run["seconds"] = round(time.perf_counter() - started, 3)
     summary = write_summary(folder, run)
     _print_summary(summary, folder)
@@ -187,37 +196,27 @@ def _check(args: argparse.Namespace) -> int:
     return EXIT_FAILURES if bad else EXIT_OK
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")[:60]
+def _prepare_folder(folder: Path, settings: Any, resume: bool) -> dict[int, set[str]]:
+    """A new run folder, or (--resume) the one to continue: its settings must match."""
+    from mybackprop._sweep import RUN_FILE, read_done
 
-
-def _repro(folder: Path, stem: str, candidate: Any, outcome: Any, tolerance: Any) -> str:
-    """Write the case's repro script; return its path relative to the run folder."""
-    from mybackprop._repro import write_repro
-
-    name = f"{stem}-{_slug(candidate.name)}.py"
-    write_repro(folder / "repro" / name, outcome, candidate.name, tolerance)
-    return f"repro/{name}"
-
-
-def _smallest(checker: Any, candidate: Any, outcome: Any, folder: Path, stem: str,
-              tolerance: Any, quiet: bool) -> dict[str, Any]:
-    """Shrink a failure while its diagnosis stays; write the smallest case's repro too."""
-    from mybackprop._shrink import shrink, size
-
-    started = time.perf_counter()
-    smallest, attempts = shrink(checker, candidate, outcome)
-    path = _repro(folder, f"{stem}-smallest", candidate, smallest, tolerance)
-    before, after = size(outcome.problem), size(smallest.problem)
-    if not quiet:
-        print(f"  smallest case that keeps this diagnosis ({attempts} tries, "
-              f"{time.perf_counter() - started:.1f} s): "
-              f"{smallest.problem.architecture.describe()}, N={smallest.problem.batch_size} "
-              f"({after[0]} parameters, was {before[0]}); repro: {folder / path}")
-    return {"architecture": smallest.problem.architecture.describe(),
-            "batch_size": smallest.problem.batch_size, "parameters": after[0],
-            "attempts": attempts, "repro": path,
-            "diagnosis": smallest.diagnosis.to_dict() if smallest.diagnosis else None}
+    run_file = folder / RUN_FILE
+    if resume:
+        if not run_file.exists():
+            raise UsageError(f"--resume: {folder} holds no run to resume ({RUN_FILE} is "
+                             "missing); give the --out folder of an interrupted run")
+        recorded = json.loads(run_file.read_text(encoding="utf-8"))
+        if recorded != settings.comparable():
+            changed = sorted(k for k in recorded if recorded[k] != settings.comparable().get(k))
+            raise UsageError(f"--resume: {folder} was started with other settings "
+                             f"({', '.join(changed)}); repeat the original options")
+        return read_done(folder)
+    if (folder / "cases.jsonl").exists():
+        raise UsageError(f"{folder} already holds a run: choose another --out, remove it, or "
+                         "add --resume to continue it")
+    folder.mkdir(parents=True, exist_ok=True)
+    run_file.write_text(json.dumps(settings.comparable(), indent=2) + "\n", encoding="utf-8")
+    return {}
 
 
 def _diff(args: argparse.Namespace) -> int:
@@ -280,7 +279,9 @@ def _space_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _default_folder(impl: str, seed: int) -> Path:
-    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", impl).strip("_")[:60]
+    from mybackprop._sweep import slug as make_slug
+
+    slug = make_slug(impl)
     base = DEFAULT_REPORTS / f"{time.strftime('%Y%m%d-%H%M%S')}-{slug}-seed{seed}"
     folder, n = base, 1
     while folder.exists():

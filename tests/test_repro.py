@@ -18,8 +18,8 @@ def test_a_failing_run_shrinks_each_diagnosis_and_writes_runnable_repros(tmp_pat
     assert failing and all(r["repro"] for r in failing)
     assert all(r["diagnosis"]["pattern"] == "wrong_activation_derivative" for r in failing)
     # One diagnosis, so one shrink: on the first failure, to a smaller case, same pattern.
-    shrunk = [r["smallest"] for r in records if "smallest" in r]
-    assert len(shrunk) == 1
+    shrunk = read_jsonl(tmp_path / "run" / "smallest.jsonl")
+    assert len(shrunk) == 1 and shrunk[0]["case"] == failing[0]["case"]
     first = failing[0]
     parameters = sum(c["shape"][0] * (c["shape"][1] if len(c["shape"]) > 1 else 1)
                      for c in first["comparisons"] if c["name"][:2] in ("dW", "db"))
@@ -47,7 +47,7 @@ def test_a_repro_exits_0_once_the_bug_is_fixed(tmp_path):
     assert result.returncode == 1, result.stdout + result.stderr
     record = next(r for r in read_jsonl(tmp_path / "run" / "cases.jsonl")
                   if r["verdict"] == "fail")
-    assert "smallest" not in record
+    assert not (tmp_path / "run" / "smallest.jsonl").exists()
     assert record["diagnosis"]["factor"].split(" = ")[0] == "1/2"
     script = tmp_path / "run" / record["repro"]
     assert subprocess.run([sys.executable, str(script)], capture_output=True,
