@@ -1,0 +1,125 @@
+"""The matrix level against PyTorch, JAX and the NumPy GEMM floor, side by side in one run.
+
+    .venv/bin/python bench/speed.py                 # tiny, medium and large, float32 and float64
+    .venv/bin/python bench/speed.py --sizes tiny,medium
+
+Each row times one full forward + backward (loss, dW, db, dX) of the same network and batch,
+best of several repeats after a warm-up: mybackprop.matrix; PyTorch autograd (CPU, the same dtype);
+JAX (jit, the same dtype; compile time excluded); and the GEMM floor: the matrix products alone,
+one per layer forward (A W^T) and two per layer backward (Delta^T A, Delta W). Hidden layers use
+tanh, the output is linear, the loss mse/mean. Sizes are the performance issue's: tiny 3-4-2 with
+N=5, medium 784-512-512-10 with N=256, large 4096 x 4 layers with N=1024.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+import mybackprop as mb
+from mybackprop import Architecture, Layer, Problem
+
+SIZES = {
+    "tiny": ((3, 4, 2), 5),
+    "medium": ((784, 512, 512, 10), 256),
+    "large": ((4096, 4096, 4096, 4096, 4096), 1024),
+}
+
+
+def problem_for(widths: tuple[int, ...], n: int, dtype: str) -> Problem:
+    rng = np.random.default_rng(0)
+    layers = tuple(Layer(w, "tanh" if i < len(widths) - 2 else "identity")
+                   for i, w in enumerate(widths[1:]))
+    arch = Architecture(widths[0], layers, "mse", "mean")
+    weights = [(rng.standard_normal((o, i)) / np.sqrt(i)).astype(dtype)
+               for i, o in zip(widths[:-1], widths[1:], strict=True)]
+    biases = [(0.1 * rng.standard_normal(o)).astype(dtype) for o in widths[1:]]
+    X = rng.standard_normal((n, widths[0])).astype(dtype)
+    Y = rng.standard_normal((n, widths[-1])).astype(dtype)
+    return Problem(arch, weights, biases, X, Y)
+
+
+def best(function, repeats: int) -> float:
+    function()  # warm-up (and JAX's compile)
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
+def gemm_floor(p: Problem) -> None:
+    a = [p.X]
+    for W in p.weights:
+        a.append(a[-1] @ W.T)
+    delta = a[-1]
+    for l in reversed(range(len(p.weights))):
+        _ = delta.T @ a[l]
+        delta = delta @ p.weights[l]
+
+
+def torch_step(p: Problem):
+    import torch
+
+    dtype = getattr(torch, p.dtype.name)
+    X = torch.tensor(p.X, dtype=dtype, requires_grad=True)
+    Y = torch.tensor(p.Y, dtype=dtype)
+    Ws = [torch.tensor(w, requires_grad=True) for w in p.weights]
+    bs = [torch.tensor(b, requires_grad=True) for b in p.biases]
+
+    def step() -> None:
+        a = X
+        for i, (W, b) in enumerate(zip(Ws, bs, strict=True)):
+            z = torch.nn.functional.linear(a, W, b)
+            a = torch.tanh(z) if i < len(Ws) - 1 else z
+        loss = torch.mean((a - Y) ** 2)
+        torch.autograd.grad(loss, [X, *Ws, *bs])
+    return step
+
+
+def jax_step(p: Problem):
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    import jax.numpy as jnp
+
+    def loss(params, X, Y):
+        a = X
+        for i, (W, b) in enumerate(params):
+            z = a @ W.T + b
+            a = jnp.tanh(z) if i < len(params) - 1 else z
+        return jnp.mean((a - Y) ** 2)
+
+    grad = jax.jit(jax.value_and_grad(loss, argnums=(0, 1)))
+    params = [(jnp.asarray(w), jnp.asarray(b)) for w, b in zip(p.weights, p.biases, strict=True)]
+    X, Y = jnp.asarray(p.X), jnp.asarray(p.Y)
+    return lambda: jax.block_until_ready(grad(params, X, Y))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="tiny,medium,large")
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    print("| size | dtype | matrix level | PyTorch | JAX (jit) | GEMM floor | level / PyTorch | "
+          "level / GEMM floor |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    for size in args.sizes.split(","):
+        widths, n = SIZES[size]
+        repeats = args.repeats if size != "large" else max(2, args.repeats // 2)
+        for dtype in ("float32", "float64"):
+            p = problem_for(widths, n, dtype)
+            level = best(lambda p=p: mb.matrix(p), repeats)
+            torch_time = best(torch_step(p), repeats)
+            jax_time = best(jax_step(p), repeats)
+            floor = best(lambda p=p: gemm_floor(p), repeats)
+            print(f"| {size} | {dtype} | {level * 1e3:.3f} ms | {torch_time * 1e3:.3f} ms | "
+                  f"{jax_time * 1e3:.3f} ms | {floor * 1e3:.3f} ms | {level / torch_time:.2f} | "
+                  f"{level / floor:.2f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
