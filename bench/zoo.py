@@ -18,16 +18,12 @@ import argparse
 import collections
 import time
 
-import numpy as np
-
 from mybackprop import zoo
 from mybackprop._candidate import load_candidate
-from mybackprop._cases import CaseSpace, sample_problem
 from mybackprop._runner import Checker
 from oracles import load_oracle
 
-SPACES = {"moderate": {"input_log10_scale": (-1.0, 1.0), "max_output_log10_scale": 0},
-          "default": {}}
+SPACES = {"moderate": zoo.MODERATE, "default": {}}
 MAX_DRAWS = 3000
 
 
@@ -43,21 +39,11 @@ def main() -> None:
     misses: list[str] = []
     for name in zoo.ZOO:
         candidate = load_candidate(f"mybackprop.zoo:{name}")
-        supports = candidate.supports
         cells = [name, zoo.ZOO[name][1]]
         for space_name, options in SPACES.items():
-            space = CaseSpace(max_depth=3, activations=tuple(sorted(supports.activations)),
-                              losses=tuple(sorted(supports.losses)),
-                              reductions=tuple(sorted(supports.reductions)), **options)
-            rng = np.random.default_rng(args.seed)
             counts: collections.Counter[str] = collections.Counter()
-            for _ in range(MAX_DRAWS):
-                if counts["live"] == args.cases:
-                    break
-                problem = sample_problem(rng, space)
-                expected = zoo.expectations(name, problem)
-                if expected is None:
-                    continue
+            for problem, expected in zoo.live_cases(name, args.cases, args.seed, MAX_DRAWS,
+                                                    **options):
                 counts["live"] += 1
                 outcome = checker.check(candidate, problem)
                 detected, localized, diagnosed = zoo.score(outcome, expected)

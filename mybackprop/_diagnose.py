@@ -396,6 +396,12 @@ def _at_activation(f: Activation) -> Callable[[Array, Array], Array]:
     return lambda z, a: f.derivative(a, f.forward(a))
 
 
+def _formula_slips(name: str) -> list[tuple[str, Callable[[Array, Array], Array]]]:
+    """Wrong derivatives of one activation: none at all, then the named formulas."""
+    missing = ("1, no derivative at all (Delta_l = dL/dA_l)", lambda z, a: np.ones_like(z))
+    return [missing, *FORMULA_SLIPS.get(name, [])]
+
+
 def _slip_catalogue(problem: Problem) -> list[_Slip]:
     arch = problem.architecture
     slips: list[_Slip] = []
@@ -423,10 +429,7 @@ def _slip_catalogue(problem: Problem) -> list[_Slip]:
             continue
         if name == "identity":
             continue
-        slips.append(_Slip("wrong_activation_derivative", f"the derivative of {name} is missing "
-                           f"at {where}: Delta_l = dL/dA_l, without the factor {name}'(Z_l)",
-                           layers, {l: (lambda z, a: np.ones_like(z)) for l in layers}))
-        for written, formula in FORMULA_SLIPS.get(name, []):
+        for written, formula in _formula_slips(name):
             slips.append(_Slip("wrong_activation_derivative", f"the derivative of {name} is "
                                f"wrong at {where}: it computes {written}", layers,
                                dict.fromkeys(layers, formula)))
@@ -645,8 +648,7 @@ def _derivative_slip(f: Activation, name: str, z: Array, a: Array, g: Array, del
     if not f.elementwise:
         return ""
     for written, h in [(f"{name}'(A) for {name}'(Z)", _at_activation(f)),
-                       ("no derivative at all", lambda z, a: np.ones_like(z)),
-                       *FORMULA_SLIPS.get(name, [])]:
+                       *_formula_slips(name)]:
         with np.errstate(all="ignore"):
             slipped = h(z, a) * g
         if _close(delta, slipped, allowed, dtype):

@@ -11,8 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from mybackprop._report import CASES_FILE, read_cases
-
-BAD = ("fail", "error")
+from mybackprop._runner import FAILING as BAD
 
 
 @dataclass

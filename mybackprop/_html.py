@@ -27,10 +27,10 @@ from mybackprop._report import (
     render_markdown,
     summarize,
 )
+from mybackprop._runner import FAILING as BAD
 
 HTML_FILE = "report.html"
 WORST_SHOWN = 8  # failures with per-tensor error bars
-BAD = ("fail", "error")
 
 
 def render_run(folder: Path) -> dict[str, Path]:
@@ -94,23 +94,26 @@ def _failure_row(record: dict[str, Any]) -> dict[str, Any]:
 
 def _svg(figure: Any) -> str:
     """The figure as an inline <svg> element (text, so the page needs nothing else)."""
-    import matplotlib.pyplot as plt
-
     buffer = io.StringIO()
     figure.savefig(buffer, format="svg", bbox_inches="tight")
-    plt.close(figure)
+    _pyplot().close(figure)
     text = buffer.getvalue()
     return text[text.index("<svg"):]
 
 
-def _figure(width: float, height: float) -> Any:
+def _pyplot() -> Any:
+    """matplotlib's pyplot on the file-only Agg backend, imported only when a page is drawn."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     plt.rcParams["svg.fonttype"] = "none"  # text stays text: searchable, and escaped by us
-    return plt.subplots(figsize=(width, height))
+    return plt
+
+
+def _figure(width: float, height: float, **grid: Any) -> Any:
+    return _pyplot().subplots(figsize=(width, height), **grid)
 
 
 def _heatmap(records: list[dict[str, Any]], candidate: str) -> Any:
@@ -165,10 +168,8 @@ def _distribution(records: list[dict[str, Any]]) -> Any:
 
 
 def _against_size(records: list[dict[str, Any]]) -> Any:
-    import matplotlib.pyplot as plt
-
     values, kept = _ratios(records)
-    figure, axes = plt.subplots(1, 3, figsize=(10, 3.2), sharey=True)
+    figure, axes = _figure(10, 3.2, ncols=3, sharey=True)
     for ax, key, label in zip(axes, ("depth", "max_width", "batch_size"),
                               ("depth", "widest layer", "batch size N"), strict=True):
         x = np.array([r[key] for r in kept])

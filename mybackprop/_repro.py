@@ -130,7 +130,8 @@ def write_repro(path: Path, outcome: Any, spec: str, tolerance: Tolerance) -> Pa
     """Write the repro script of one outcome (it must carry its reference answer) to `path`."""
     problem: Problem = outcome.problem
     reference: Gradients = outcome.reference_answer
-    allowed = tolerance.allowed(gradient_scales(problem), problem.dtype.name)
+    # A fail was judged with a tolerance already; an error (wrong shape, NaN) was not.
+    allowed = outcome.allowed or tolerance.allowed(gradient_scales(problem), problem.dtype.name)
     arch = problem.architecture
     dtype = problem.dtype.name
     diagnosis = "\n".join(outcome.diagnosis.lines()) if outcome.diagnosis else outcome.reason

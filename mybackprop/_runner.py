@@ -24,6 +24,7 @@ from mybackprop._problem import Gradients, Problem
 from mybackprop._tolerance import Scales, Tolerance, gradient_scales
 
 VERDICTS: tuple[str, ...] = ("pass", "fail", "oracle_disagreement", "error", "skipped")
+FAILING: tuple[str, ...] = ("fail", "error")  # the verdicts that make a run exit 1
 DEFAULT_TIME_LIMIT = 10.0  # the element level takes ~1 s on its largest declared case
 
 
@@ -68,6 +69,7 @@ class Outcome:
     reference: str = ""  # the oracle the candidate was judged against
     diagnosis: Diagnosis | None = None  # for fail, and for errors that are numbers (shape, NaN)
     reference_answer: Gradients | None = field(default=None, repr=False)  # for repro scripts
+    allowed: Scales | None = field(default=None, repr=False)  # the tolerance it was judged by
 
     def ends(self, verdict: str, reason: str = "") -> Outcome:
         self.verdict, self.reason = verdict, reason
@@ -202,7 +204,7 @@ class Checker:
             problem, "float64")
         oracle_allowed = self.tolerance.allowed(oracle_scales, "float64")
         dtype = problem.dtype.name
-        allowed = self.tolerance.allowed(scales, dtype)
+        allowed = outcome.allowed = self.tolerance.allowed(scales, dtype)
         names = list(references)
         for other in names[1:]:
             outcome.oracle_comparisons[f"{names[0]}~{other}"] = compare(

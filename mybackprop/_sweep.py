@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -25,6 +26,9 @@ import numpy as np
 from mybackprop._cases import CaseSpace, sample_problem
 from mybackprop._problem import Problem
 from mybackprop._report import CASES_FILE
+from mybackprop._repro import write_repro
+from mybackprop._runner import FAILING
+from mybackprop._shrink import shrink, size
 
 RUN_FILE, SMALLEST_FILE = "run.json", "smallest.jsonl"
 
@@ -48,7 +52,7 @@ class Settings:
     time_limit: float
     isolate: bool
     memory_limit: int
-    specs: tuple[str, ...] = ()  # the --impl values as given (a folder loads each file)
+    specs: tuple[str, ...]  # the --impl values as given (a folder loads each file)
 
     def comparable(self) -> dict[str, Any]:
         """What must match for a resumed run to continue this one."""
@@ -63,9 +67,11 @@ class Settings:
 
 
 class _State:
-    """One process's checker and candidates (the parent's, or a worker's)."""
+    """One process's checker and candidates: a worker loads its own; the parent reuses what the
+    command line loaded to check its options (isolated candidates keep their worker process)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, candidates: list[Any] | None = None,
+                 oracles: list[Any] | None = None) -> None:
         from mybackprop._candidate import load_candidates
         from mybackprop._runner import Checker
         from mybackprop._tolerance import Tolerance
@@ -75,23 +81,22 @@ class _State:
         self.settings = settings
         self.space = CaseSpace(**settings.space)
         self.tolerance = Tolerance(dict(settings.tolerance_factor))
-        self.candidates = load_candidates(list(settings.specs or settings.candidates),
-                                          settings.isolate, settings.memory_limit)
-        self.checker = Checker([load_oracle(name) for name in settings.oracles], self.tolerance,
+        self.candidates = candidates or load_candidates(list(settings.specs), settings.isolate,
+                                                        settings.memory_limit)
+        self.oracles = oracles or [load_oracle(name) for name in settings.oracles]
+        self.checker = Checker(self.oracles, self.tolerance,
                                tie_breaker=FiniteDifferenceOracle(),
                                time_limit=settings.time_limit)
 
     def run(self, case: int, skip: frozenset[str] = frozenset()) -> list[tuple[dict, str]]:
         """Records (and printable messages) for one case, for candidates not in `skip`."""
-        from mybackprop._repro import write_repro
-
         problem = case_problem(self.settings.seed, case, self.space)
         wanted = [c for c in self.candidates if c.name not in skip]
         out = []
         for candidate, outcome in zip(wanted, self.checker.check_all(wanted, problem),
                                       strict=True):
             record = {"case": case, "seed": self.settings.seed, **outcome.to_record()}
-            if outcome.verdict in ("fail", "error") and outcome.reference_answer is not None:
+            if outcome.verdict in FAILING and outcome.reference_answer is not None:
                 name = f"repro/case-{case:05d}-{slug(candidate.name)}.py"
                 write_repro(Path(self.settings.folder) / name, outcome, candidate.name,
                             self.tolerance)
@@ -108,8 +113,6 @@ class _State:
 
 
 def slug(text: str) -> str:
-    import re
-
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")[:60]
 
 
@@ -159,12 +162,9 @@ def read_done(folder: Path) -> dict[int, set[str]]:
 def shrink_first_failures(state: _State, records: list[dict[str, Any]],
                           report: Callable[[str], None]) -> list[dict[str, Any]]:
     """Shrink the lowest-numbered failure of each candidate and diagnosis; write their repros."""
-    from mybackprop._repro import write_repro
-    from mybackprop._shrink import shrink, size
-
     first: dict[tuple[str, str], dict[str, Any]] = {}
     for record in sorted(records, key=lambda r: r["case"]):
-        if record["verdict"] in ("fail", "error") and record.get("repro"):
+        if record["verdict"] in FAILING and record.get("repro"):
             key = (record["candidate"], (record.get("diagnosis") or {}).get("pattern")
                    or record["reason"])
             first.setdefault(key, record)

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any, NoReturn
 
-from mybackprop._runner import DEFAULT_TIME_LIMIT  # numpy only: --help stays free of torch/jax
+from mybackprop._runner import DEFAULT_TIME_LIMIT, FAILING  # numpy only: --help needs no torch/jax
 
 EXIT_OK, EXIT_FAILURES, EXIT_USAGE = 0, 1, 2
 DEFAULT_REPORTS = Path("reports")
@@ -114,13 +114,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from mybackprop._candidate import CandidateLoadError, load_candidates
     from mybackprop._cases import CaseSpace
     from mybackprop._problem import SpecError
-    from mybackprop._report import RunWriter, read_cases, write_summary
-    from mybackprop._sweep import SMALLEST_FILE, Settings, _State, shrink_first_failures, sweep
+    from mybackprop._sweep import Settings, _State
     from mybackprop._tolerance import Tolerance
     from oracles import OracleUnavailable, load_oracle
 
@@ -144,14 +141,27 @@ def _check(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise UsageError(f"--workers is {args.workers}: give a number of processes >= 1")
     names = [c.name for c in candidates]
-    for candidate in candidates:
-        if candidate.isolated is not None:
-            candidate.isolated.close()
     folder = args.out or _default_folder(names[0] if len(names) == 1 else
                                          f"{len(names)}-candidates", args.seed)
     settings = Settings(str(folder), args.seed, args.cases, dict(vars(space)), tuple(names),
                         tuple(args.oracles), dict(tolerance.factor), args.time_limit,
                         args.isolate, int(args.memory_limit * 2**30), tuple(specs))
+    parent = _State(settings, candidates, oracles)  # runs the cases (one worker), shrinks
+    try:
+        return _sweep_and_report(args, settings, parent)
+    finally:
+        parent.close()
+
+
+def _sweep_and_report(args: argparse.Namespace, settings: Any, parent: Any) -> int:
+    """Run the cases not yet recorded, shrink failures, write the summary; the exit code."""
+    from tqdm import tqdm
+
+    from mybackprop._report import RunWriter, read_cases, write_summary
+    from mybackprop._sweep import SMALLEST_FILE, shrink_first_failures, sweep
+
+    folder, names, oracles = Path(settings.folder), list(settings.candidates), parent.oracles
+    space, tolerance = parent.space, parent.tolerance
     done = _prepare_folder(folder, settings, args.resume)
     run = {"candidates": names, "seed": args.seed, "cases": args.cases,
            "space": {k: v for k, v in vars(space).items()},
@@ -167,7 +177,6 @@ def _check(args: argparse.Namespace) -> int:
         print(f"mybackprop check: {', '.join(names)} vs {versions}; {args.cases} cases, "
               f"seed {args.seed}, {args.workers} worker{'s' if args.workers > 1 else ''}"
               f"{resumed}")
-    parent = _State(settings) if args.workers == 1 or args.shrink else None
     writer = RunWriter(folder)
     started = time.perf_counter()
     progress = tqdm(total=args.cases, initial=args.cases - len(jobs), unit="case",
@@ -182,17 +191,15 @@ def _check(args: argparse.Namespace) -> int:
     finally:
         progress.close()
         writer.close()
-    if args.shrink and parent is not None:
+    if args.shrink:
         smallest = shrink_first_failures(parent, read_cases(folder),
                                          lambda line: None if args.quiet else print(line))
         (folder / SMALLEST_FILE).write_text(
             "".join(json.dumps(r) + "\n" for r in smallest), encoding="utf-8")
-    if parent is not None:
-        parent.close()
     run["seconds"] = round(time.perf_counter() - started, 3)
     summary = write_summary(folder, run)
     _print_summary(summary, folder)
-    bad = summary["verdicts"]["fail"] + summary["verdicts"]["error"]
+    bad = sum(summary["verdicts"][v] for v in FAILING)
     return EXIT_FAILURES if bad else EXIT_OK
 
 

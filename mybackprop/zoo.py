@@ -11,12 +11,15 @@ slip changes the answer at all (`live`: summing instead of averaging is invisibl
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from mybackprop._matrix import matrix  # the right answer, that a slip is measured against
+from mybackprop._problem import Gradients
+from mybackprop._runner import FAILING
 from mybackprop._spec import ACTIVATIONS, LOSSES, REDUCTIONS
 
 Array = np.ndarray
@@ -248,6 +251,33 @@ def dx_not_propagated(problem: Any) -> dict[str, Any]:
     return _backprop(problem, zero_dx=True)
 
 
+# Ordinary networks: inputs 0.1 to 10, logits at the hidden scale (bench/zoo.py's other space
+# is CaseSpace's default, where many networks saturate).
+MODERATE = {"input_log10_scale": (-1.0, 1.0), "max_output_log10_scale": 0}
+
+
+def live_cases(name: str, count: int, seed: int = 0, max_draws: int = 3000,
+               **space: Any) -> Iterator[tuple[Any, Expected]]:
+    """Up to `count` random problems, from what the mutant declares (depth <= 3; `space` sets
+    CaseSpace's other ranges), on which its slip changes the answer, with their expectations."""
+    from mybackprop._cases import CaseSpace, sample_problem
+
+    function = ZOO[name][0]
+    supports = {key: tuple(sorted(value)) for key, value in function.supports.items()
+                if key in ("activations", "losses", "reductions")}
+    case_space = CaseSpace(**{"max_depth": 3, **supports, **space})
+    rng = np.random.default_rng(seed)
+    found = 0
+    for _ in range(max_draws):
+        problem = sample_problem(rng, case_space)
+        expected = expectations(name, problem)
+        if expected is not None:
+            yield problem, expected
+            found += 1
+            if found == count:
+                return
+
+
 def expectations(name: str, problem: Any) -> Expected | None:
     """What the diagnosis must say about this mutant on this problem; None where the slip does
     not change the answer (summing instead of averaging when N = 1, tanh's derivative in a
@@ -268,7 +298,7 @@ def score(outcome: Any, expected: Expected) -> tuple[bool, bool, bool]:
     the wrong shape or the first NaN, which may be any layer the slip changed. Diagnosed: the
     pattern, and the factor among the readings given.
     """
-    detected = outcome.verdict in ("fail", "error")
+    detected = outcome.verdict in FAILING
     diagnosis = outcome.diagnosis
     if not detected or diagnosis is None:
         return detected, False, False
@@ -282,23 +312,21 @@ def score(outcome: Any, expected: Expected) -> tuple[bool, bool, bool]:
     return detected, tensors and layer, diagnosed
 
 
+def _named(answer: dict[str, Any]) -> dict[str, Any]:
+    """A contract answer by report name (loss, dW1, db1, ..., dX), shapes unchecked."""
+    gradients = Gradients(answer["loss"], answer["dW"], answer["db"], answer["dX"])
+    return {"loss": gradients.loss, **gradients.tensors()}
+
+
 def changed_tensors(function: Callable[[Any], Any], problem: Any) -> set[str]:
     """The tensors the slip changes: of another shape, NaN/inf in the problem's own dtype where
     the right answer is finite, or in float64 off by more than 1e-6 of the right tensor's size."""
-    from mybackprop._matrix import matrix  # the right answer, to compare the slip with
-
     changed: set[str] = set()
     exact = problem.as_float64()
     for p in (problem, exact):
-        right, wrong = matrix(p), function(p)
-        pairs = {"loss": (right["loss"], wrong["loss"]), "dX": (right["dX"], wrong["dX"])}
-        for l, (r, w) in enumerate(zip(right["dW"], wrong["dW"], strict=True), start=1):
-            pairs[f"dW{l}"] = (r, w)
-        for l, (r, w) in enumerate(zip(right["db"], wrong["db"], strict=True), start=1):
-            if r is not None:
-                pairs[f"db{l}"] = (r, w)
-        for name, (r, w) in pairs.items():
-            r, w = np.asarray(r, dtype=np.float64), np.asarray(w, dtype=np.float64)
+        right, wrong = (_named(answer) for answer in (matrix(p), function(p)))
+        for name, r in right.items():
+            r, w = np.asarray(r, dtype=np.float64), np.asarray(wrong[name], dtype=np.float64)
             if r.shape != w.shape or not np.all(np.isfinite(w)) or (
                     p is exact and np.linalg.norm(r - w) > 1e-6 * np.linalg.norm(r)):
                 changed.add(name)

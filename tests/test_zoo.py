@@ -11,28 +11,13 @@ from mybackprop._cases import CaseSpace, sample_problem
 from mybackprop._runner import Checker, Outcome
 
 CASES_PER_MUTANT = 4
-# Ordinary networks: inputs 0.1 to 10, logits at the hidden scale. The naive softmax needs large
-# logits to go wrong at all, so it gets the default space.
-MODERATE = {"input_log10_scale": (-1.0, 1.0), "max_output_log10_scale": 0}
-
-
 def live_cases(name: str, count: int, seed: int = 0) -> list[tuple[object, zoo.Expected]]:
-    """`count` random problems on which the mutant's slip changes the answer."""
-    supports = load_candidate(f"mybackprop.zoo:{name}").supports
-    space = CaseSpace(max_depth=3, activations=tuple(sorted(supports.activations)),
-                      losses=tuple(sorted(supports.losses)),
-                      reductions=tuple(sorted(supports.reductions)),
-                      **({} if name == "naive_softmax_cross_entropy" else MODERATE))
-    rng = np.random.default_rng(seed)
-    found = []
-    for _ in range(500):
-        problem = sample_problem(rng, space)
-        expected = zoo.expectations(name, problem)
-        if expected is not None:
-            found.append((problem, expected))
-            if len(found) == count:
-                return found
-    raise AssertionError(f"{name}: fewer than {count} live cases in 500 draws")
+    """`count` live problems: ordinary networks, except for the naive softmax, which goes wrong
+    only at large logits and so gets the default space."""
+    space = {} if name == "naive_softmax_cross_entropy" else zoo.MODERATE
+    found = list(zoo.live_cases(name, count, seed, max_draws=500, **space))
+    assert len(found) == count, f"{name}: fewer than {count} live cases in 500 draws"
+    return found
 
 
 def assert_diagnosed(outcome: Outcome, expected: zoo.Expected) -> None:
