@@ -7,7 +7,7 @@ cases); the Hypothesis strategies in ``mybackprop.strategies`` draw them so they
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -82,7 +82,7 @@ class CaseConfig:
     kinks: str = "avoid"
 
     def to_dict(self) -> dict[str, Any]:
-        record = asdict(self)
+        record = {f.name: getattr(self, f.name) for f in fields(self)}  # shallow: asdict is slow
         record["architecture"] = self.architecture.to_dict()
         return record
 

@@ -470,7 +470,7 @@ def _layer_list(layers: tuple[int, ...]) -> str:
 
 def _simulate(problem: Problem, slip: _Slip) -> dict[str, Array] | None:
     """The float64 gradients a candidate with exactly this slip would return."""
-    p = problem.as_float64()
+    p = problem.float64()
     arch = p.architecture
     activations: list[Activation] = list(arch.activation_specs)
     with np.errstate(all="ignore"):
@@ -562,7 +562,7 @@ def _overflow(problem: Problem, name: str, reason: str) -> Diagnosis:
     dtype = problem.dtype.name
     limit = math.log(float(np.finfo(dtype).max))
     with np.errstate(all="ignore"):
-        fwd = forward(problem.as_float64())
+        fwd = forward(problem.float64())
     logits = float(np.max(np.abs(fwd.a[-1])))
     hidden = [(float(np.max(np.abs(z))), l + 1) for l, z in enumerate(fwd.z)]
     biggest, at = max(hidden)
@@ -587,7 +587,7 @@ def _overflow(problem: Problem, name: str, reason: str) -> Diagnosis:
 
 def _step(ctx: _Context, reference: dict[str, list[Array]]) -> str:
     """The first step, in the order the computation runs, whose output is wrong for its inputs."""
-    p = ctx.problem.as_float64()
+    p = ctx.problem.float64()
     mine = {k: [a.astype(np.float64) for a in v] for k, v in ctx.answer.intermediates.items()}
     allowed = ctx.allowed.intermediates
     dtype = ctx.problem.dtype.name

@@ -21,7 +21,7 @@ from mybackprop._spec import ACTIVATIONS, Activation, Kink
 def units_on_kinks(problem: Problem) -> Counter[str]:
     """How many (sample, unit) pre-activations sit exactly on a kink, per activation name."""
     counts: Counter[str] = Counter()
-    fwd = forward(problem.as_float64())
+    fwd = forward(problem.float64())
     for f, z in zip(problem.architecture.activation_specs, fwd.z, strict=True):
         for kink in f.kinks:
             counts[f.name] += int(np.sum(z == kink.at))
@@ -57,7 +57,7 @@ def convention_answers(problem: Problem) -> list[tuple[str, Gradients]]:
         choices["left"][f.name], choices["right"][f.name] = kink.left, kink.right
         for framework, value in kink.conventions.items():
             choices.setdefault(framework, {})[f.name] = value
-    p64 = problem.as_float64()
+    p64 = problem.float64()
     answers = []
     for values in choices.values():
         table = {**ACTIVATIONS, **{name: _with_kink_derivative(ACTIVATIONS[name], value)

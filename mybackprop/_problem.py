@@ -161,17 +161,47 @@ class Problem:
 
     def copy(self) -> Problem:
         """A deep copy: hand it to code that must not be able to change the original."""
-        return Problem(self.architecture, tuple(w.copy() for w in self.weights),
-                       tuple(None if b is None else b.copy() for b in self.biases),
-                       self.X.copy(), self.Y.copy(), dict(self.meta))
+        return self._trusted(tuple(w.copy() for w in self.weights),
+                             tuple(None if b is None else b.copy() for b in self.biases),
+                             self.X.copy(), self.Y.copy())
 
     def as_float64(self) -> Problem:
-        """The same problem upcast exactly to float64: what the oracles compute from."""
+        """The same problem upcast exactly to float64, as a fresh copy the caller may change."""
         def up(a: np.ndarray) -> np.ndarray:
             return a.astype(np.float64) if a.dtype.kind == "f" else a.copy()
-        return Problem(self.architecture, tuple(up(w) for w in self.weights),
-                       tuple(None if b is None else up(b) for b in self.biases),
-                       up(self.X), up(self.Y), dict(self.meta))
+        return self._trusted(tuple(up(w) for w in self.weights),
+                             tuple(None if b is None else up(b) for b in self.biases),
+                             up(self.X), up(self.Y))
+
+    def float64(self) -> Problem:
+        """The float64 upcast every oracle and the tolerance read, made once per problem: its
+        arrays are read-only (views where the problem already is float64)."""
+        cached = self.__dict__.get("_float64")
+        if cached is None:
+            def frozen(a: np.ndarray) -> np.ndarray:
+                view = a.astype(np.float64) if a.dtype.kind == "f" and a.dtype != np.float64 \
+                    else a.view()
+                view.flags.writeable = False
+                return view
+            cached = self._trusted(tuple(frozen(w) for w in self.weights),
+                                   tuple(None if b is None else frozen(b) for b in self.biases),
+                                   frozen(self.X), frozen(self.Y))
+            object.__setattr__(self, "_float64", cached)
+        return cached
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled without the cached float64 upcast (isolated workers get the problem alone)."""
+        return {k: v for k, v in self.__dict__.items() if k != "_float64"}
+
+    def _trusted(self, weights: tuple[np.ndarray, ...], biases: tuple[np.ndarray | None, ...],
+                 X: np.ndarray, Y: np.ndarray) -> Problem:
+        """A problem with this one's architecture and arrays of the same shapes, values and
+        finiteness (copies or exact upcasts of arrays validate() passed): not checked again."""
+        made = object.__new__(Problem)
+        for name, value in (("architecture", self.architecture), ("weights", weights),
+                            ("biases", biases), ("X", X), ("Y", Y), ("meta", dict(self.meta))):
+            object.__setattr__(made, name, value)
+        return made
 
 
 def validate(problem: Problem) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -34,19 +34,35 @@ class RunWriter:
 
 
 def read_cases(folder: Path) -> list[dict[str, Any]]:
+    return list(iter_cases(folder))
+
+
+def iter_cases(folder: Path) -> Iterator[dict[str, Any]]:
+    """The records of cases.jsonl one at a time (a long run's file need not fit in memory)."""
     with open(folder / CASES_FILE, encoding="utf-8") as lines:
-        return [json.loads(line) for line in lines if line.strip()]
+        for line in lines:
+            if line.strip():
+                yield json.loads(line)
 
 
 def summarize(records: Iterable[dict[str, Any]], run: dict[str, Any]) -> dict[str, Any]:
-    """Counts per verdict, overall and per activation, loss, reduction and dtype."""
-    records = list(records)
+    """Counts per verdict, overall and per activation, loss, reduction and dtype; the records
+    are read once, as a stream, so memory grows with the failures, not with the cases."""
     overall: Counter[str] = Counter()
     groups: dict[str, dict[str, Counter[str]]] = {
         key: defaultdict(Counter) for key in ("candidate", "activation", "loss", "reduction",
                                               "dtype")}
     worst: list[dict[str, Any]] = []
+    seen = bytearray()  # one byte per case number: which cases have a record
+    records_seen, ratio = 0, None
     for r in records:
+        records_seen += 1
+        if r["case"] >= len(seen):
+            seen.extend(bytes(r["case"] + 1 - len(seen)))
+        seen[r["case"]] = 1
+        if r.get("max_err_over_tol") is not None:
+            ratio = max(ratio, r["max_err_over_tol"]) if ratio is not None else r[
+                "max_err_over_tol"]
         overall[r["verdict"]] += 1
         for activation in r["activations"]:
             groups["activation"][activation][r["verdict"]] += 1
@@ -58,24 +74,23 @@ def summarize(records: Iterable[dict[str, Any]], run: dict[str, Any]) -> dict[st
                                                 "max_err_over_tol")},
                           "diagnosis": (r.get("diagnosis") or {}).get("summary", ""),
                           "repro": r.get("repro", "")})
-    ratios = [r["max_err_over_tol"] for r in records if r.get("max_err_over_tol") is not None]
     return {
         "schema_version": SUMMARY_SCHEMA_VERSION,
         "run": run,
-        "cases": len({r["case"] for r in records}),
-        "records": len(records),  # one per case and candidate
+        "cases": sum(seen),
+        "records": records_seen,  # one per case and candidate
         "verdicts": {v: overall.get(v, 0) for v in VERDICTS},
         **{f"by_{key}": {name: {v: c.get(v, 0) for v in VERDICTS}
                          for name, c in sorted(table.items())}
            for key, table in groups.items()},
-        "max_err_over_tol": max(ratios, default=None),
+        "max_err_over_tol": ratio,
         "problems": worst,
     }
 
 
 def write_summary(folder: Path, run: dict[str, Any]) -> dict[str, Any]:
     """Render summary.json and report.md from the folder's cases.jsonl alone."""
-    summary = summarize(read_cases(folder), run)
+    summary = summarize(iter_cases(folder), run)
     (folder / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     (folder / MARKDOWN_FILE).write_text(render_markdown(summary), encoding="utf-8")
     return summary

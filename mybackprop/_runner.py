@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from mybackprop._candidate import Candidate, CandidateError, to_gradients
-from mybackprop._compare import TensorComparison, compare
+from mybackprop._compare import TensorComparison, compare, within
 from mybackprop._diagnose import Diagnosis, diagnose_error, diagnose_fail
 from mybackprop._kinks import convention_answers, convention_note
 from mybackprop._problem import Gradients, Problem
@@ -63,6 +63,7 @@ class Outcome:
     problem: Problem = field(repr=False)
     reason: str = ""  # one line: why error, skipped, fail or oracle_disagreement
     comparisons: list[TensorComparison] = field(default_factory=list)  # candidate vs reference
+    # oracle pair -> the tensors it disagrees on (none kept when the pair agrees)
     oracle_comparisons: dict[str, list[TensorComparison]] = field(default_factory=dict)
     oracles: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> version, settings
     seconds: dict[str, float] = field(default_factory=dict)
@@ -116,7 +117,6 @@ class Outcome:
                                    for pair, cs in self.oracle_comparisons.items()},
             "oracles": self.oracles,
             "reference": self.reference,
-            "seconds": self.seconds,
             "diagnosis": self.diagnosis.to_dict() if self.diagnosis else None,
         }
 
@@ -155,15 +155,53 @@ class Checker:
         """Every oracle's answer, with its time, or the reason one failed."""
         answers, seconds = {}, {}
         for oracle in self.oracles:
-            started = time.perf_counter()
-            try:
-                answers[oracle.name] = oracle.gradients(problem)
-            except Exception as exc:  # an oracle crash is ours to fix: record it, carry on
-                return References({}, seconds, f"oracle {oracle.name} raised "
-                                               f"{type(exc).__name__}: {exc}")
-            seconds[oracle.name] = time.perf_counter() - started
+            one = self.references_for(oracle, problem)
+            if one.error:
+                return References({}, seconds, one.error)
+            answers.update(one.answers)
+            seconds.update(one.seconds)
         return References(answers, seconds,
                           "" if answers else "no oracle available to judge against")
+
+    def references_many(self, problems: list[Problem]) -> list[References]:
+        """Every oracle's answers to many problems, through its batched path where it has one
+        (gradients_many): the sweeps' way. The time of a batch is shared out evenly. An oracle
+        that raises on the batch answers one problem at a time, so the error lands on its case."""
+        if not problems:
+            return []
+        found = [References({}, {}) for _ in problems]
+        for oracle in self.oracles:
+            batched = getattr(oracle, "gradients_many", None)
+            started = time.perf_counter()
+            try:
+                answers = batched(problems) if batched else None
+            except Exception:  # retried case by case below, which names the error
+                answers = None
+            if answers is None:
+                for problem, refs in zip(problems, found, strict=True):
+                    one = self.references_for(oracle, problem)
+                    refs.answers.update(one.answers)
+                    refs.seconds.update(one.seconds)
+                    refs.error = refs.error or one.error
+                continue
+            share = (time.perf_counter() - started) / len(problems)
+            for answer, refs in zip(answers, found, strict=True):
+                refs.answers[oracle.name], refs.seconds[oracle.name] = answer, share
+        for refs in found:
+            if refs.error:
+                refs.answers = {}
+            elif not refs.answers:
+                refs.error = "no oracle available to judge against"
+        return found
+
+    def references_for(self, oracle: Any, problem: Problem) -> References:
+        """One oracle's answer to one problem, or why there is none."""
+        started = time.perf_counter()
+        try:
+            answer = oracle.gradients(problem)
+        except Exception as exc:  # an oracle crash is ours to fix: record it, carry on
+            return References({}, {}, f"oracle {oracle.name} raised {type(exc).__name__}: {exc}")
+        return References({oracle.name: answer}, {oracle.name: time.perf_counter() - started})
 
     def check(self, candidate: Candidate, problem: Problem,
               references: References | None = None) -> Outcome:
@@ -206,9 +244,11 @@ class Checker:
         dtype = problem.dtype.name
         allowed = outcome.allowed = self.tolerance.allowed(scales, dtype)
         names = list(references)
-        for other in names[1:]:
-            outcome.oracle_comparisons[f"{names[0]}~{other}"] = compare(
-                references[other], references[names[0]], oracle_allowed)
+        for other in names[1:]:  # only disagreements are kept: skip the details when none
+            outcome.oracle_comparisons[f"{names[0]}~{other}"] = [] if within(
+                references[other], references[names[0]], oracle_allowed) else [
+                c for c in compare(references[other], references[names[0]], oracle_allowed)
+                if not c.passed]
         disagreements = [f"{pair}: {c.describe()}" for pair, cs in
                          outcome.oracle_comparisons.items() for c in cs if not c.passed]
         reference, notes = names[0], []

@@ -2,10 +2,15 @@
 
 Case k of a run with seed s is drawn from its own generator, default_rng([s, k]): its contents
 depend on (s, k) alone, never on the order cases run in, the number of workers, or what ran
-before. Workers (spawned processes, each loading the oracles and candidates once) return their
-records to the parent, which alone appends them to cases.jsonl, one flushed line each. Resuming
-reads cases.jsonl, drops a last line cut short by a kill, and runs only the (case, candidate)
-pairs that have no record.
+before. Cases travel in chunks of fixed case numbers ([0, chunk), [chunk, 2 chunk), ...): a chunk's
+cases go through the oracles' batched paths together, so a chunk is also what an answer's
+rounding may depend on, and it is the same for one process, W processes or a Dask cluster.
+Executors (spawned processes, or Dask workers) each load the oracles and candidates once and
+return records; the parent alone appends them to cases.jsonl, in case order, one flushed line
+each, with a bounded number of chunks in flight (memory stays flat in the number of cases).
+So one process, W workers and a Dask cluster write the same cases.jsonl. Resuming reads
+cases.jsonl, drops a last line cut short by a kill, and runs only the (case, candidate) pairs
+that have no record.
 
 After the sweep, the lowest-numbered failure of each candidate and diagnosis is shrunk (in the
 parent), so which case gets shrunk does not depend on the workers either.
@@ -13,10 +18,13 @@ parent), so which case gets shrunk does not depend on the workers either.
 
 from __future__ import annotations
 
+import collections
 import json
 import multiprocessing
+import os
 import re
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +39,11 @@ from mybackprop._runner import FAILING
 from mybackprop._shrink import shrink, size
 
 RUN_FILE, SMALLEST_FILE = "run.json", "smallest.jsonl"
+CHUNK = 128  # cases per chunk: enough to fill the oracles' stacks, small enough to spread
+EXECUTORS = ("process", "dask")
+Job = tuple[int, frozenset[str]]  # a case and the candidates it already has records for
+# What a chunk sends back: (record, message) per case and candidate, and seconds per part.
+ChunkResult = tuple[list[tuple[dict, str]], dict[str, float]]
 
 
 def case_problem(seed: int, case: int, space: CaseSpace) -> Problem:
@@ -53,6 +66,7 @@ class Settings:
     isolate: bool
     memory_limit: int
     specs: tuple[str, ...]  # the --impl values as given (a folder loads each file)
+    chunk: int = CHUNK
 
     def comparable(self) -> dict[str, Any]:
         """What must match for a resumed run to continue this one."""
@@ -90,21 +104,36 @@ class _State:
 
     def run(self, case: int, skip: frozenset[str] = frozenset()) -> list[tuple[dict, str]]:
         """Records (and printable messages) for one case, for candidates not in `skip`."""
-        problem = case_problem(self.settings.seed, case, self.space)
-        wanted = [c for c in self.candidates if c.name not in skip]
+        return self.run_chunk([(case, skip)])[0]
+
+    def run_chunk(self, jobs: list[Job]) -> ChunkResult:
+        """Records and messages for a chunk of cases; the oracles answer them together."""
+        seconds: collections.Counter[str] = collections.Counter()
+        started = time.perf_counter()
+        problems = [case_problem(self.settings.seed, case, self.space) for case, _ in jobs]
+        seconds["drawing cases"] += time.perf_counter() - started
+        references = self.checker.references_many(problems)
         out = []
-        for candidate, outcome in zip(wanted, self.checker.check_all(wanted, problem),
-                                      strict=True):
-            record = {"case": case, "seed": self.settings.seed, **outcome.to_record()}
-            if outcome.verdict in FAILING and outcome.reference_answer is not None:
-                name = f"repro/case-{case:05d}-{slug(candidate.name)}.py"
-                write_repro(Path(self.settings.folder) / name, outcome, candidate.name,
-                            self.tolerance)
-                record["repro"] = name
-            message = (f"case {case}: {outcome.message()}"
-                       if outcome.verdict in ("fail", "error", "oracle_disagreement") else "")
-            out.append((record, message))
-        return out
+        for (case, skip), problem, refs in zip(jobs, problems, references, strict=True):
+            for name, spent in refs.seconds.items():
+                seconds[f"oracle {name}"] += spent
+            wanted = [c for c in self.candidates if c.name not in skip]
+            for candidate in wanted:
+                started = time.perf_counter()
+                outcome = self.checker.check(candidate, problem, refs)
+                spent = time.perf_counter() - started
+                seconds[f"candidate {candidate.name}"] += outcome.seconds.get("candidate", 0.0)
+                seconds["judging"] += spent - outcome.seconds.get("candidate", 0.0)
+                record = {"case": case, "seed": self.settings.seed, **outcome.to_record()}
+                if outcome.verdict in FAILING and outcome.reference_answer is not None:
+                    name = f"repro/case-{case:05d}-{slug(candidate.name)}.py"
+                    write_repro(Path(self.settings.folder) / name, outcome, candidate.name,
+                                self.tolerance)
+                    record["repro"] = name
+                message = (f"case {case}: {outcome.message()}"
+                           if outcome.verdict in ("fail", "error", "oracle_disagreement") else "")
+                out.append((record, message))
+        return out, dict(seconds)
 
     def close(self) -> None:
         for candidate in self.candidates:
@@ -116,30 +145,103 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")[:60]
 
 
-_WORKER: _State | None = None
+def chunks(settings: Settings, done: dict[int, set[str]]) -> Iterator[list[Job]]:
+    """The jobs left, chunk by chunk (fixed case numbers), made as they are needed."""
+    everyone = len(settings.candidates)
+    for start in range(0, settings.cases, settings.chunk):
+        jobs = [(case, frozenset(done.get(case, ())))
+                for case in range(start, min(start + settings.chunk, settings.cases))
+                if len(done.get(case, ())) < everyone]
+        if jobs:
+            yield jobs
 
 
-def _start_worker(settings: Settings) -> None:
-    global _WORKER
-    _WORKER = _State(settings)
+# One worker's state per process and run: spawned pool workers and Dask workers build it once.
+_WORKERS: dict[str, _State] = {}
+# One thread per worker for BLAS, torch and XLA: W workers on W cores, not W x cores threads.
+_ONE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+               "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"}
 
 
-def _run_in_worker(job: tuple[int, frozenset[str]]) -> list[tuple[dict, str]]:
-    assert _WORKER is not None
-    return _WORKER.run(*job)
+def _worker_state(settings: Settings) -> _State:
+    key = repr(settings)
+    if key not in _WORKERS:
+        if "torch" in settings.oracles:  # held to one thread in a worker, as BLAS and XLA are
+            import torch
+
+            torch.set_num_threads(1)
+        _WORKERS[key] = _State(settings)
+    return _WORKERS[key]
 
 
-def sweep(settings: Settings, jobs: list[tuple[int, frozenset[str]]], workers: int,
-          parent: _State | None = None) -> Iterator[list[tuple[dict, str]]]:
-    """Run the jobs (case, candidates already done); yield each case's records as it finishes."""
+def run_chunk_in_worker(settings: Settings, jobs: list[Job]) -> ChunkResult:
+    """A worker's task (process pool or Dask): a chunk of cases, with its own loaded state."""
+    return _worker_state(settings).run_chunk(jobs)
+
+
+def _ordered(submit: Callable[[list[Job]], Any], wait: Callable[[Any], ChunkResult],
+             work: Iterable[list[Job]], window: int) -> Iterator[ChunkResult]:
+    """Results in submission order, with at most `window` chunks in flight."""
+    pending: collections.deque[Any] = collections.deque()
+    for jobs in work:
+        pending.append(submit(jobs))
+        if len(pending) >= window:
+            yield wait(pending.popleft())
+    while pending:
+        yield wait(pending.popleft())
+
+
+def sweep(settings: Settings, work: Iterable[list[Job]], workers: int,
+          parent: _State | None = None, executor: str = "process",
+          scheduler: str | None = None) -> Iterator[ChunkResult]:
+    """Run the chunks; yield each chunk's records, in case order, as soon as it is its turn.
+
+    workers 1 with the process executor runs in this process. "dask" sends the chunks to the
+    Dask scheduler at `scheduler` (host:port), or to a local cluster of `workers` processes.
+    """
+    if executor == "dask":
+        yield from _dask_sweep(settings, work, workers, scheduler)
+        return
     if workers <= 1:
         state = parent or _State(settings)
-        for job in jobs:
-            yield state.run(*job)
+        for jobs in work:
+            yield state.run_chunk(jobs)
         return
     context = multiprocessing.get_context("spawn")  # JAX and torch hold threads: no fork
-    with context.Pool(workers, initializer=_start_worker, initargs=(settings,)) as pool:
-        yield from pool.imap_unordered(_run_in_worker, jobs, chunksize=1)
+    saved = {k: os.environ.get(k) for k in _ONE_THREAD}
+    os.environ.update(_ONE_THREAD)  # spawned workers read these before numpy, torch, jax load
+    try:
+        pool = context.Pool(workers)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    with pool:
+        yield from _ordered(lambda jobs: pool.apply_async(run_chunk_in_worker, (settings, jobs)),
+                            lambda result: result.get(), work, 2 * workers)
+
+
+def _dask_sweep(settings: Settings, work: Iterable[list[Job]], workers: int,
+                scheduler: str | None) -> Iterator[ChunkResult]:
+    from distributed import Client, LocalCluster
+
+    if scheduler:
+        cluster, client = None, Client(scheduler)
+    else:  # a local cluster: processes, one thread each (the time limit needs no thread)
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                               dashboard_address=None, env=dict(_ONE_THREAD))
+        client = Client(cluster)
+    try:
+        window = 2 * max(1, len(client.scheduler_info()["workers"]))
+        yield from _ordered(lambda jobs: client.submit(run_chunk_in_worker, settings, jobs,
+                                                       pure=False),
+                            lambda future: future.result(), work, window)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
 
 
 def read_done(folder: Path) -> dict[int, set[str]]:
@@ -148,26 +250,29 @@ def read_done(folder: Path) -> dict[int, set[str]]:
     done: dict[int, set[str]] = {}
     if not path.exists():
         return done
-    text = path.read_text(encoding="utf-8")
-    complete, _, partial = text.rpartition("\n")
-    if partial:  # killed mid-line: the case runs again
-        path.write_text(complete + "\n" if complete else "", encoding="utf-8")
-    for line in complete.splitlines():
-        if line.strip():
-            record = json.loads(line)
-            done.setdefault(record["case"], set()).add(record["candidate"])
+    with open(path, "rb+") as file:  # line by line: a long run's file need not fit in memory
+        complete = 0
+        for line in file:
+            if not line.endswith(b"\n"):  # killed mid-line: the case runs again
+                file.truncate(complete)
+                break
+            complete += len(line)
+            if line.strip():
+                record = json.loads(line)
+                done.setdefault(record["case"], set()).add(record["candidate"])
     return done
 
 
-def shrink_first_failures(state: _State, records: list[dict[str, Any]],
+def shrink_first_failures(state: _State, records: Iterable[dict[str, Any]],
                           report: Callable[[str], None]) -> list[dict[str, Any]]:
     """Shrink the lowest-numbered failure of each candidate and diagnosis; write their repros."""
     first: dict[tuple[str, str], dict[str, Any]] = {}
-    for record in sorted(records, key=lambda r: r["case"]):
+    for record in records:  # streamed: only the first failure of each kind is kept
         if record["verdict"] in FAILING and record.get("repro"):
             key = (record["candidate"], (record.get("diagnosis") or {}).get("pattern")
                    or record["reason"])
-            first.setdefault(key, record)
+            if key not in first or record["case"] < first[key]["case"]:
+                first[key] = record
     by_name = {c.name: c for c in state.candidates}
     results = []
     for (name, _), record in sorted(first.items(), key=lambda kv: kv[1]["case"]):

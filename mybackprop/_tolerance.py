@@ -120,7 +120,7 @@ def forward_errors(problem: Problem, dtype: str | None = None, floor: float = 0.
     """The forward pass in float64, with an error bound (units of u) beside every value."""
     u = UNIT_ROUNDOFF[dtype or problem.dtype.name]
     quadrature = _quadrature(propagation)
-    p = problem.as_float64()
+    p = problem.float64()
     fwd = Forward([p.X], [np.zeros_like(p.X)], [], [], [], [])
     for W, b, f in zip(p.weights, p.biases, p.architecture.activation_specs, strict=True):
         a, e_a = fwd.a[-1], fwd.e_a[-1]
@@ -160,7 +160,7 @@ def gradient_scales(problem: Problem, dtype: str | None = None,
     `dtype` (default: the problem's) sets the underflow floor added at every step.
     """
     quadrature = _quadrature(propagation)
-    p = problem.as_float64()
+    p = problem.float64()
     arch = p.architecture
     dtype = dtype or problem.dtype.name
     u, floor = UNIT_ROUNDOFF[dtype], _UNDERFLOW_FLOOR[dtype]

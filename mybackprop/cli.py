@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from mybackprop._runner import DEFAULT_TIME_LIMIT, FAILING  # numpy only: --help needs no torch/jax
+from mybackprop._sweep import CHUNK
 
 EXIT_OK, EXIT_FAILURES, EXIT_USAGE = 0, 1, 2
 DEFAULT_REPORTS = Path("reports")
@@ -80,6 +81,15 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--workers", type=int, default=1, metavar="W",
                        help="processes checking cases in parallel (1); the cases and their "
                             "contents depend only on the seed")
+    check.add_argument("--executor", choices=("process", "dask"), default="process",
+                       help="process: a pool of W spawned processes on this machine (default); "
+                            "dask: Dask workers, at --scheduler or on a local cluster of W "
+                            "processes (pip install 'mybackprop[dask]')")
+    check.add_argument("--scheduler", metavar="HOST:PORT",
+                       help="the Dask scheduler to send chunks to (with --executor dask)")
+    check.add_argument("--chunk", type=int, default=None, metavar="K",
+                       help=f"cases per chunk ({CHUNK}): the oracles answer a chunk's cases "
+                            "together and workers take a chunk at a time")
     check.add_argument("--resume", action="store_true",
                        help="continue the interrupted run in --out (Ctrl-C, kill -9): the cases "
                             "without a record run, no case twice")
@@ -140,12 +150,23 @@ def _check(args: argparse.Namespace) -> int:
 
     if args.workers < 1:
         raise UsageError(f"--workers is {args.workers}: give a number of processes >= 1")
+    chunk = CHUNK if args.chunk is None else args.chunk
+    if chunk < 1:
+        raise UsageError(f"--chunk is {chunk}: give a number of cases >= 1")
+    if args.scheduler and args.executor != "dask":
+        raise UsageError("--scheduler goes with --executor dask: add --executor dask")
+    if args.executor == "dask":
+        import importlib.util
+
+        if importlib.util.find_spec("distributed") is None:
+            raise UsageError("--executor dask needs Dask's distributed package, which is not "
+                             "installed: pip install 'mybackprop[dask]'")
     names = [c.name for c in candidates]
     folder = args.out or _default_folder(names[0] if len(names) == 1 else
                                          f"{len(names)}-candidates", args.seed)
     settings = Settings(str(folder), args.seed, args.cases, dict(vars(space)), tuple(names),
                         tuple(args.oracles), dict(tolerance.factor), args.time_limit,
-                        args.isolate, int(args.memory_limit * 2**30), tuple(specs))
+                        args.isolate, int(args.memory_limit * 2**30), tuple(specs), chunk)
     parent = _State(settings, candidates, oracles)  # runs the cases (one worker), shrinks
     try:
         return _sweep_and_report(args, settings, parent)
@@ -157,8 +178,8 @@ def _sweep_and_report(args: argparse.Namespace, settings: Any, parent: Any) -> i
     """Run the cases not yet recorded, shrink failures, write the summary; the exit code."""
     from tqdm import tqdm
 
-    from mybackprop._report import RunWriter, read_cases, write_summary
-    from mybackprop._sweep import SMALLEST_FILE, shrink_first_failures, sweep
+    from mybackprop._report import RunWriter, iter_cases, write_summary
+    from mybackprop._sweep import SMALLEST_FILE, chunks, shrink_first_failures, sweep
 
     folder, names, oracles = Path(settings.folder), list(settings.candidates), parent.oracles
     space, tolerance = parent.space, parent.tolerance
@@ -167,36 +188,42 @@ def _sweep_and_report(args: argparse.Namespace, settings: Any, parent: Any) -> i
            "space": {k: v for k, v in vars(space).items()},
            "oracles": {o.name: o.describe() for o in oracles},
            "tolerance_factor": tolerance.factor, "workers": args.workers,
+           "executor": args.executor, "chunk": settings.chunk,
            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    jobs = [(case, frozenset(done.get(case, ()))) for case in range(args.cases)
-            if len(done.get(case, ())) < len(names)]
+    left = sum(len(done.get(case, ())) < len(names) for case in range(args.cases))
     if not args.quiet:
         versions = ", ".join(f"{o.name} {d['version']}" for o, d in
                              zip(oracles, run["oracles"].values(), strict=True))
-        resumed = f", resuming: {args.cases - len(jobs)} done" if args.resume else ""
+        resumed = f", resuming: {args.cases - left} done" if args.resume else ""
         print(f"mybackprop check: {', '.join(names)} vs {versions}; {args.cases} cases, "
               f"seed {args.seed}, {args.workers} worker{'s' if args.workers > 1 else ''}"
               f"{resumed}")
     writer = RunWriter(folder)
     started = time.perf_counter()
-    progress = tqdm(total=args.cases, initial=args.cases - len(jobs), unit="case",
+    progress = tqdm(total=args.cases, initial=args.cases - left, unit="case",
                     disable=args.quiet, file=sys.stderr, dynamic_ncols=True)
+    spent: dict[str, float] = {}
     try:
-        for finished in sweep(settings, jobs, args.workers, parent):
+        for finished, seconds in sweep(settings, chunks(settings, done), args.workers, parent,
+                                       args.executor, args.scheduler):
             for record, message in finished:
                 writer.add(record)
                 if message and not args.quiet:
                     progress.write(message)
-            progress.update(1)
+            for part, value in seconds.items():
+                spent[part] = spent.get(part, 0.0) + value
+            progress.update(len({record["case"] for record, _ in finished}))
     finally:
         progress.close()
         writer.close()
     if args.shrink:
-        smallest = shrink_first_failures(parent, read_cases(folder),
+        smallest = shrink_first_failures(parent, iter_cases(folder),
                                          lambda line: None if args.quiet else print(line))
         (folder / SMALLEST_FILE).write_text(
             "".join(json.dumps(r) + "\n" for r in smallest), encoding="utf-8")
     run["seconds"] = round(time.perf_counter() - started, 3)
+    # Where this invocation's time went, summed over workers (a resumed run: its own part).
+    run["seconds_by_part"] = {part: round(value, 3) for part, value in sorted(spent.items())}
     summary = write_summary(folder, run)
     _print_summary(summary, folder)
     bad = sum(summary["verdicts"][v] for v in FAILING)

@@ -1,13 +1,22 @@
-"""PyTorch autograd oracle: the network spelled with torch's own functions, in float64."""
+"""PyTorch autograd oracle: the network spelled with torch's own functions, in float64.
+
+``gradients_many`` (the sweeps' path) answers many problems with one autograd graph: the cases
+of a size class are zero-padded into one stack (K, N, width), each layer is one batched matrix
+product over the cases still that deep, each activation runs on just the cases that use it, and
+padded units, rows and output units are masked out of every sum. The answer differs from one
+case at a time only by rounding (tests/test_oracles.py).
+"""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from typing import Any
 
 import numpy as np
 import torch
 
 from mybackprop._problem import Gradients, Problem
+from mybackprop._spec import ACTIVATIONS, LOSSES
 
 
 class TorchOracle:
@@ -18,7 +27,7 @@ class TorchOracle:
                 "settings": "torch.nn.functional.linear + the table's torch spellings"}
 
     def gradients(self, problem: Problem) -> Gradients:
-        p = problem.as_float64()
+        p = problem.float64()
         arch = p.architecture
 
         def leaf(a: np.ndarray | None) -> torch.Tensor | None:
@@ -42,9 +51,22 @@ class TorchOracle:
         db = [None if b is None else next(grads).numpy() for b in biases]
         return Gradients(float(loss.detach()), dW, db, dX)
 
+    def gradients_many(self, problems: list[Problem]) -> list[Gradients]:
+        """The same answers for many problems, a stack per size class."""
+        groups: dict[tuple[int, int, int], list[int]] = defaultdict(list)
+        for i, problem in enumerate(problems):
+            arch = problem.architecture
+            groups[(_size_class(arch.depth, 8), _size_class(max(arch.widths), 16),
+                    _size_class(problem.batch_size, 64))].append(i)
+        answers: list[Gradients | None] = [None] * len(problems)
+        for members in groups.values():
+            for i, answer in zip(members, _stacked([problems[i] for i in members]), strict=True):
+                answers[i] = answer
+        return answers  # type: ignore[return-value]
+
     def intermediates(self, problem: Problem) -> dict[str, list[np.ndarray]]:
         """Z_l, A_l and delta_l = dL/dZ_l per layer, in float64 (the diagnosis compares them)."""
-        p = problem.as_float64()
+        p = problem.float64()
         arch = p.architecture
         a = torch.tensor(p.X)
         zs, activations = [], []
@@ -63,3 +85,95 @@ class TorchOracle:
         return {"Z": [z.detach().numpy() for z in zs],
                 "A": [a.detach().numpy() for a in activations],
                 "delta": [d.numpy() for d in deltas]}
+
+
+def _size_class(n: int, floor: int) -> int:
+    """Sizes up to `floor` share a class (a small case padded to it costs little), then
+    powers of two: one large case is not padded with many small ones."""
+    return (max(n, floor) - 1).bit_length()
+
+
+def _stacked(problems: list[Problem]) -> list[Gradients]:
+    """One graph for all the problems: see the module's docstring."""
+    # Deepest first: the cases still running at layer l are then a prefix of the stack.
+    order = sorted(range(len(problems)), key=lambda i: -problems[i].architecture.depth)
+    ps = [problems[i].float64() for i in order]
+    archs = [p.architecture for p in ps]
+    k, depth = len(ps), archs[0].depth
+    width = max(max(a.widths) for a in archs)
+    n = max(p.batch_size for p in ps)
+    X = np.zeros((k, n, width))
+    W = np.zeros((k, depth, width, width))
+    b = np.zeros((k, depth, width))
+    unit_mask = np.zeros((k, depth, width), dtype=bool)
+    for c, (p, arch) in enumerate(zip(ps, archs, strict=True)):
+        X[c, : p.batch_size, : arch.input_width] = p.X
+        for l, (w, bias) in enumerate(zip(p.weights, p.biases, strict=True)):
+            W[c, l, : w.shape[0], : w.shape[1]] = w
+            if bias is not None:
+                b[c, l, : bias.shape[0]] = bias
+            unit_mask[c, l, : w.shape[0]] = True
+    X_t, W_t, b_t = (torch.tensor(a, requires_grad=True) for a in (X, W, b))
+    masks = torch.tensor(unit_mask)
+    running = [sum(a.depth > l for a in archs) for l in range(depth)]  # a prefix per layer
+
+    a = X_t
+    for l in range(depth):
+        m = running[l]
+        z = torch.baddbmm(b_t[:m, l].unsqueeze(1), a[:m], W_t[:m, l].transpose(1, 2))
+        mask = masks[:m, l].unsqueeze(1)
+        by_activation: dict[str, list[int]] = defaultdict(list)
+        for c in range(m):
+            by_activation[archs[c].layers[l].activation].append(c)
+        pieces, placed = [], []
+        for name, cases in by_activation.items():
+            index = torch.tensor(cases)
+            zi, mi = z[index], mask[index]
+            if ACTIVATIONS[name].elementwise:
+                pieces.append(ACTIVATIONS[name].torch(torch, zi) * mi)
+            else:  # softmax over the real units only
+                pieces.append(ACTIVATIONS[name].torch(torch, zi.masked_fill(~mi, -torch.inf)))
+            placed += cases
+        new = torch.cat(pieces)[torch.tensor(np.argsort(placed))]
+        a = torch.cat([new, a[m:]]) if m < k else new
+
+    rows = torch.tensor(np.arange(n)[None, :] < np.array([p.batch_size for p in ps])[:, None])
+    out_mask = torch.stack([masks[c, arch.depth - 1] for c, arch in enumerate(archs)])
+    divisors = torch.tensor([arch.reduction_spec.divisor(
+        p.batch_size, arch.loss_spec.terms_per_sample(arch.widths[-1]))
+        for p, arch in zip(ps, archs, strict=True)], dtype=torch.float64)
+    by_loss: dict[str, list[int]] = defaultdict(list)
+    for c, arch in enumerate(archs):
+        by_loss[arch.loss].append(c)
+    per_case = torch.zeros(k, dtype=torch.float64)
+    for name, cases in by_loss.items():
+        index, spec = torch.tensor(cases), LOSSES[name]
+        y_hat, unit = a[index], out_mask[index].unsqueeze(1)
+        if spec.per_sample:
+            labels = np.zeros((len(cases), n), dtype=np.int64)
+            for j, c in enumerate(cases):
+                labels[j, : ps[c].batch_size] = ps[c].Y
+            logits = y_hat.masked_fill(~unit, -torch.inf).reshape(-1, width)
+            terms = spec.torch(torch, logits, torch.tensor(labels).reshape(-1), "none")
+            terms = terms.reshape(len(cases), n) * rows[index]
+            sums = terms.sum(dim=1)
+        else:
+            Y = np.zeros((len(cases), n, width))
+            for j, c in enumerate(cases):
+                Y[j, : ps[c].batch_size, : archs[c].widths[-1]] = ps[c].Y
+            terms = spec.torch(torch, y_hat, torch.tensor(Y), "none")
+            sums = (terms * (rows[index].unsqueeze(2) & unit)).sum(dim=(1, 2))
+        per_case = per_case.index_add(0, index, sums / divisors[index])
+    gX, gW, gb = (g.numpy() for g in torch.autograd.grad(per_case.sum(), [X_t, W_t, b_t]))
+    values = per_case.detach().numpy()
+
+    answers: list[Gradients | None] = [None] * k
+    for c, (p, arch) in enumerate(zip(ps, archs, strict=True)):
+        widths = arch.widths
+        dW = [gW[c, l, :o, :i].copy() for l, (i, o) in enumerate(zip(widths[:-1], widths[1:],
+                                                                      strict=True))]
+        db = [None if bias is None else gb[c, l, : widths[l + 1]].copy()
+              for l, bias in enumerate(p.biases)]
+        answers[order[c]] = Gradients(float(values[c]), dW, db,
+                                      gX[c, : p.batch_size, : widths[0]].copy())
+    return answers  # type: ignore[return-value]
