@@ -163,9 +163,9 @@ def _draw_arrays(config: CaseConfig, attempt: int) -> Problem:
 
 def placed_on_kinks(problem: Problem) -> set[tuple[int, int]]:
     """(layer index, unit) of every kinked unit put exactly on its kink: a zero weight row."""
-    return {(l, j) for l, (f, W) in enumerate(zip(problem.architecture.activation_specs,
-                                                  problem.weights, strict=True))
-            if f.kinks for j in range(W.shape[0]) if not np.any(W[j])}
+    return {(l, int(j)) for l, (f, W) in enumerate(zip(problem.architecture.activation_specs,
+                                                       problem.weights, strict=True))
+            if f.kinks for j in np.flatnonzero(~W.any(axis=1))}
 
 
 def on_kink(problem: Problem, exempt: set[tuple[int, int]] = frozenset()) -> bool:

@@ -37,6 +37,7 @@ from mybackprop._report import CASES_FILE
 from mybackprop._repro import write_repro
 from mybackprop._runner import FAILING
 from mybackprop._shrink import shrink, size
+from mybackprop._threads import ONE_THREAD
 
 RUN_FILE, SMALLEST_FILE = "run.json", "smallest.jsonl"
 CHUNK = 128  # cases per chunk: enough to fill the oracles' stacks, small enough to spread
@@ -158,9 +159,6 @@ def chunks(settings: Settings, done: dict[int, set[str]]) -> Iterator[list[Job]]
 
 # One worker's state per process and run: spawned pool workers and Dask workers build it once.
 _WORKERS: dict[str, _State] = {}
-# One thread per worker for BLAS, torch and XLA: W workers on W cores, not W x cores threads.
-_ONE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-               "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"}
 
 
 def _worker_state(settings: Settings) -> _State:
@@ -208,8 +206,8 @@ def sweep(settings: Settings, work: Iterable[list[Job]], workers: int,
             yield state.run_chunk(jobs)
         return
     context = multiprocessing.get_context("spawn")  # JAX and torch hold threads: no fork
-    saved = {k: os.environ.get(k) for k in _ONE_THREAD}
-    os.environ.update(_ONE_THREAD)  # spawned workers read these before numpy, torch, jax load
+    saved = {k: os.environ.get(k) for k in ONE_THREAD}
+    os.environ.update(ONE_THREAD)  # spawned workers read these before numpy, torch, jax load
     try:
         pool = context.Pool(workers)
     finally:
@@ -231,7 +229,7 @@ def _dask_sweep(settings: Settings, work: Iterable[list[Job]], workers: int,
         cluster, client = None, Client(scheduler)
     else:  # a local cluster: processes, one thread each (the time limit needs no thread)
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                               dashboard_address=None, env=dict(_ONE_THREAD))
+                               dashboard_address=None, env=dict(ONE_THREAD))
         client = Client(cluster)
     try:
         window = 2 * max(1, len(client.scheduler_info()["workers"]))

@@ -11,12 +11,15 @@ the suite, or your own tests using the fixtures below). The header names the can
     xfail  test_kinks[leaky_relu]         we take leaky_relu'(0) = 0.5
 
 Works with pytest-xdist (``-n auto``): every worker loads the candidate and draws the same
-derandomized examples, so verdicts do not depend on the number of workers.
+derandomized examples, so verdicts do not depend on the number of workers. The terminal
+summary counts the examples checked (over every worker) and the rate per second of the session.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +27,13 @@ import pytest
 
 SUITE = Path(__file__).parent / "suite"
 DEFAULT_EXAMPLES = 30
+EXAMPLES_KEY = "mybackprop_examples_checked"
+# Examples this process has checked (the suite counts each one it hands to the checker).
+_checked = {"examples": 0}
+
+
+def count_example() -> None:
+    _checked["examples"] += 1
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -41,6 +51,10 @@ def pytest_configure(config: pytest.Config) -> None:
     spec = config.getoption("impl", None)
     if not spec:
         return
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # -n W: one thread per worker (mybackprop._threads)
+        from mybackprop._threads import hold_to_one_thread
+
+        hold_to_one_thread()
     from mybackprop._candidate import CandidateLoadError, load_candidate
 
     try:
@@ -51,6 +65,31 @@ def pytest_configure(config: pytest.Config) -> None:
         config.getoption("mybackprop_expect"))
     if config.args_source != pytest.Config.ArgsSource.ARGS:  # no paths given: the suite
         config.args[:] = [str(SUITE)]
+    config._mybackprop_started = time.perf_counter()  # type: ignore[attr-defined]
+    config._mybackprop_workers_checked = 0  # type: ignore[attr-defined]
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # a pytest-xdist worker: report the count to the controller
+        workeroutput[EXAMPLES_KEY] = _checked["examples"]
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    config = node.config
+    if hasattr(config, "_mybackprop_workers_checked"):
+        config._mybackprop_workers_checked += node.workeroutput.get(EXAMPLES_KEY, 0)
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    if not hasattr(config, "_mybackprop_started"):
+        return
+    examples = _checked["examples"] + config._mybackprop_workers_checked  # type: ignore
+    seconds = time.perf_counter() - config._mybackprop_started  # type: ignore[attr-defined]
+    if examples:
+        terminalreporter.write_line(f"mybackprop: {examples} examples checked in {seconds:.1f} s "
+                                    f"({examples / seconds:.0f} examples/s, start-up included)")
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -108,6 +147,10 @@ def mybackprop_checker() -> Any:
     from oracles import load_oracle
     from oracles.finite_differences import FiniteDifferenceOracle
 
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        import torch
+
+        torch.set_num_threads(1)  # its pool was not asked for yet when the environment was set
     return Checker([load_oracle("torch"), load_oracle("jax")],
                    tie_breaker=FiniteDifferenceOracle())
 

@@ -54,3 +54,25 @@ def test_both_oracles_compute_in_float64_from_float32_parameters(torch_oracle, j
     for oracle in (torch_oracle, jax_oracle):
         g = oracle.gradients(problem)
         assert g.dW[0].dtype == np.float64 and g.dX.dtype == np.float64
+
+
+def test_batched_answers_are_the_one_case_answers_to_within_rounding(torch_oracle, jax_oracle):
+    """gradients_many (stacks of padded cases: vmapped in JAX, one graph in torch) changes
+    nothing but rounding, in every size class: 150 default cases (every activation and loss,
+    both dtypes; one stack of 64 filled up with repeats), and 12 wider, deeper, larger-batch
+    ones (their own classes; fewer than JAX's MIN_STACKED go one at a time)."""
+    from mybackprop._cases import CaseSpace
+    from mybackprop._sweep import case_problem
+
+    default, large = CaseSpace(), CaseSpace(max_depth=9, max_width=40, max_batch=100)
+    problems = ([case_problem(21, k, default) for k in range(150)]
+                + [case_problem(22, k, large) for k in range(12)])
+    for oracle in (torch_oracle, jax_oracle):
+        batched = oracle.gradients_many(problems)
+        for problem, together in zip(problems, batched, strict=True):
+            alone = oracle.gradients(problem)
+            allowed = Tolerance().allowed(gradient_scales(problem, "float64"), "float64")
+            failing = [c.describe() for c in compare(together, alone, allowed) if not c.passed]
+            assert not failing, (oracle.name, problem.architecture.describe(), failing)
+            assert [t.shape for t in together.tensors().values()] == [
+                t.shape for t in alone.tensors().values()]

@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from mybackprop._cases import CaseConfig, CaseSpace, KinkUnavoidable, build_problem
 from mybackprop._problem import Architecture, Layer
 from mybackprop._spec import ACTIVATIONS, DTYPES, KINKED_ACTIVATIONS, LOSSES, REDUCTIONS
+from mybackprop.pytest_plugin import count_example
 from mybackprop.strategies import case_configs
 
 
@@ -49,6 +50,7 @@ def _check_cases(candidate: Any, checker: Any, space: CaseSpace, examples: int,
             assume(False)
         outcome = checker.check(candidate, problem)
         assume(outcome.verdict != "skipped")  # outside a declared size limit
+        count_example()
         if outcome.verdict not in allowed:
             pytest.fail(f"{outcome.message()}\n  reproduce: mybackprop._cases.build_problem("
                         f"CaseConfig.from_dict({config.to_dict()!r}))", pytrace=False)

@@ -1,0 +1,41 @@
+"""The Dask executor: a sweep on a local Dask cluster writes the cases.jsonl of one process."""
+
+from __future__ import annotations
+
+import pytest
+from test_cli import run
+
+distributed = pytest.importorskip("distributed", reason="pip install 'mybackprop[dask]'")
+
+COMMON = ["check", "--impl", "mybackprop:matrix", "--impl", "mybackprop.zoo:sign_flipped",
+          "--cases", "24", "--seed", "4", "--chunk", "8", "--no-shrink", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def one_process(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("one") / "run"
+    result = run(*COMMON, "--out", str(folder))
+    assert result.returncode == 1, result.stderr  # sign_flipped fails: the records carry fails
+    return (folder / "cases.jsonl").read_bytes()
+
+
+def test_a_local_dask_cluster_writes_the_cases_jsonl_of_one_process(tmp_path, one_process):
+    result = run(*COMMON, "--executor", "dask", "--workers", "2", "--out", str(tmp_path / "d"))
+    assert result.returncode == 1, result.stderr
+    assert (tmp_path / "d" / "cases.jsonl").read_bytes() == one_process
+    assert one_process.count(b"\n") == 48 and b'"verdict": "fail"' in one_process
+
+
+def test_a_running_scheduler_takes_the_chunks_too(tmp_path, one_process):
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster:
+        result = run(*COMMON, "--executor", "dask", "--scheduler", cluster.scheduler_address,
+                     "--out", str(tmp_path / "d"))
+    assert result.returncode == 1, result.stderr
+    assert (tmp_path / "d" / "cases.jsonl").read_bytes() == one_process
+
+
+def test_a_scheduler_without_dask_executor_is_a_one_line_error(tmp_path):
+    result = run("check", "--scheduler", "tcp://127.0.0.1:8786", "--out", str(tmp_path / "x"))
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "add --executor dask" in result.stderr
