@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
@@ -99,26 +101,46 @@ def jax_step(p: Problem):
     return lambda: jax.block_until_ready(grad(params, X, Y))
 
 
+LABELS = {"tiny": "tiny (3-4-2, N=5)", "medium": "medium (784-512-512-10, N=256)",
+          "large": "large (4096 x 4 layers, N=1024)"}
+
+
+def rows(sizes: list[str], repeats: int) -> Iterator[dict[str, Any]]:
+    """One row per size and dtype: seconds of each implementation, best of `repeats`."""
+    for size in sizes:
+        widths, n = SIZES[size]
+        times = repeats if size != "large" else max(2, repeats // 2)
+        for dtype in ("float32", "float64"):
+            p = problem_for(widths, n, dtype)
+            row = {"size": size, "dtype": dtype,
+                   "level": best(lambda p=p: mb.matrix(p), times),
+                   "torch": best(torch_step(p), times),
+                   "jax": best(jax_step(p), times),
+                   "floor": best(lambda p=p: gemm_floor(p), times)}
+            yield row
+
+
+def markdown(row: dict[str, Any]) -> str:
+    label = LABELS[row["size"]] if row["dtype"] == "float32" else row["size"]
+    ms = {k: f"{row[k] * 1e3:.3f} ms" if row[k] < 1 else f"{row[k] * 1e3:.0f} ms"
+          for k in ("level", "torch", "jax", "floor")}
+    return (f"| {label} | {row['dtype']} | {ms['level']} | {ms['torch']} | {ms['jax']} | "
+            f"{ms['floor']} | {row['level'] / row['torch']:.2f} | "
+            f"{row['level'] / row['floor']:.2f} |")
+
+
+HEADER = ("| size | dtype | matrix level | PyTorch | JAX (jit) | GEMM floor | level / PyTorch | "
+          "level / GEMM floor |\n|---|---|---:|---:|---:|---:|---:|---:|")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="tiny,medium,large")
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
-    print("| size | dtype | matrix level | PyTorch | JAX (jit) | GEMM floor | level / PyTorch | "
-          "level / GEMM floor |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|")
-    for size in args.sizes.split(","):
-        widths, n = SIZES[size]
-        repeats = args.repeats if size != "large" else max(2, args.repeats // 2)
-        for dtype in ("float32", "float64"):
-            p = problem_for(widths, n, dtype)
-            level = best(lambda p=p: mb.matrix(p), repeats)
-            torch_time = best(torch_step(p), repeats)
-            jax_time = best(jax_step(p), repeats)
-            floor = best(lambda p=p: gemm_floor(p), repeats)
-            print(f"| {size} | {dtype} | {level * 1e3:.3f} ms | {torch_time * 1e3:.3f} ms | "
-                  f"{jax_time * 1e3:.3f} ms | {floor * 1e3:.3f} ms | {level / torch_time:.2f} | "
-                  f"{level / floor:.2f} |", flush=True)
+    print(HEADER)
+    for row in rows(args.sizes.split(","), args.repeats):
+        print(markdown(row), flush=True)
 
 
 if __name__ == "__main__":

@@ -40,7 +40,7 @@ from mybackprop._shrink import shrink, size
 from mybackprop._threads import ONE_THREAD
 
 RUN_FILE, SMALLEST_FILE = "run.json", "smallest.jsonl"
-CHUNK = 128  # cases per chunk: enough to fill the oracles' stacks, small enough to spread
+CHUNK = 256  # cases per chunk: enough to fill the oracles' stacks, small enough to spread
 EXECUTORS = ("process", "dask")
 Job = tuple[int, frozenset[str]]  # a case and the candidates it already has records for
 # What a chunk sends back: (record, message) per case and candidate, and seconds per part.
@@ -194,14 +194,15 @@ def sweep(settings: Settings, work: Iterable[list[Job]], workers: int,
           scheduler: str | None = None) -> Iterator[ChunkResult]:
     """Run the chunks; yield each chunk's records, in case order, as soon as it is its turn.
 
-    workers 1 with the process executor runs in this process. "dask" sends the chunks to the
-    Dask scheduler at `scheduler` (host:port), or to a local cluster of `workers` processes.
+    With the process executor, this process is one of the `workers` (1: the only one), beside
+    workers - 1 spawned ones. "dask" sends the chunks to the Dask scheduler at `scheduler`
+    (host:port), or to a local cluster of `workers` processes.
     """
     if executor == "dask":
         yield from _dask_sweep(settings, work, workers, scheduler)
         return
+    state = parent or _State(settings)
     if workers <= 1:
-        state = parent or _State(settings)
         for jobs in work:
             yield state.run_chunk(jobs)
         return
@@ -209,7 +210,7 @@ def sweep(settings: Settings, work: Iterable[list[Job]], workers: int,
     saved = {k: os.environ.get(k) for k in ONE_THREAD}
     os.environ.update(ONE_THREAD)  # spawned workers read these before numpy, torch, jax load
     try:
-        pool = context.Pool(workers)
+        pool = context.Pool(workers - 1)  # this process is the W-th worker
     finally:
         for key, value in saved.items():
             if value is None:
@@ -217,8 +218,45 @@ def sweep(settings: Settings, work: Iterable[list[Job]], workers: int,
             else:
                 os.environ[key] = value
     with pool:
-        yield from _ordered(lambda jobs: pool.apply_async(run_chunk_in_worker, (settings, jobs)),
-                            lambda result: result.get(), work, 2 * workers)
+        yield from _shared(state, lambda jobs: pool.apply_async(run_chunk_in_worker,
+                                                                (settings, jobs)),
+                           iter(work), workers - 1)
+
+
+def _shared(state: _State, submit: Callable[[list[Job]], Any], work: Iterator[list[Job]],
+            helpers: int) -> Iterator[ChunkResult]:
+    """Chunks in order, run by `helpers` pool processes and by this one: whenever the next
+    result is not ready, this process runs the next chunk itself (it has everything loaded,
+    so it starts at once while the pool's processes import and compile). Which process runs a
+    chunk changes nothing in its records. At most 4 (helpers + 1) chunks wait here."""
+    pending: collections.deque[list[Any]] = collections.deque()  # ["pool", async] | ["here", r]
+    in_pool, exhausted = 0, False
+    while True:
+        while not exhausted and in_pool < 2 * helpers:
+            jobs = next(work, None)
+            if jobs is None:
+                exhausted = True
+            else:
+                pending.append(["pool", submit(jobs)])
+                in_pool += 1
+        if not pending:
+            return
+        kind, value = pending[0]
+        if kind == "here" or value.ready():
+            pending.popleft()
+            in_pool -= kind == "pool"
+            yield value if kind == "here" else value.get()
+            continue
+        jobs = None
+        if not exhausted and len(pending) < 4 * (helpers + 1):
+            jobs = next(work, None)
+            exhausted = jobs is None
+        if jobs is None:  # nothing left to run here (or enough waiting): wait for the head
+            pending.popleft()
+            in_pool -= 1
+            yield value.get()
+        else:
+            pending.append(["here", state.run_chunk(jobs)])
 
 
 def _dask_sweep(settings: Settings, work: Iterable[list[Job]], workers: int,
