@@ -71,12 +71,13 @@ def build(quick: bool) -> str:
                      f"| {row['seconds']:.1f} s | {row['wall']:.1f} s |")
         print(lines[-1], flush=True)
     lines += ["", "Peak memory of one-process sweeps (the whole process: PyTorch and JAX "
-              "loaded):", "", "| cases | peak resident memory | cases.jsonl | wall |",
-              "|---:|---:|---:|---:|"]
+              "loaded):", "", "| cases | peak resident memory | cases.jsonl | wall | not passed |",
+              "|---:|---:|---:|---:|---|"]
     for size in (300, 3000) if quick else (1000, 10000, 100000):  # 100,000: ~5 min
         row = throughput.memory(size)
+        others = ", ".join(f"{n} {v}" for v, n in row["not_passed"].items()) or "none"
         lines.append(f"| {size} | {row['peak_bytes'] / 2**20:.0f} MiB | "
-                     f"{row['file_bytes'] / 2**20:.0f} MiB | {row['wall']:.0f} s |")
+                     f"{row['file_bytes'] / 2**20:.0f} MiB | {row['wall']:.0f} s | {others} |")
         print(lines[-1], flush=True)
     lines += ["", "The property suite (`pytest --impl mybackprop:matrix`, 30 examples per "
               "property), examples per second over the whole session:", "",
