@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import subprocess
 import sys
 import tempfile
@@ -40,24 +41,31 @@ def run_measured(command: list[str]) -> tuple[subprocess.CompletedProcess, float
     out, err = process.communicate()
     wall = time.perf_counter() - started
     # communicate() has reaped it; the children's peak covers it and its own children.
-    import resource
-
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
     return subprocess.CompletedProcess(command, process.returncode, out, err), wall, peak
 
 
-def sweep(cases: int, workers: int = 1, executor: str = "process") -> dict[str, Any]:
+def _check(cases: int, *options: str) -> dict[str, Any]:
+    """One `mybackprop check` in a fresh process: its summary's run and verdicts, cases.jsonl's
+    size, wall seconds and peak memory. Cases that did not pass are counted, not fatal (the
+    figures are speed and memory; a non-pass is a finding, named in the table)."""
     with tempfile.TemporaryDirectory() as folder:
-        command = [*CLI, "--cases", str(cases), "--workers", str(workers),
-                   "--executor", executor, "--out", folder + "/run"]
-        result, wall, _ = run_in_fresh_process(command)
-        if result.returncode != 0:
+        command = [*CLI, "--cases", str(cases), *options, "--out", folder + "/run"]
+        result, wall, peak = run_in_fresh_process(command)
+        if result.returncode not in (0, 1):
             raise SystemExit(f"{' '.join(command)} exited {result.returncode}: {result.stderr}")
-        run = json.loads((Path(folder) / "run" / "summary.json").read_text())["run"]
+        summary = json.loads((Path(folder) / "run" / "summary.json").read_text())
         size = (Path(folder) / "run" / "cases.jsonl").stat().st_size
-    return {"cases": cases, "workers": workers, "executor": executor, "seconds": run["seconds"],
-            "rate": cases / run["seconds"], "wall": wall, "parts": run["seconds_by_part"],
-            "file_bytes": size}
+    return {"cases": cases, "run": summary["run"], "wall": wall, "peak_bytes": peak,
+            "file_bytes": size,
+            "not_passed": {v: n for v, n in summary["verdicts"].items() if n and v != "pass"}}
+
+
+def sweep(cases: int, workers: int = 1, executor: str = "process") -> dict[str, Any]:
+    row = _check(cases, "--workers", str(workers), "--executor", executor)
+    seconds = row["run"]["seconds"]
+    return {**row, "workers": workers, "executor": executor, "seconds": seconds,
+            "rate": cases / seconds, "parts": row["run"]["seconds_by_part"]}
 
 
 def run_in_fresh_process(command: list[str]) -> tuple[subprocess.CompletedProcess, float, int]:
@@ -72,17 +80,8 @@ def run_in_fresh_process(command: list[str]) -> tuple[subprocess.CompletedProces
 
 
 def memory(cases: int) -> dict[str, Any]:
-    """Peak memory of a one-process sweep; cases that did not pass are counted, not fatal (the
-    figure is the memory; a non-pass is a finding, named in the row)."""
-    with tempfile.TemporaryDirectory() as folder:
-        command = [*CLI, "--cases", str(cases), "--out", folder + "/run"]
-        result, wall, peak = run_in_fresh_process(command)
-        if result.returncode not in (0, 1):
-            raise SystemExit(f"{' '.join(command)} exited {result.returncode}: {result.stderr}")
-        size = (Path(folder) / "run" / "cases.jsonl").stat().st_size
-        verdicts = json.loads((Path(folder) / "run" / "summary.json").read_text())["verdicts"]
-    return {"cases": cases, "peak_bytes": peak, "wall": wall, "file_bytes": size,
-            "not_passed": {v: n for v, n in verdicts.items() if n and v != "pass"}}
+    """Peak memory of a one-process sweep."""
+    return _check(cases)
 
 
 def pytest_rate(workers: int) -> dict[str, Any]:

@@ -48,35 +48,38 @@ class TensorComparison:
                 f"{self.err_over_tol:.2g}x tol {self.tolerance:.1e})")
 
 
+def _flat(answer: Gradients, reference: Gradients, allowed: Scales
+          ) -> tuple[list[str], list[tuple[int, ...]], np.ndarray, np.ndarray, np.ndarray]:
+    """The loss and every tensor of the answer, flattened into one float64 vector, beside the
+    reference's and the tolerance's: names, shapes, value, expected, tolerance."""
+    mine, ref, tol = answer.tensors(), reference.tensors(), allowed.tensors
+    names = ["loss", *mine]
+    shapes = [(), *(v.shape for v in mine.values())]
+    value = np.concatenate([np.reshape(answer.loss, 1).astype(np.float64),
+                            *(np.ravel(v).astype(np.float64, copy=False) for v in mine.values())])
+    expected = np.concatenate([np.reshape(reference.loss, 1), *(np.ravel(ref[n]) for n in mine)])
+    tolerance = np.concatenate([np.reshape(allowed.loss, 1), *(np.ravel(tol[n]) for n in mine)])
+    return names, shapes, value, expected, tolerance
+
+
 def compare(answer: Gradients, reference: Gradients, allowed: Scales,
             dtype: str = "float64") -> list[TensorComparison]:
     """Compare every tensor the answer has with the reference, under the allowed errors.
 
     `dtype` is the answer's: errors are also counted in its units in the last place. Every
     tensor is flattened into one vector, so the arithmetic is a few NumPy calls per case, not
-    a few per tensor; each tensor's worst element is then found in its own segment.
+    a few per tensor; each tensor's worst element is then found in its own segment (tensors are
+    never empty: widths and batches are >= 1).
     """
-    ref, tol = reference.tensors(), allowed.tensors
-    names = ["loss", *answer.tensors()]
-    values = [np.asarray(answer.loss, dtype=np.float64).reshape(1),
-              *(v for v in answer.tensors().values())]
-    shapes = [(), *(v.shape for v in values[1:])]
-    sizes = [v.size for v in values]
-    value = np.concatenate([np.ravel(v).astype(np.float64, copy=False) for v in values])
-    expected = np.concatenate([np.reshape(reference.loss, 1),
-                               *(np.ravel(ref[name]) for name in names[1:])])
-    tolerance = np.concatenate([np.reshape(allowed.loss, 1),
-                                *(np.ravel(tol[name]) for name in names[1:])])
+    names, shapes, value, expected, tolerance = _flat(answer, reference, allowed)
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
         err = np.abs(value - expected)
         err[np.isnan(err)] = np.inf
         ratio = np.where(err == 0, 0.0, err / tolerance)
         rel = err / np.maximum(np.abs(expected), np.finfo(np.float64).tiny)
+    sizes = [math.prod(shape) for shape in shapes]
     ends = np.cumsum(sizes)
     starts = ends - sizes
-    if min(sizes) == 0:  # an empty tensor: reduceat cannot take empty segments
-        return [_compare_segment(n, s, a, b, value, expected, tolerance, err, ratio, rel, dtype)
-                for n, s, a, b in zip(names, shapes, starts, ends, strict=True)]
     worst = np.array([a + int(np.argmax(ratio[a:b])) for a, b in zip(starts, ends, strict=True)])
     max_abs, max_rel = np.maximum.reduceat(err, starts), np.maximum.reduceat(rel, starts)
     ulps = _ulps_at(err[worst], expected[worst], dtype)
@@ -89,33 +92,12 @@ def compare(answer: Gradients, reference: Gradients, allowed: Scales,
         ulps=float(ulps[k])) for k, (name, shape) in enumerate(zip(names, shapes, strict=True))]
 
 
-def _compare_segment(name: str, shape: tuple[int, ...], start: int, end: int,
-                     value: np.ndarray, expected: np.ndarray, tolerance: np.ndarray,
-                     err: np.ndarray, ratio: np.ndarray, rel: np.ndarray,
-                     dtype: str) -> TensorComparison:
-    """One tensor's comparison from its segment of the flattened vectors (empty ones too)."""
-    if end == start:
-        return TensorComparison(name, tuple(shape), 0.0, 0.0, (), 0.0, 0.0, 0.0, 0.0, 0.0)
-    k = start + int(np.argmax(ratio[start:end]))
-    return TensorComparison(
-        name, tuple(shape), float(err[start:end].max()), float(rel[start:end].max()),
-        tuple(int(i) for i in np.unravel_index(k - start, shape)), float(value[k]),
-        float(expected[k]), float(tolerance[k]), float(ratio[k]),
-        float(_ulps_at(err[k: k + 1], expected[k: k + 1], dtype)[0]))
-
-
 def within(answer: Gradients, reference: Gradients, allowed: Scales) -> bool:
     """Whether every tensor of the answer (and the loss) is within tolerance: compare()'s
     verdict without its details, for the common case where nothing is out of tolerance."""
-    ref, tol = reference.tensors(), allowed.tensors
-    mine = answer.tensors()
-    value = np.concatenate([np.reshape(answer.loss, 1), *(np.ravel(v) for v in mine.values())])
-    expected = np.concatenate([np.reshape(reference.loss, 1),
-                               *(np.ravel(ref[name]) for name in mine)])
-    tolerance = np.concatenate([np.reshape(allowed.loss, 1),
-                                *(np.ravel(tol[name]) for name in mine)])
+    _, _, value, expected, tolerance = _flat(answer, reference, allowed)
     with np.errstate(invalid="ignore", over="ignore"):
-        return bool(np.all(np.abs(value.astype(np.float64) - expected) <= tolerance))
+        return bool(np.all(np.abs(value - expected) <= tolerance))
 
 
 def _ulps_at(error: np.ndarray, reference: np.ndarray, dtype: str) -> np.ndarray:

@@ -61,8 +61,7 @@ def summarize(records: Iterable[dict[str, Any]], run: dict[str, Any]) -> dict[st
             seen.extend(bytes(r["case"] + 1 - len(seen)))
         seen[r["case"]] = 1
         if r.get("max_err_over_tol") is not None:
-            ratio = max(ratio, r["max_err_over_tol"]) if ratio is not None else r[
-                "max_err_over_tol"]
+            ratio = max(r["max_err_over_tol"], ratio if ratio is not None else 0.0)
         overall[r["verdict"]] += 1
         for activation in r["activations"]:
             groups["activation"][activation][r["verdict"]] += 1

@@ -146,11 +146,6 @@ class Checker:
     def __post_init__(self) -> None:
         self._descriptions = {o.name: o.describe() for o in self.oracles}
 
-    def check_all(self, candidates: list[Candidate], problem: Problem) -> list[Outcome]:
-        """One case for several candidates: the oracles answer once, for all of them."""
-        references = self.references(problem)
-        return [self.check(candidate, problem, references) for candidate in candidates]
-
     def references(self, problem: Problem) -> References:
         """Every oracle's answer, with its time, or the reason one failed."""
         answers, seconds = {}, {}

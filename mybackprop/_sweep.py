@@ -21,7 +21,6 @@ from __future__ import annotations
 import collections
 import json
 import multiprocessing
-import os
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -37,7 +36,7 @@ from mybackprop._report import CASES_FILE
 from mybackprop._repro import write_repro
 from mybackprop._runner import FAILING
 from mybackprop._shrink import shrink, size
-from mybackprop._threads import ONE_THREAD
+from mybackprop._threads import ONE_THREAD, hold_to_one_thread, one_thread_children
 
 RUN_FILE, SMALLEST_FILE = "run.json", "smallest.jsonl"
 CHUNK = 256  # cases per chunk: enough to fill the oracles' stacks, small enough to spread
@@ -103,10 +102,6 @@ class _State:
                                tie_breaker=FiniteDifferenceOracle(),
                                time_limit=settings.time_limit)
 
-    def run(self, case: int, skip: frozenset[str] = frozenset()) -> list[tuple[dict, str]]:
-        """Records (and printable messages) for one case, for candidates not in `skip`."""
-        return self.run_chunk([(case, skip)])[0]
-
     def run_chunk(self, jobs: list[Job]) -> ChunkResult:
         """Records and messages for a chunk of cases; the oracles answer them together."""
         seconds: collections.Counter[str] = collections.Counter()
@@ -164,11 +159,8 @@ _WORKERS: dict[str, _State] = {}
 def _worker_state(settings: Settings) -> _State:
     key = repr(settings)
     if key not in _WORKERS:
-        if "torch" in settings.oracles:  # held to one thread in a worker, as BLAS and XLA are
-            import torch
-
-            torch.set_num_threads(1)
         _WORKERS[key] = _State(settings)
+        hold_to_one_thread()  # torch too, now that the oracles loaded it
     return _WORKERS[key]
 
 
@@ -207,16 +199,8 @@ def sweep(settings: Settings, work: Iterable[list[Job]], workers: int,
             yield state.run_chunk(jobs)
         return
     context = multiprocessing.get_context("spawn")  # JAX and torch hold threads: no fork
-    saved = {k: os.environ.get(k) for k in ONE_THREAD}
-    os.environ.update(ONE_THREAD)  # spawned workers read these before numpy, torch, jax load
-    try:
+    with one_thread_children():  # spawned workers read it before numpy, torch, jax load
         pool = context.Pool(workers - 1)  # this process is the W-th worker
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
     with pool:
         yield from _shared(state, lambda jobs: pool.apply_async(run_chunk_in_worker,
                                                                 (settings, jobs)),

@@ -7,7 +7,10 @@ for each other (pytest -n 2 of the property suite: 48 s, against 10 s with one t
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
+from collections.abc import Iterator
 
 # Read by OpenBLAS/MKL and XLA when they load: set them before numpy or jax is imported.
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
@@ -16,10 +19,25 @@ ONE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THRE
 
 def hold_to_one_thread() -> None:
     """Ask for one thread in this process; settings already in the environment are kept.
-    torch is told too if it is loaded (its pool can shrink at any time)."""
+    torch is told too if it is loaded (its pool can shrink at any time): call this again
+    once the oracles are loaded."""
     for key, value in ONE_THREAD.items():
         os.environ.setdefault(key, value)
-    import sys
-
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(1)
+
+
+@contextlib.contextmanager
+def one_thread_children() -> Iterator[None]:
+    """Processes started inside the block inherit ONE_THREAD; this one's environment is put
+    back afterwards."""
+    saved = {k: os.environ.get(k) for k in ONE_THREAD}
+    os.environ.update(ONE_THREAD)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

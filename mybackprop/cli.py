@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from mybackprop._runner import DEFAULT_TIME_LIMIT, FAILING  # numpy only: --help needs no torch/jax
-from mybackprop._sweep import CHUNK
+from mybackprop._sweep import CHUNK, EXECUTORS
 
 EXIT_OK, EXIT_FAILURES, EXIT_USAGE = 0, 1, 2
 DEFAULT_REPORTS = Path("reports")
@@ -81,13 +81,13 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--workers", type=int, default=1, metavar="W",
                        help="processes checking cases in parallel (1); the cases and their "
                             "contents depend only on the seed")
-    check.add_argument("--executor", choices=("process", "dask"), default="process",
+    check.add_argument("--executor", choices=EXECUTORS, default="process",
                        help="process: a pool of W spawned processes on this machine (default); "
                             "dask: Dask workers, at --scheduler or on a local cluster of W "
                             "processes (pip install 'mybackprop[dask]')")
     check.add_argument("--scheduler", metavar="HOST:PORT",
                        help="the Dask scheduler to send chunks to (with --executor dask)")
-    check.add_argument("--chunk", type=int, default=None, metavar="K",
+    check.add_argument("--chunk", type=int, default=CHUNK, metavar="K",
                        help=f"cases per chunk ({CHUNK}): the oracles answer a chunk's cases "
                             "together and workers take a chunk at a time")
     check.add_argument("--resume", action="store_true",
@@ -150,9 +150,8 @@ def _check(args: argparse.Namespace) -> int:
 
     if args.workers < 1:
         raise UsageError(f"--workers is {args.workers}: give a number of processes >= 1")
-    chunk = CHUNK if args.chunk is None else args.chunk
-    if chunk < 1:
-        raise UsageError(f"--chunk is {chunk}: give a number of cases >= 1")
+    if args.chunk < 1:
+        raise UsageError(f"--chunk is {args.chunk}: give a number of cases >= 1")
     if args.scheduler and args.executor != "dask":
         raise UsageError("--scheduler goes with --executor dask: add --executor dask")
     if args.executor == "dask":
@@ -166,7 +165,7 @@ def _check(args: argparse.Namespace) -> int:
                                          f"{len(names)}-candidates", args.seed)
     settings = Settings(str(folder), args.seed, args.cases, dict(vars(space)), tuple(names),
                         tuple(args.oracles), dict(tolerance.factor), args.time_limit,
-                        args.isolate, int(args.memory_limit * 2**30), tuple(specs), chunk)
+                        args.isolate, int(args.memory_limit * 2**30), tuple(specs), args.chunk)
     parent = _State(settings, candidates, oracles)  # runs the cases (one worker), shrinks
     try:
         return _sweep_and_report(args, settings, parent)

@@ -147,12 +147,13 @@ def mybackprop_checker() -> Any:
     from oracles import load_oracle
     from oracles.finite_differences import FiniteDifferenceOracle
 
+    checker = Checker([load_oracle("torch"), load_oracle("jax")],
+                      tie_breaker=FiniteDifferenceOracle())
     if os.environ.get("PYTEST_XDIST_WORKER"):
-        import torch
+        from mybackprop._threads import hold_to_one_thread
 
-        torch.set_num_threads(1)  # its pool was not asked for yet when the environment was set
-    return Checker([load_oracle("torch"), load_oracle("jax")],
-                   tie_breaker=FiniteDifferenceOracle())
+        hold_to_one_thread()  # torch too, now that the oracles loaded it
+    return checker
 
 
 @pytest.fixture(scope="session")

@@ -47,6 +47,7 @@ from jax import lax  # noqa: E402
 
 from mybackprop._problem import Gradients, Problem  # noqa: E402
 from mybackprop._spec import ACTIVATION_TABLE, LOSS_TABLE  # noqa: E402
+from oracles._padding import bucket, pad, unpad  # noqa: E402
 
 _ACTIVATION_INDEX = {a.name: i for i, a in enumerate(ACTIVATION_TABLE)}
 _LOSS_INDEX = {loss.name: i for i, loss in enumerate(LOSS_TABLE)}
@@ -56,11 +57,6 @@ _LOSS_INDEX = {loss.name: i for i, loss in enumerate(LOSS_TABLE)}
 # padded small case runs in ~1 ms: so the smallest bucket holds the whole default case space
 # (depth <= 5, width <= 16, batch <= 64) and only larger networks compile again.
 MIN_BUCKET = {"batch": 64, "width": 16, "depth": 8}
-
-
-def bucket(n: int, minimum: int) -> int:
-    """The next power of two >= max(n, minimum)."""
-    return 1 << (max(n, minimum) - 1).bit_length()
 
 
 def _activation_branch(index: int, spec: Any) -> Callable[[Any, Any, Any], Any]:
@@ -124,7 +120,7 @@ class JaxOracle:
     def gradients(self, problem: Problem) -> Gradients:
         packed = _pack(problem.float64(), self._shape(problem))
         value, grads = _padded_value_and_grad(*packed)
-        return _unpack(problem, float(value), *(np.asarray(g) for g in grads))
+        return unpad(problem, float(value), *(np.asarray(g) for g in grads))
 
     def gradients_many(self, problems: list[Problem]) -> list[Gradients]:
         """The same answers for many problems: those of one bucket go through vmapped stacks."""
@@ -145,7 +141,7 @@ class JaxOracle:
                 values, grads = _stacked_value_and_grad(*stacked)
                 values, (gX, gW, gb) = np.asarray(values), (np.asarray(g) for g in grads)
                 for k, i in enumerate(chunk):
-                    answers[i] = _unpack(problems[i], float(values[k]), gX[k], gW[k], gb[k])
+                    answers[i] = unpad(problems[i], float(values[k]), gX[k], gW[k], gb[k])
         return answers  # type: ignore[return-value]
 
     def _shape(self, problem: Problem, min_depth: int = MIN_BUCKET["depth"]
@@ -163,47 +159,20 @@ def _pack(p: Problem, shape: tuple[int, int, int]) -> tuple[Any, ...]:
     """The padded arrays of a float64 problem: X, weights, biases and the structure."""
     l_pad, w_pad, n_pad = shape
     arch = p.architecture
-    widths, depth, n = arch.widths, arch.depth, p.batch_size
-    X = np.zeros((n_pad, w_pad))
-    X[:n, : widths[0]] = p.X
-    weights = np.zeros((l_pad, w_pad, w_pad))
-    biases = np.zeros((l_pad, w_pad))
-    masks = np.zeros((l_pad, w_pad), dtype=bool)
+    padded = pad(p, l_pad, w_pad, n_pad)
     activation = np.zeros(l_pad, dtype=np.int32)
-    for l, (W, b, layer) in enumerate(zip(p.weights, p.biases, arch.layers, strict=True)):
-        weights[l, : W.shape[0], : W.shape[1]] = W
-        if b is not None:
-            biases[l, : b.shape[0]] = b
-        masks[l, : layer.width] = True
-        activation[l] = _ACTIVATION_INDEX[layer.activation]
+    activation[: arch.depth] = [_ACTIVATION_INDEX[name] for name in p.activations]
     loss = arch.loss_spec
-    Y = np.zeros((n_pad, w_pad))
-    labels = np.zeros(n_pad, dtype=np.int64)
-    if loss.per_sample:
-        labels[:n] = p.Y
-    else:
-        Y[:n, : widths[-1]] = p.Y
     structure = {
         "activation": activation,
-        "active": np.arange(l_pad) < depth,
-        "masks": masks,
-        "out_mask": masks[depth - 1],
-        "rows": np.arange(n_pad) < n,
-        "Y": Y,
-        "labels": labels,
+        "active": np.arange(l_pad) < arch.depth,
+        "masks": padded.units,
+        "out_mask": padded.units[arch.depth - 1],
+        "rows": padded.rows,
+        "Y": padded.Y,
+        "labels": padded.labels,
         "loss": np.int32(_LOSS_INDEX[loss.name]),
         "divisor": np.float64(
-            arch.reduction_spec.divisor(n, loss.terms_per_sample(widths[-1]))),
+            arch.reduction_spec.divisor(p.batch_size, loss.terms_per_sample(arch.widths[-1]))),
     }
-    return X, weights, biases, structure
-
-
-def _unpack(problem: Problem, value: float, gX: np.ndarray, gW: np.ndarray,
-            gb: np.ndarray) -> Gradients:
-    """The problem's own gradients out of padded ones."""
-    widths, n = problem.architecture.widths, problem.batch_size
-    dW = [gW[l, :o, :i].copy() for l, (i, o) in enumerate(zip(widths[:-1], widths[1:],
-                                                               strict=True))]
-    db = [None if b is None else gb[l, : widths[l + 1]].copy()
-          for l, b in enumerate(problem.biases)]
-    return Gradients(value, dW, db, gX[:n, : widths[0]].copy())
+    return padded.X, padded.W, padded.b, structure

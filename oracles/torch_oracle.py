@@ -17,6 +17,7 @@ import torch
 
 from mybackprop._problem import Gradients, Problem
 from mybackprop._spec import ACTIVATIONS, LOSSES
+from oracles._padding import bucket, pad, unpad
 
 
 class TorchOracle:
@@ -56,8 +57,8 @@ class TorchOracle:
         groups: dict[tuple[int, int, int], list[int]] = defaultdict(list)
         for i, problem in enumerate(problems):
             arch = problem.architecture
-            groups[(_size_class(arch.depth, 8), _size_class(max(arch.widths), 16),
-                    _size_class(problem.batch_size, 64))].append(i)
+            groups[(bucket(arch.depth, 8), bucket(max(arch.widths), 16),
+                    bucket(problem.batch_size, 64))].append(i)
         answers: list[Gradients | None] = [None] * len(problems)
         for members in groups.values():
             for i, answer in zip(members, _stacked([problems[i] for i in members]), strict=True):
@@ -87,12 +88,6 @@ class TorchOracle:
                 "delta": [d.numpy() for d in deltas]}
 
 
-def _size_class(n: int, floor: int) -> int:
-    """Sizes up to `floor` share a class (a small case padded to it costs little), then
-    powers of two: one large case is not padded with many small ones."""
-    return (max(n, floor) - 1).bit_length()
-
-
 def _stacked(problems: list[Problem]) -> list[Gradients]:
     """One graph for all the problems: see the module's docstring."""
     # Deepest first: the cases still running at layer l are then a prefix of the stack.
@@ -102,17 +97,10 @@ def _stacked(problems: list[Problem]) -> list[Gradients]:
     k, depth = len(ps), archs[0].depth
     width = max(max(a.widths) for a in archs)
     n = max(p.batch_size for p in ps)
-    X = np.zeros((k, n, width))
-    W = np.zeros((k, depth, width, width))
-    b = np.zeros((k, depth, width))
-    unit_mask = np.zeros((k, depth, width), dtype=bool)
-    for c, (p, arch) in enumerate(zip(ps, archs, strict=True)):
-        X[c, : p.batch_size, : arch.input_width] = p.X
-        for l, (w, bias) in enumerate(zip(p.weights, p.biases, strict=True)):
-            W[c, l, : w.shape[0], : w.shape[1]] = w
-            if bias is not None:
-                b[c, l, : bias.shape[0]] = bias
-            unit_mask[c, l, : w.shape[0]] = True
+    padded = [pad(p, depth, width, n) for p in ps]
+    X, W, b, unit_mask, dense, labels, row_mask = (
+        np.stack([getattr(q, name) for q in padded])
+        for name in ("X", "W", "b", "units", "Y", "labels", "rows"))
     X_t, W_t, b_t = (torch.tensor(a, requires_grad=True) for a in (X, W, b))
     masks = torch.tensor(unit_mask)
     running = [sum(a.depth > l for a in archs) for l in range(depth)]  # a prefix per layer
@@ -137,7 +125,7 @@ def _stacked(problems: list[Problem]) -> list[Gradients]:
         new = torch.cat(pieces)[torch.tensor(np.argsort(placed))]
         a = torch.cat([new, a[m:]]) if m < k else new
 
-    rows = torch.tensor(np.arange(n)[None, :] < np.array([p.batch_size for p in ps])[:, None])
+    rows = torch.tensor(row_mask)
     out_mask = torch.stack([masks[c, arch.depth - 1] for c, arch in enumerate(archs)])
     divisors = torch.tensor([arch.reduction_spec.divisor(
         p.batch_size, arch.loss_spec.terms_per_sample(arch.widths[-1]))
@@ -150,30 +138,18 @@ def _stacked(problems: list[Problem]) -> list[Gradients]:
         index, spec = torch.tensor(cases), LOSSES[name]
         y_hat, unit = a[index], out_mask[index].unsqueeze(1)
         if spec.per_sample:
-            labels = np.zeros((len(cases), n), dtype=np.int64)
-            for j, c in enumerate(cases):
-                labels[j, : ps[c].batch_size] = ps[c].Y
             logits = y_hat.masked_fill(~unit, -torch.inf).reshape(-1, width)
-            terms = spec.torch(torch, logits, torch.tensor(labels).reshape(-1), "none")
+            terms = spec.torch(torch, logits, torch.tensor(labels[cases]).reshape(-1), "none")
             terms = terms.reshape(len(cases), n) * rows[index]
             sums = terms.sum(dim=1)
         else:
-            Y = np.zeros((len(cases), n, width))
-            for j, c in enumerate(cases):
-                Y[j, : ps[c].batch_size, : archs[c].widths[-1]] = ps[c].Y
-            terms = spec.torch(torch, y_hat, torch.tensor(Y), "none")
+            terms = spec.torch(torch, y_hat, torch.tensor(dense[cases]), "none")
             sums = (terms * (rows[index].unsqueeze(2) & unit)).sum(dim=(1, 2))
         per_case = per_case.index_add(0, index, sums / divisors[index])
     gX, gW, gb = (g.numpy() for g in torch.autograd.grad(per_case.sum(), [X_t, W_t, b_t]))
     values = per_case.detach().numpy()
 
     answers: list[Gradients | None] = [None] * k
-    for c, (p, arch) in enumerate(zip(ps, archs, strict=True)):
-        widths = arch.widths
-        dW = [gW[c, l, :o, :i].copy() for l, (i, o) in enumerate(zip(widths[:-1], widths[1:],
-                                                                      strict=True))]
-        db = [None if bias is None else gb[c, l, : widths[l + 1]].copy()
-              for l, bias in enumerate(p.biases)]
-        answers[order[c]] = Gradients(float(values[c]), dW, db,
-                                      gX[c, : p.batch_size, : widths[0]].copy())
+    for c, p in enumerate(ps):
+        answers[order[c]] = unpad(p, float(values[c]), gX[c], gW[c], gb[c])
     return answers  # type: ignore[return-value]
