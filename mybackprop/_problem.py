@@ -204,13 +204,16 @@ class Problem:
         return made
 
 
+_DTYPES = frozenset(DTYPES.values())  # dtype.name is slow (tens of us): compare dtypes
+
+
 def validate(problem: Problem) -> None:
     """Raise SpecError (one line) unless the arrays match the architecture and are finite."""
     arch = problem.architecture
     if not isinstance(problem.X, np.ndarray) or problem.X.ndim != 2:
         raise SpecError(f"X has shape {np.shape(problem.X)}: give a 2-D array (N, n_0)")
     dtype = problem.X.dtype
-    if dtype.name not in DTYPES:
+    if dtype not in _DTYPES:
         raise SpecError(f"X has dtype {dtype}: use float32 or float64")
     n, n0 = problem.X.shape
     if n < 1:
@@ -244,7 +247,7 @@ def _check_array(name: str, a: Any, shape: Sequence[int], dtype: np.dtype) -> No
                         "W_l is (n_l, n_(l-1)), b_l is (n_l,)")
     if a.dtype != dtype:
         raise SpecError(f"{name} has dtype {a.dtype} but X has {dtype}: use one dtype for all")
-    if not np.all(np.isfinite(a)):
+    if not np.isfinite(a).all():
         raise SpecError(f"{name} contains NaN or inf: every parameter and input must be finite")
 
 

@@ -51,10 +51,16 @@ class Scales:
 
 @dataclass(frozen=True)
 class Forward:
-    """The float64 forward pass and its error bounds. a[0] is X, a[l] = A_l; z[l - 1] = Z_l."""
+    """The float64 forward pass and its error bounds. a[0] is X, a[l] = A_l; z[l - 1] = Z_l.
 
+    The error bounds carry a leading axis, one entry per dtype in `dtypes` (they differ only
+    in u and the underflow floor), so the bounds for a float32 candidate and for the float64
+    oracles come from one pass over the values.
+    """
+
+    dtypes: tuple[str, ...]
     a: list[np.ndarray]
-    e_a: list[np.ndarray]  # bound on the error of A_l, units of u (X is exact: zeros)
+    e_a: list[np.ndarray | None]  # bound on the error of A_l, units of u (X is exact: None)
     z: list[np.ndarray]
     e_z: list[np.ndarray]  # bound on the error of Z_l: the size of what was summed into it
     derivative: list[np.ndarray | None]  # f_l'(Z_l) for elementwise activations, else None
@@ -74,6 +80,13 @@ def _propagated(x: np.ndarray, e: np.ndarray, quadrature: bool) -> np.ndarray:
     return np.abs(x) @ e
 
 
+def _carried(e: np.ndarray, y: np.ndarray, quadrature: bool) -> np.ndarray:
+    """The error carried into x @ y from errors e in x: e @ |y|, or sqrt(e^2 @ y^2)."""
+    if quadrature and all(_square_safe(a) for a in (e, y)):
+        return np.sqrt((e * e) @ (y * y))
+    return e @ np.abs(y)
+
+
 def _square_safe(a: np.ndarray) -> bool:
     magnitudes = np.abs(a[a != 0])
     return magnitudes.size == 0 or (
@@ -81,18 +94,21 @@ def _square_safe(a: np.ndarray) -> bool:
 
 
 def _product(x: np.ndarray, e_x: np.ndarray, y: np.ndarray, e_y: np.ndarray,
-             u: float, quadrature: bool = False) -> np.ndarray:
+             u: np.ndarray, quadrature: bool = False) -> np.ndarray:
     """Error bound of the elementwise product x * y."""
     carried = (np.hypot(x * e_y, e_x * y) if quadrature
                else np.abs(x) * e_y + e_x * np.abs(y))
     return carried + u * e_x * e_y + np.abs(x * y)
 
 
-def _matmul(x: np.ndarray, e_x: np.ndarray, y: np.ndarray, e_y: np.ndarray | None,
-            u: float, quadrature: bool = False) -> np.ndarray:
-    """Error bound of x @ y; e_y None means y is exact (a parameter)."""
+def _matmul(x: np.ndarray, e_x: np.ndarray | None, y: np.ndarray, e_y: np.ndarray | None,
+            u: np.ndarray, quadrature: bool = False) -> np.ndarray:
+    """Error bound of x @ y; e_x or e_y None means that side is exact (X, a parameter)."""
     rounding = np.sqrt(x.shape[-1]) * (np.abs(x) @ np.abs(y))
-    carried = _propagated(y.T, e_x.T, quadrature).T  # e_x @ |y|
+    if e_x is None:
+        assert e_y is not None
+        return _propagated(x, e_y, quadrature) + rounding
+    carried = _carried(e_x, y, quadrature)
     if e_y is None:
         return carried + rounding
     from_y = _propagated(x, e_y, quadrature)
@@ -115,17 +131,43 @@ def _softmax_error(a: np.ndarray, e_z: np.ndarray) -> np.ndarray:
     return np.abs(a) + _softmax_spread(a, e_z)
 
 
-def forward_errors(problem: Problem, dtype: str | None = None, floor: float = 0.0,
+def judging_dtypes(problem: Problem) -> tuple[str, ...]:
+    """The dtypes a case is judged in: the candidate's, and float64 for the oracles."""
+    name = problem.dtype.name
+    return (name,) if name == "float64" else (name, "float64")
+
+
+def _per_dtype(dtypes: tuple[str, ...], table: dict[str, float]) -> np.ndarray:
+    return np.array([table[d] for d in dtypes]).reshape(-1, 1, 1)  # leading axis, then (N, n)
+
+
+def forward_errors(problem: Problem, dtypes: tuple[str, ...] | None = None,
                    propagation: str = "bound") -> Forward:
-    """The forward pass in float64, with an error bound (units of u) beside every value."""
-    u = UNIT_ROUNDOFF[dtype or problem.dtype.name]
-    quadrature = _quadrature(propagation)
+    """The forward pass in float64, with error bounds (units of u) beside every value, one per
+    dtype (default: the ones the case is judged in). Made once per problem and reused (the kink
+    check of a drawn case and its judging read the same one)."""
+    dtypes = dtypes or judging_dtypes(problem)
     p = problem.float64()
-    fwd = Forward([p.X], [np.zeros_like(p.X)], [], [], [], [])
+    key = ("_forward", dtypes, propagation)
+    cached = p.__dict__.get("_forward")
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    fwd = _forward(p, dtypes, _quadrature(propagation))
+    object.__setattr__(p, "_forward", (key, fwd))
+    return fwd
+
+
+def _forward(p: Problem, dtypes: tuple[str, ...], quadrature: bool) -> Forward:
+    u, floor = _per_dtype(dtypes, UNIT_ROUNDOFF), _per_dtype(dtypes, _UNDERFLOW_FLOOR)
+    fwd = Forward(dtypes, [p.X], [None], [], [], [], [])
     for W, b, f in zip(p.weights, p.biases, p.architecture.activation_specs, strict=True):
         a, e_a = fwd.a[-1], fwd.e_a[-1]
         z = a @ W.T
-        e_z = _matmul(a, e_a, W.T, None, u, quadrature)
+        if e_a is None:  # X is exact: only the rounding of the sums
+            e_z = np.broadcast_to(np.sqrt(a.shape[-1]) * (np.abs(a) @ np.abs(W.T)),
+                                  (len(dtypes), *z.shape))
+        else:
+            e_z = _matmul(a, e_a, W.T, None, u, quadrature)
         if b is not None:
             z, e_z = z + b, e_z + np.abs(b)
         out = f.forward(z)
@@ -137,7 +179,7 @@ def forward_errors(problem: Problem, dtype: str | None = None, floor: float = 0.
             # by z: silu = z s(z), silu' = s(z)(1 + z(1 - s(z))), gelu' = Phi(z) + z phi(z).
             # Found by a 100,000-case sweep: at z = -709.85, torch's silu' is 0 where the truth
             # is -5e-306. So the floor here grows with |z|.
-            amplified = floor * (1 + np.abs(z)) if floor else floor
+            amplified = floor * (1 + np.abs(z))
             fwd.derivative.append(d)
             fwd.e_derivative.append(
                 f.derivative_scale(z, out) + np.abs(f.second_derivative(z, out)) * e_z
@@ -164,14 +206,25 @@ def gradient_scales(problem: Problem, dtype: str | None = None,
                     propagation: str = "bound") -> Scales:
     """Error bounds (units of u) for the loss and every dW, db and dX element.
 
-    `dtype` (default: the problem's) sets the underflow floor added at every step.
+    `dtype` (default: the problem's) sets u and the underflow floor added at every step.
     """
-    quadrature = _quadrature(propagation)
-    p = problem.float64()
+    return scales_for(problem, (dtype or problem.dtype.name,), propagation)[0]
+
+
+def scales_for(problem: Problem, dtypes: tuple[str, ...] | None = None,
+               propagation: str = "bound") -> list[Scales]:
+    """gradient_scales for several dtypes (default: the ones the case is judged in), from one
+    pass over the values."""
+    dtypes = dtypes or judging_dtypes(problem)
+    if _quadrature(propagation) and len(dtypes) > 1:  # its square-safety test is per dtype
+        return [scales_for(problem, (d,), propagation)[0] for d in dtypes]
+    return _backward(problem.float64(), forward_errors(problem, dtypes, propagation),
+                     _quadrature(propagation))
+
+
+def _backward(p: Problem, fwd: Forward, quadrature: bool) -> list[Scales]:
     arch = p.architecture
-    dtype = dtype or problem.dtype.name
-    u, floor = UNIT_ROUNDOFF[dtype], _UNDERFLOW_FLOOR[dtype]
-    fwd = forward_errors(p, dtype, floor, propagation)
+    u, floor = _per_dtype(fwd.dtypes, UNIT_ROUNDOFF), _per_dtype(fwd.dtypes, _UNDERFLOW_FLOOR)
     loss, Y = arch.loss_spec, p.Y
     y_hat, e_y_hat = fwd.a[-1], fwd.e_a[-1]
     divisor = arch.reduction_spec.divisor(p.batch_size, loss.terms_per_sample(y_hat.shape[1]))
@@ -188,7 +241,8 @@ def gradient_scales(problem: Problem, dtype: str | None = None,
     y_size = np.abs(y_hat) + (0.0 if loss.per_sample else np.abs(Y))
     terms = loss.value_scale(y_hat, Y)
     e_loss = (np.sqrt(terms.size) * terms.sum()
-              + (np.abs(g) * divisor * (y_size + e_y_hat)).sum()) / divisor + floor
+              + (np.abs(g) * divisor * (y_size + e_y_hat)).sum(axis=(-2, -1))) / divisor \
+        + floor[:, 0, 0]
 
     tensors: dict[str, np.ndarray] = {}
     e_deltas: list[np.ndarray] = [np.empty(0)] * arch.depth
@@ -211,15 +265,19 @@ def gradient_scales(problem: Problem, dtype: str | None = None,
                        + np.abs(a) * (spread_from_a + rounding) + u * e_a * e_g)
         e_delta = e_delta + floor
         e_deltas[l] = e_delta
-        tensors[f"dW{l + 1}"] = _matmul(delta.T, e_delta.T, a_prev, e_a_prev, u,
+        tensors[f"dW{l + 1}"] = _matmul(delta.T, e_delta.swapaxes(-1, -2), a_prev, e_a_prev, u,
                                         quadrature) + floor
         if p.biases[l] is not None:
             ones = np.ones((1, len(delta)))
-            tensors[f"db{l + 1}"] = (_propagated(ones, e_delta, quadrature)[0]
-                                     + np.sqrt(len(delta)) * np.abs(delta).sum(axis=0) + floor)
+            tensors[f"db{l + 1}"] = (_propagated(ones, e_delta, quadrature)[:, 0]
+                                     + np.sqrt(len(delta)) * np.abs(delta).sum(axis=0)
+                                     + floor[:, 0])
         g, e_g = delta @ W, _matmul(delta, e_delta, W, None, u, quadrature) + floor
     tensors["dX"] = e_g
-    return Scales(float(e_loss), tensors, {"Z": fwd.e_z, "A": fwd.e_a[1:], "delta": e_deltas})
+    return [Scales(float(e_loss[k]), {name: t[k] for name, t in tensors.items()},
+                   {"Z": [e[k] for e in fwd.e_z], "A": [e[k] for e in fwd.e_a[1:]],
+                    "delta": [e[k] for e in e_deltas]})
+            for k in range(len(fwd.dtypes))]
 
 
 @dataclass(frozen=True)
