@@ -4,7 +4,8 @@
     .venv/bin/python bench/speed.py --sizes tiny,medium
 
 Each row times one full forward + backward (loss, dW, db, dX) of the same network and batch,
-best of several repeats after a warm-up: mybackprop.matrix; PyTorch autograd (CPU, the same dtype);
+best of several rounds after a warm-up (each round runs all four in turn, so a slow spell of the
+shared machine hits them alike): mybackprop.matrix; PyTorch autograd (CPU, the same dtype);
 JAX (jit, the same dtype; compile time excluded); and the GEMM floor: the matrix products alone,
 one per layer forward (A W^T) and two per layer backward (Delta^T A, Delta W). Hidden layers use
 tanh, the output is linear, the loss mse/mean. Sizes are the performance issue's: tiny 3-4-2 with
@@ -43,14 +44,20 @@ def problem_for(widths: tuple[int, ...], n: int, dtype: str) -> Problem:
     return Problem(arch, weights, biases, X, Y)
 
 
-def best(function, repeats: int) -> float:
-    function()  # warm-up (and JAX's compile)
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
+def best(functions: dict[str, Any], repeats: int) -> dict[str, float]:
+    """The best time of each function over `repeats` rounds, after a warm-up (and JAX's compile).
+    Each round runs every function (twice, timing the second), so a slow spell of this shared
+    machine falls on all of them alike instead of on whichever ran then."""
+    for function in functions.values():
         function()
-        times.append(time.perf_counter() - started)
-    return min(times)
+    times: dict[str, float] = {name: float("inf") for name in functions}
+    for _ in range(repeats):
+        for name, function in functions.items():
+            function()  # untimed: the last one's spinning threads (BLAS, OpenMP) settle first
+            started = time.perf_counter()
+            function()
+            times[name] = min(times[name], time.perf_counter() - started)
+    return times
 
 
 def gemm_floor(p: Problem) -> None:
@@ -112,12 +119,9 @@ def rows(sizes: list[str], repeats: int) -> Iterator[dict[str, Any]]:
         times = repeats if size != "large" else max(2, repeats // 2)
         for dtype in ("float32", "float64"):
             p = problem_for(widths, n, dtype)
-            row = {"size": size, "dtype": dtype,
-                   "level": best(lambda p=p: mb.matrix(p), times),
-                   "torch": best(torch_step(p), times),
-                   "jax": best(jax_step(p), times),
-                   "floor": best(lambda p=p: gemm_floor(p), times)}
-            yield row
+            yield {"size": size, "dtype": dtype,
+                   **best({"level": lambda p=p: mb.matrix(p), "torch": torch_step(p),
+                           "jax": jax_step(p), "floor": lambda p=p: gemm_floor(p)}, times)}
 
 
 def markdown(row: dict[str, Any]) -> str:

@@ -44,7 +44,7 @@ def forward(problem: Problem, activations: list[Activation] | None = None) -> Fo
     for W, b, f in zip(problem.weights, problem.biases, activations, strict=True):
         z = a_layers[-1] @ W.T
         if b is not None:
-            z = z + b
+            z += b  # in place: z is the product's fresh array (a new one costs page faults)
         z_layers.append(z)
         a_layers.append(f.forward(z))
     y_hat, loss = a_layers[-1], arch.loss_spec
@@ -68,7 +68,11 @@ def matrix(problem: Problem, *,
     dW: list[np.ndarray] = [np.empty(0)] * arch.depth
     db: list[np.ndarray | None] = [None] * arch.depth
     for l in reversed(range(arch.depth)):
-        delta = activations[l].backward(z_layers[l], a_layers[l + 1], G)
+        f = activations[l]
+        if f.elementwise:  # in place: G is always an array made here, never an input
+            delta = np.multiply(G, f.derivative(z_layers[l], a_layers[l + 1]), out=G)
+        else:
+            delta = f.backward(z_layers[l], a_layers[l + 1], G)
         dW[l] = delta.T @ a_layers[l]
         if problem.biases[l] is not None:
             db[l] = delta.sum(axis=0)
