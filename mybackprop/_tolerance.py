@@ -80,13 +80,6 @@ def _propagated(x: np.ndarray, e: np.ndarray, quadrature: bool) -> np.ndarray:
     return np.abs(x) @ e
 
 
-def _carried(e: np.ndarray, y: np.ndarray, quadrature: bool) -> np.ndarray:
-    """The error carried into x @ y from errors e in x: e @ |y|, or sqrt(e^2 @ y^2)."""
-    if quadrature and all(_square_safe(a) for a in (e, y)):
-        return np.sqrt((e * e) @ (y * y))
-    return e @ np.abs(y)
-
-
 def _square_safe(a: np.ndarray) -> bool:
     magnitudes = np.abs(a[a != 0])
     return magnitudes.size == 0 or (
@@ -101,14 +94,12 @@ def _product(x: np.ndarray, e_x: np.ndarray, y: np.ndarray, e_y: np.ndarray,
     return carried + u * e_x * e_y + np.abs(x * y)
 
 
-def _matmul(x: np.ndarray, e_x: np.ndarray | None, y: np.ndarray, e_y: np.ndarray | None,
+def _matmul(x: np.ndarray, e_x: np.ndarray, y: np.ndarray, e_y: np.ndarray | None,
             u: np.ndarray, quadrature: bool = False) -> np.ndarray:
-    """Error bound of x @ y; e_x or e_y None means that side is exact (X, a parameter)."""
+    """Error bound of x @ y; e_y None means y is exact (a parameter, or X)."""
     rounding = np.sqrt(x.shape[-1]) * (np.abs(x) @ np.abs(y))
-    if e_x is None:
-        assert e_y is not None
-        return _propagated(x, e_y, quadrature) + rounding
-    carried = _carried(e_x, y, quadrature)
+    # e_x @ |y|, as (|y|^T @ e_x^T)^T; the errors carry a leading dtype axis
+    carried = _propagated(y.T, e_x.swapaxes(-1, -2), quadrature).swapaxes(-1, -2)
     if e_y is None:
         return carried + rounding
     from_y = _propagated(x, e_y, quadrature)
@@ -148,7 +139,7 @@ def forward_errors(problem: Problem, dtypes: tuple[str, ...] | None = None,
     check of a drawn case and its judging read the same one)."""
     dtypes = dtypes or judging_dtypes(problem)
     p = problem.float64()
-    key = ("_forward", dtypes, propagation)
+    key = (dtypes, propagation)
     cached = p.__dict__.get("_forward")
     if cached is not None and cached[0] == key:
         return cached[1]
