@@ -36,7 +36,7 @@ from mybackprop._report import CASES_FILE
 from mybackprop._repro import write_repro
 from mybackprop._runner import FAILING
 from mybackprop._shrink import shrink, size
-from mybackprop._threads import ONE_THREAD, hold_to_one_thread, one_thread_children
+from mybackprop._threads import ONE_THREAD, freeze_loaded, hold_to_one_thread, one_thread_children
 
 RUN_FILE, SMALLEST_FILE = "run.json", "smallest.jsonl"
 CHUNK = 256  # cases per chunk: enough to fill the oracles' stacks, small enough to spread
@@ -101,6 +101,7 @@ class _State:
         self.checker = Checker(self.oracles, self.tolerance,
                                tie_breaker=FiniteDifferenceOracle(),
                                time_limit=settings.time_limit)
+        freeze_loaded()  # torch and JAX are in: keep the collector off their objects
 
     def run_chunk(self, jobs: list[Job]) -> ChunkResult:
         """Records and messages for a chunk of cases; the oracles answer them together."""

@@ -149,6 +149,9 @@ def mybackprop_checker() -> Any:
 
     checker = Checker([load_oracle("torch"), load_oracle("jax")],
                       tie_breaker=FiniteDifferenceOracle())
+    from mybackprop._threads import freeze_loaded
+
+    freeze_loaded()
     if os.environ.get("PYTEST_XDIST_WORKER"):
         from mybackprop._threads import hold_to_one_thread
 

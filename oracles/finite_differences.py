@@ -10,8 +10,8 @@ R is the estimate. Its error estimate is |R - D(h/2)| (truncation) + |R+ - R-| (
 loss bends sharply within h, or has a kink) + the loss's rounding error amplified by 1/h.
 Where a pre-activation sits exactly on a kink of the table (relu, leaky_relu at 0), the loss
 has no derivative, a framework's value is a convention, and the estimate is marked `kinked` so
-that it never arbitrates. (Slopes alone cannot tell a kink from a smooth but sharp bend, as
-sigmoid(1000 z) has: the table knows where the kinks are.)
+that it never arbitrates (it is then empty: no loss is evaluated). (Slopes alone cannot tell a
+kink from a smooth but sharp bend, as sigmoid(1000 z) has: the table knows where the kinks are.)
 Small problems get every element; larger ones get directional derivatives <g, v> along random
 directions v, at a cost independent of the number of parameters.
 The loss is the matrix level's forward pass in float64, which PyTorch and JAX check elsewhere.
@@ -84,15 +84,15 @@ class FiniteDifferenceOracle:
 
     def estimate(self, problem: Problem) -> FiniteDifferenceEstimate:
         p = problem.as_float64()
+        tensors = _parameters(p)
+        full = sum(a.size for a in tensors.values()) <= self.max_full
+        if sum(units_on_kinks(p).values()) > 0:  # no derivative to estimate: it never arbitrates
+            return FiniteDifferenceEstimate("full" if full else "directional", kinked=True)
         # Rounding of the loss in float64, from the running error analysis of the tolerance.
         loss_error = Tolerance().allowed(gradient_scales(p, "float64"), "float64").loss
-        tensors = _parameters(p)
-        if sum(a.size for a in tensors.values()) <= self.max_full:
-            estimate = self._full(p, tensors, loss_error)
-        else:
-            estimate = self._directional(p, tensors, loss_error)
-        estimate.kinked = sum(units_on_kinks(p).values()) > 0
-        return estimate
+        if full:
+            return self._full(p, tensors, loss_error)
+        return self._directional(p, tensors, loss_error)
 
     def _full(self, p: Problem, tensors: dict[str, np.ndarray],
               loss_error: float) -> FiniteDifferenceEstimate:

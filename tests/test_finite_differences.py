@@ -66,6 +66,7 @@ def test_a_kink_is_seen_and_never_arbitrated():
     arch = mb.Architecture(3, (mb.Layer(4, "leaky_relu"), mb.Layer(2, "sigmoid")))
     estimate = FULL.estimate(build(arch, seed=2, kinks="hit"))
     assert estimate.kinked
+    assert estimate.gradients is None  # nothing estimated: no derivative exists there
 
 
 def test_finite_differences_break_a_tie_against_a_wrong_oracle(torch_oracle):
