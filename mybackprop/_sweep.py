@@ -251,8 +251,13 @@ def _dask_sweep(settings: Settings, work: Iterable[list[Job]], workers: int,
     if scheduler:
         cluster, client = None, Client(scheduler)
     else:  # a local cluster: processes, one thread each (the time limit needs no thread)
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                               dashboard_address=None, env=dict(ONE_THREAD))
+        import dask
+
+        # No dashboard, so no use for the workers' statistical profiler: its thread samples
+        # the running task every 10 ms and takes the GIL from it each time.
+        with dask.config.set({"distributed.worker.profile.enabled": False}):
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                   dashboard_address=None, env=dict(ONE_THREAD))
         client = Client(cluster)
     try:
         window = 2 * max(1, len(client.scheduler_info()["workers"]))
