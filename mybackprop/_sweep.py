@@ -160,8 +160,8 @@ _WORKERS: dict[str, _State] = {}
 def _worker_state(settings: Settings) -> _State:
     key = repr(settings)
     if key not in _WORKERS:
+        hold_to_one_thread()  # before the oracles load (a Dask worker may lack ONE_THREAD)
         _WORKERS[key] = _State(settings)
-        hold_to_one_thread()  # torch too, now that the oracles loaded it
     return _WORKERS[key]
 
 

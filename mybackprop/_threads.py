@@ -20,8 +20,8 @@ ONE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THRE
 
 def hold_to_one_thread() -> None:
     """Ask for one thread in this process; settings already in the environment are kept.
-    torch is told too if it is loaded (its pool can shrink at any time): call this again
-    once the oracles are loaded."""
+    Call it before the oracles load: torch and XLA read these when they start. A torch that
+    is already loaded is told directly (its pool can shrink at any time)."""
     for key, value in ONE_THREAD.items():
         os.environ.setdefault(key, value)
     if "torch" in sys.modules:

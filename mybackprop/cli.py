@@ -138,11 +138,8 @@ def _check(args: argparse.Namespace) -> int:
         raise UsageError(f"--memory-limit is {args.memory_limit:g}: give GiB > 0")
     if args.time_limit <= 0:
         raise UsageError(f"--time-limit is {args.time_limit:g}: give a number of seconds > 0")
-    # This process is one of the W pool workers: one thread each, as the spawned ones have.
-    # Set before JAX starts its backend (it reads XLA_FLAGS then), and again once torch loads.
-    shared = args.workers > 1 and args.executor == "process"
-    if shared:
-        hold_to_one_thread()
+    if args.workers > 1 and args.executor == "process":  # this process is one of the W
+        hold_to_one_thread()  # before the oracles load, as the spawned workers do
     try:
         space = CaseSpace(**_space_options(args))
         tolerance = Tolerance.parse(args.tolerance_factor or "")
@@ -151,8 +148,6 @@ def _check(args: argparse.Namespace) -> int:
         oracles = [load_oracle(name) for name in args.oracles]
     except (SpecError, CandidateLoadError, OracleUnavailable) as exc:
         raise UsageError(str(exc)) from None
-    if shared:
-        hold_to_one_thread()  # torch, now that it is loaded
     if not oracles:
         raise UsageError("--oracles is empty: name at least one of torch, jax")
 

@@ -144,18 +144,13 @@ def mybackprop_candidate(request: pytest.FixtureRequest) -> Any:
 @pytest.fixture(scope="session")
 def mybackprop_checker() -> Any:
     from mybackprop._runner import Checker
+    from mybackprop._threads import freeze_loaded
     from oracles import load_oracle
     from oracles.finite_differences import FiniteDifferenceOracle
 
     checker = Checker([load_oracle("torch"), load_oracle("jax")],
                       tie_breaker=FiniteDifferenceOracle())
-    from mybackprop._threads import freeze_loaded
-
-    freeze_loaded()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        from mybackprop._threads import hold_to_one_thread
-
-        hold_to_one_thread()  # torch too, now that the oracles loaded it
+    freeze_loaded()  # pytest_configure held an xdist worker to one thread before this
     return checker
 
 
