@@ -7,7 +7,8 @@
 Every figure runs the real command line (`mybackprop check`, the default case space: depth <= 5,
 width <= 16, batch <= 64, every activation, loss and reduction, float32 and float64) with the
 candidate mybackprop:matrix, PyTorch and JAX; finite differences run where the oracles disagree
-(the tie-breaker). A warm-up run first fills JAX's compile cache, as any earlier run would.
+(the tie-breaker). A warm-up run first writes JAX's compiled functions to the cache folder, as any
+earlier run would.
 Cases per second is cases / the sweep's own seconds (run.seconds in summary.json: worker start-up
 included, interpreter start and imports not); wall is the whole command. Peak memory is the
 largest resident set of the command's process tree (wait4's ru_maxrss), one process.
@@ -97,7 +98,7 @@ def pytest_rate(workers: int) -> dict[str, Any]:
 
 
 def warm_up() -> None:
-    """Fill JAX's persistent compile cache (as any earlier run on this machine would)."""
+    """Write JAX's compiled functions to the cache folder (as any earlier run would)."""
     sweep(512)
 
 

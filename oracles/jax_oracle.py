@@ -8,17 +8,26 @@ padding out of every sum: padded units have zero weights and are masked to zero,
 output units drop out of the loss, and padded layers pass their input through.
 The answer differs from an unpadded computation only by rounding (tests/test_oracles.py).
 
-``gradients_many`` (the sweeps' path) also stacks up to STACK cases of one bucket and runs them
-through one vmapped call: a stack compiles once per (bucket, stack size), and ~64 small cases cost
-about what one did. Under vmap a switch on per-case data computes every branch and selects, so
-each branch sees its input only where it is the chosen one (zeros elsewhere): an unchosen branch
-(elu's exp at z = 1e3) can then put neither inf nor NaN into the gradient.
+``gradients_many`` (the path of sweeps and of the pytest suite) also stacks up to STACK cases of
+one bucket and runs them through one vmapped call: a stack compiles once per (bucket, stack
+size), and ~64 small cases cost about what one did. Under vmap a switch on per-case data
+computes every branch and selects, so each branch sees its input only where it is the chosen
+one (zeros elsewhere): an unchosen branch (elu's exp at z = 1e3) can then put neither inf nor
+NaN into the gradient.
+
+Compiled functions are written to the cache folder and loaded from there by later processes
+(_Compiled): a process then starts its first call in ~0.08 s instead of ~0.4 s.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import pickle
+import platform
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import jax
@@ -29,18 +38,13 @@ jax.config.update("jax_enable_x64", True)
 
 def _cache_folder() -> str | None:
     """Where compiled functions persist between processes and runs: $MYBACKPROP_JAX_CACHE, or
-    ~/.cache/mybackprop/jax ($XDG_CACHE_HOME honoured); "off" turns it off. A compile costs
-    ~2.5 s, loading one from the cache ~0.3 s: every sweep worker and every later run gains."""
+    ~/.cache/mybackprop/jax ($XDG_CACHE_HOME honoured); "off" turns it off."""
     chosen = os.environ.get("MYBACKPROP_JAX_CACHE")
     if chosen is not None:
         return None if chosen.strip().lower() in ("", "off", "0", "no") else chosen
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(base, "mybackprop", "jax")
 
-
-if _cache_folder() is not None:
-    jax.config.update("jax_compilation_cache_dir", _cache_folder())
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
 import jax.numpy as jnp  # noqa: E402  (x64 must be on before arrays are made)
 from jax import lax  # noqa: E402
@@ -99,8 +103,77 @@ def _padded_loss(X: Any, weights: Any, biases: Any, structure: dict[str, Any]) -
     return jnp.sum(jnp.where(s["rows"][:, None], terms, 0.0)) / s["divisor"]
 
 
-_padded_value_and_grad = jax.jit(jax.value_and_grad(_padded_loss, argnums=(0, 1, 2)))
-_stacked_value_and_grad = jax.jit(jax.vmap(jax.value_and_grad(_padded_loss, argnums=(0, 1, 2))))
+_JITTED = {"one": jax.jit(jax.value_and_grad(_padded_loss, argnums=(0, 1, 2))),
+           "stack": jax.jit(jax.vmap(jax.value_and_grad(_padded_loss, argnums=(0, 1, 2))))}
+
+
+class _Compiled:
+    """The compiled functions, one per (kind, argument shapes), kept on disk between processes.
+
+    jax.jit traces, lowers and compiles (or finds in JAX's persistent cache) on the first call
+    of each shape in every process: ~0.4 s even when cached, paid by every pytest-xdist worker
+    and sweep worker, for each function it uses. A serialized executable loads in ~0.08 s. So
+    each compiled function is written once to the cache folder (under a name that covers
+    everything it depends on: this module's and the table's source, the JAX build, x64, XLA's
+    flags, the CPU) and later processes load it. A file that does not load or run is compiled
+    again and replaced. With the cache folder off, this is plain jax.jit.
+    """
+
+    def __init__(self) -> None:
+        self._loaded: dict[tuple[str, Any], Callable[..., Any]] = {}
+
+    def __call__(self, kind: str, args: tuple[Any, ...]) -> Any:
+        key = (kind, tuple(np.shape(a) for a in jax.tree_util.tree_leaves(args)))
+        function = self._loaded.get(key)
+        if function is None:
+            function = self._loaded[key] = self._load(kind, args)
+        return function(*args)
+
+    def _load(self, kind: str, args: tuple[Any, ...]) -> Callable[..., Any]:
+        folder = _cache_folder()
+        if folder is None:
+            return _JITTED[kind]
+        from jax.experimental.serialize_executable import deserialize_and_load, serialize
+
+        path = Path(folder) / f"{kind}-{_fingerprint(args)}.xla"
+        try:
+            compiled = deserialize_and_load(*pickle.loads(path.read_bytes()))
+            jax.block_until_ready(compiled(*args))  # a file that cannot run fails here
+            return compiled
+        except Exception:  # missing, or unusable (cut short, another build): compile it
+            pass
+        compiled = _JITTED[kind].lower(*args).compile()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=path.parent, delete=False) as file:
+                file.write(pickle.dumps(serialize(compiled)))
+            os.replace(file.name, path)  # whole or not at all, whoever else writes it
+        except OSError:  # a read-only cache folder: compiled in every process, as jax.jit is
+            pass
+        return compiled
+
+
+def _fingerprint(args: tuple[Any, ...]) -> str:
+    """What a compiled function depends on, hashed."""
+    sources = [Path(__file__), Path(__file__).parent.parent / "mybackprop" / "_spec.py"]
+    signature = [(np.shape(a), np.asarray(a).dtype.str) for a in jax.tree_util.tree_leaves(args)]
+    cpu = ""
+    try:
+        cpu = next((line for line in Path("/proc/cpuinfo").read_text().splitlines()
+                    if line.startswith("flags")), "")
+    except OSError:
+        pass
+    digest = hashlib.sha256()
+    for part in (*(f.read_bytes() for f in sources), jax.__version__, jax.lib.__version__,
+                 str(jax.config.read("jax_enable_x64")), os.environ.get("XLA_FLAGS", ""),
+                 jax.devices()[0].client.platform_version, platform.machine(), cpu,
+                 str(jax.tree_util.tree_structure(args)), str(signature)):
+        digest.update(part if isinstance(part, bytes) else part.encode())
+        digest.update(b"\0")
+    return digest.hexdigest()[:32]
+
+
+_compiled = _Compiled()
 
 
 class JaxOracle:
@@ -119,7 +192,7 @@ class JaxOracle:
 
     def gradients(self, problem: Problem) -> Gradients:
         packed = _pack(problem.float64(), self._shape(problem))
-        value, grads = _padded_value_and_grad(*packed)
+        value, grads = _compiled("one", packed)
         return unpad(problem, float(value), *(np.asarray(g) for g in grads))
 
     def gradients_many(self, problems: list[Problem]) -> list[Gradients]:
@@ -138,7 +211,7 @@ class JaxOracle:
                 packs = [_pack(problems[i].float64(), shape) for i in chunk]
                 packs += [packs[0]] * (STACK - len(chunk))  # filler: a repeat, discarded
                 stacked = jax.tree_util.tree_map(lambda *xs: np.stack(xs), *packs)
-                values, grads = _stacked_value_and_grad(*stacked)
+                values, grads = _compiled("stack", stacked)
                 values, (gX, gW, gb) = np.asarray(values), (np.asarray(g) for g in grads)
                 for k, i in enumerate(chunk):
                     answers[i] = unpad(problems[i], float(values[k]), gX[k], gW[k], gb[k])

@@ -42,6 +42,18 @@ def test_a_broken_candidate_fails_with_the_smallest_network_and_a_repro(pytester
                                  "*reproduce: mybackprop._cases.build_problem(CaseConfig*"])
 
 
+def test_a_failure_that_does_not_come_back_is_reported_unshrunk(pytester):
+    # The suite judges a test's cases together, then runs them again one at a time to shrink
+    # the first failure; a failure the second run does not see is still reported.
+    result = pytester.runpytest_subprocess(
+        "--impl", f"{CANDIDATES}:wrong_the_first_time", "-k", "test_gradients and tanh and mse",
+        *FAST)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*fail [*wrong_the_first_time vs torch+jax, *",
+                                 "*reproduce: mybackprop._cases.build_problem(CaseConfig*",
+                                 "*one case at a time it passed, so it was not shrunk*"])
+
+
 def test_unsupported_activations_are_skipped_not_crashed(pytester):
     result = pytester.runpytest_subprocess("--impl", f"{CANDIDATES}:sigmoid_mse_only",
                                            "-k", "test_gradients", *FAST)
