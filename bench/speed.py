@@ -116,7 +116,8 @@ def rows(sizes: list[str], repeats: int) -> Iterator[dict[str, Any]]:
     """One row per size and dtype: seconds of each implementation, best of `repeats`."""
     for size in sizes:
         widths, n = SIZES[size]
-        times = repeats if size != "large" else max(2, repeats // 2)
+        # large: ~1 min a round; 2 rounds left its float32 ratio to this machine's 10% swings
+        times = repeats if size != "large" else max(2, repeats - 1)
         for dtype in ("float32", "float64"):
             p = problem_for(widths, n, dtype)
             yield {"size": size, "dtype": dtype,

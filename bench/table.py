@@ -51,7 +51,7 @@ def build(quick: bool) -> str:
     lines = [f"Measured with `.venv/bin/python bench/table.py{' --quick' if quick else ''}` "
              f"on {machine()}, all in one run.", "",
              "The matrix level against PyTorch autograd, JAX (jit) and the GEMM floor (the "
-             "matrix products alone), one forward + backward, best of 5 rounds (2 for large; "
+             "matrix products alone), one forward + backward, best of 5 rounds (4 for large; "
              "each round runs the four in turn):", "",
              speed.HEADER]
     for row in speed.rows(["tiny"] if quick else ["tiny", "medium", "large"], 3 if quick else 5):
