@@ -122,7 +122,11 @@ class _Compiled:
     def __init__(self) -> None:
         self._loaded: dict[tuple[str, Any], Callable[..., Any]] = {}
 
-    def __call__(self, kind: str, args: tuple[Any, ...]) -> Any:
+    def __call__(self, kind: str, args: tuple[Any, ...], keep: bool = True) -> Any:
+        """_JITTED[kind](*args); `keep` False: jax.jit alone (for shapes that are not buckets,
+        which would fill the folder with one file per shape)."""
+        if not keep:
+            return _JITTED[kind](*args)
         key = (kind, tuple(np.shape(a) for a in jax.tree_util.tree_leaves(args)))
         function = self._loaded.get(key)
         if function is None:
@@ -192,7 +196,7 @@ class JaxOracle:
 
     def gradients(self, problem: Problem) -> Gradients:
         packed = _pack(problem.float64(), self._shape(problem))
-        value, grads = _compiled("one", packed)
+        value, grads = _compiled("one", packed, keep=self.pad)
         return unpad(problem, float(value), *(np.asarray(g) for g in grads))
 
     def gradients_many(self, problems: list[Problem]) -> list[Gradients]:
@@ -211,7 +215,7 @@ class JaxOracle:
                 packs = [_pack(problems[i].float64(), shape) for i in chunk]
                 packs += [packs[0]] * (STACK - len(chunk))  # filler: a repeat, discarded
                 stacked = jax.tree_util.tree_map(lambda *xs: np.stack(xs), *packs)
-                values, grads = _compiled("stack", stacked)
+                values, grads = _compiled("stack", stacked, keep=self.pad)
                 values, (gX, gW, gb) = np.asarray(values), (np.asarray(g) for g in grads)
                 for k, i in enumerate(chunk):
                     answers[i] = unpad(problems[i], float(values[k]), gX[k], gW[k], gb[k])

@@ -5,9 +5,11 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import jax
 import numpy as np
 from hypothesis import given, settings
 
+from mybackprop._cases import CaseSpace, sample_problem
 from mybackprop._compare import compare
 from mybackprop._tolerance import Tolerance, gradient_scales
 from mybackprop.strategies import problems
@@ -22,6 +24,32 @@ def test_padding_into_shape_buckets_changes_the_jax_answer_only_by_rounding(prob
     allowed = Tolerance().allowed(gradient_scales(problem), "float64")
     failing = [c.describe() for c in compare(padded, tight, allowed) if not c.passed]
     assert not failing, failing
+
+
+def test_compiled_functions_are_kept_as_files_and_a_bad_file_is_compiled_again(
+        tmp_path, monkeypatch):
+    import oracles.jax_oracle as jo
+
+    monkeypatch.setenv("MYBACKPROP_JAX_CACHE", str(tmp_path))
+    problem = sample_problem(np.random.default_rng(0), CaseSpace(dtypes=("float64",)))
+    args = jo._pack(problem.float64(), JaxOracle()._shape(problem))
+    expected = jax.tree_util.tree_leaves(jo._JITTED["one"](*args))
+
+    def run_in_a_new_process() -> None:  # as far as loading goes: nothing kept in memory
+        answer = jax.tree_util.tree_leaves(jo._Compiled()("one", args))
+        assert all(np.array_equal(a, b) for a, b in zip(answer, expected, strict=True))
+
+    run_in_a_new_process()  # compiled, and written
+    (path,) = tmp_path.glob("one-*.xla")
+    written = path.stat().st_ino
+    run_in_a_new_process()
+    assert path.stat().st_ino == written  # loaded: not written again
+    path.write_bytes(path.read_bytes()[:1000])  # cut short
+    run_in_a_new_process()  # compiled again, and replaced
+    replaced = path.stat().st_ino
+    assert replaced != written and path.stat().st_size > 1000
+    run_in_a_new_process()
+    assert path.stat().st_ino == replaced  # the replacement loads
 
 
 def test_buckets_are_powers_of_two_above_a_floor():
