@@ -147,13 +147,16 @@ class _Compiled:
         except Exception:  # missing, or unusable (cut short, another build): compile it
             pass
         compiled = _JITTED[kind].lower(*args).compile()
+        temporary = None
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             with tempfile.NamedTemporaryFile(dir=path.parent, delete=False) as file:
+                temporary = file.name
                 file.write(pickle.dumps(serialize(compiled)))
-            os.replace(file.name, path)  # whole or not at all, whoever else writes it
-        except OSError:  # a read-only cache folder: compiled in every process, as jax.jit is
-            pass
+            os.replace(temporary, path)  # whole or not at all, whoever else writes it
+        except OSError:  # read-only or full: compiled in every process, as jax.jit would be
+            if temporary is not None and os.path.exists(temporary):
+                os.unlink(temporary)
         return compiled
 
 
