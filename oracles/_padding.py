@@ -20,6 +20,19 @@ def bucket(n: int, minimum: int) -> int:
     return 1 << (max(n, minimum) - 1).bit_length()
 
 
+# Compiling JAX's padded function costs ~1.5 s (every branch of every switch is compiled), and a
+# padded small case runs in ~1 ms: so the smallest bucket holds the whole default case space
+# (depth <= 5, width <= 16, batch <= 64) and only larger networks compile again.
+MIN_BUCKET = {"batch": 64, "width": 16, "depth": 8}
+
+
+def bucket_shape(problem: Problem, min_depth: int = MIN_BUCKET["depth"]) -> tuple[int, int, int]:
+    """The (depth, width, batch) bucket a problem is padded into."""
+    arch = problem.architecture
+    return (bucket(arch.depth, min_depth), bucket(max(arch.widths), MIN_BUCKET["width"]),
+            bucket(problem.batch_size, MIN_BUCKET["batch"]))
+
+
 @dataclass
 class Padded:
     """A float64 problem's arrays padded to (depth, width, batch)."""

@@ -51,16 +51,10 @@ from jax import lax  # noqa: E402
 
 from mybackprop._problem import Gradients, Problem  # noqa: E402
 from mybackprop._spec import ACTIVATION_TABLE, LOSS_TABLE  # noqa: E402
-from oracles._padding import bucket, pad, unpad  # noqa: E402
+from oracles._padding import MIN_BUCKET, bucket_shape, pad, unpad  # noqa: E402
 
 _ACTIVATION_INDEX = {a.name: i for i, a in enumerate(ACTIVATION_TABLE)}
 _LOSS_INDEX = {loss.name: i for i, loss in enumerate(LOSS_TABLE)}
-
-
-# Compiling the padded function costs ~1.5 s (every branch of every switch is compiled), and a
-# padded small case runs in ~1 ms: so the smallest bucket holds the whole default case space
-# (depth <= 5, width <= 16, batch <= 64) and only larger networks compile again.
-MIN_BUCKET = {"batch": 64, "width": 16, "depth": 8}
 
 
 def _activation_branch(index: int, spec: Any) -> Callable[[Any, Any, Any], Any]:
@@ -227,12 +221,10 @@ class JaxOracle:
     def _shape(self, problem: Problem, min_depth: int = MIN_BUCKET["depth"]
                ) -> tuple[int, int, int]:
         """(depth, width, batch) padded to: the bucket, or the problem's own (pad=False)."""
+        if self.pad:
+            return bucket_shape(problem, min_depth)
         arch = problem.architecture
-        depth, width, n = arch.depth, max(arch.widths), problem.batch_size
-        if not self.pad:
-            return depth, width, n
-        return (bucket(depth, min_depth), bucket(width, MIN_BUCKET["width"]),
-                bucket(n, MIN_BUCKET["batch"]))
+        return arch.depth, max(arch.widths), problem.batch_size
 
 
 def _pack(p: Problem, shape: tuple[int, int, int]) -> tuple[Any, ...]:

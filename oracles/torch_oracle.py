@@ -17,7 +17,7 @@ import torch
 
 from mybackprop._problem import Gradients, Problem
 from mybackprop._spec import ACTIVATIONS, LOSSES
-from oracles._padding import bucket, pad, unpad
+from oracles._padding import bucket_shape, pad, unpad
 
 
 class TorchOracle:
@@ -56,9 +56,7 @@ class TorchOracle:
         """The same answers for many problems, a stack per size class."""
         groups: dict[tuple[int, int, int], list[int]] = defaultdict(list)
         for i, problem in enumerate(problems):
-            arch = problem.architecture
-            groups[(bucket(arch.depth, 8), bucket(max(arch.widths), 16),
-                    bucket(problem.batch_size, 64))].append(i)
+            groups[bucket_shape(problem)].append(i)
         answers: list[Gradients | None] = [None] * len(problems)
         for members in groups.values():
             for i, answer in zip(members, _stacked([problems[i] for i in members]), strict=True):

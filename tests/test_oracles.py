@@ -14,7 +14,8 @@ from mybackprop._compare import compare
 from mybackprop._tolerance import Tolerance, gradient_scales
 from mybackprop.strategies import problems
 from oracles import OracleUnavailable, load_oracle, versions
-from oracles.jax_oracle import JaxOracle, bucket
+from oracles._padding import bucket
+from oracles.jax_oracle import JaxOracle
 
 
 @settings(max_examples=60)

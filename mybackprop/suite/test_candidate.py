@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 
-from mybackprop._cases import CaseConfig, CaseSpace, KinkUnavoidable, build_problem
+from mybackprop._cases import CaseConfig, CaseSpace, build_problem
 from mybackprop._problem import Architecture, Layer
 from mybackprop._spec import ACTIVATIONS, DTYPES, KINKED_ACTIVATIONS, LOSSES, REDUCTIONS
 from mybackprop.pytest_plugin import count_example
-from mybackprop.strategies import case_configs
+from mybackprop.strategies import case_configs, problem_or_reject
 
 
 def _space(candidate: Any, activations: tuple[str, ...], losses: tuple[str, ...],
@@ -82,11 +82,7 @@ def _check_cases(candidate: Any, checker: Any, space: CaseSpace, examples: int,
 def _problem(candidate: Any, config: Any) -> Any:
     """The case's problem; Hypothesis rejects those with units stuck on a kink, and those the
     candidate declares out of its limits (a skipped case counts as no example)."""
-    try:
-        problem = build_problem(config)
-    except KinkUnavoidable:
-        assume(False)
-        raise  # unreachable: assume(False) always raises
+    problem = problem_or_reject(config)
     assume(candidate.supports.reason_to_skip(problem) is None)
     return problem
 
