@@ -120,7 +120,8 @@ def build_problem(config: CaseConfig) -> Problem:
     chance; in kink mode, with the chosen units placed exactly on theirs."""
     for attempt in range(KINK_REDRAWS):
         problem = _draw_arrays(config, attempt)
-        if not on_kink(problem, exempt=placed_on_kinks(problem)):
+        placed = placed_on_kinks(problem) if config.kinks == "hit" else frozenset()
+        if not on_kink(problem, exempt=placed):
             return problem
     raise KinkUnavoidable(f"{config.architecture.describe()}: units stay on a kink after "
                           f"{KINK_REDRAWS} draws")

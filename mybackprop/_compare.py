@@ -48,18 +48,23 @@ class TensorComparison:
                 f"{self.err_over_tol:.2g}x tol {self.tolerance:.1e})")
 
 
-def _flat(answer: Gradients, reference: Gradients, allowed: Scales
-          ) -> tuple[list[str], list[tuple[int, ...]], np.ndarray, np.ndarray, np.ndarray]:
-    """The loss and every tensor of the answer, flattened into one float64 vector, beside the
-    reference's and the tolerance's: names, shapes, value, expected, tolerance."""
-    mine, ref, tol = answer.tensors(), reference.tensors(), allowed.tensors
-    names = ["loss", *mine]
-    shapes = [(), *(v.shape for v in mine.values())]
-    value = np.concatenate([np.reshape(answer.loss, 1).astype(np.float64),
-                            *(np.ravel(v).astype(np.float64, copy=False) for v in mine.values())])
-    expected = np.concatenate([np.reshape(reference.loss, 1), *(np.ravel(ref[n]) for n in mine)])
-    tolerance = np.concatenate([np.reshape(allowed.loss, 1), *(np.ravel(tol[n]) for n in mine)])
-    return names, shapes, value, expected, tolerance
+def flat(owner: Gradients | Scales, names: tuple[str, ...]) -> np.ndarray:
+    """The loss and the named tensors of an answer (or of a tolerance) in one float64 vector,
+    made once per owner and names: an oracle's answer is read by every comparison of its case."""
+    cache = owner.__dict__.setdefault("_flat", {})
+    found = cache.get(names)
+    if found is None:
+        tensors = owner.tensors() if isinstance(owner, Gradients) else owner.tensors
+        found = cache[names] = np.concatenate(
+            [np.reshape(owner.loss, 1).astype(np.float64),
+             *(np.ravel(tensors[n]).astype(np.float64, copy=False) for n in names[1:])])
+    return found
+
+
+def _names(answer: Gradients) -> tuple[tuple[str, ...], list[tuple[int, ...]]]:
+    """'loss' and the answer's tensor names, with their shapes."""
+    mine = answer.tensors()
+    return ("loss", *mine), [(), *(v.shape for v in mine.values())]
 
 
 def compare(answer: Gradients, reference: Gradients, allowed: Scales,
@@ -71,31 +76,44 @@ def compare(answer: Gradients, reference: Gradients, allowed: Scales,
     a few per tensor; each tensor's worst element is then found in its own segment (tensors are
     never empty: widths and batches are >= 1).
     """
-    names, shapes, value, expected, tolerance = _flat(answer, reference, allowed)
+    names, shapes = _names(answer)
+    value, expected, tolerance = (flat(x, names) for x in (answer, reference, allowed))
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
         err = np.abs(value - expected)
         err[np.isnan(err)] = np.inf
         ratio = np.where(err == 0, 0.0, err / tolerance)
+        ratio[np.isnan(ratio)] = np.inf  # an infinite error against an infinite tolerance
         rel = err / np.maximum(np.abs(expected), np.finfo(np.float64).tiny)
     sizes = [math.prod(shape) for shape in shapes]
-    ends = np.cumsum(sizes)
-    starts = ends - sizes
-    worst = np.array([a + int(np.argmax(ratio[a:b])) for a, b in zip(starts, ends, strict=True)])
+    starts = np.cumsum([0, *sizes[:-1]])
+    # each segment's worst element: the first place its largest ratio is reached
+    top = np.maximum.reduceat(ratio, starts)
+    at_top = np.flatnonzero(ratio == np.repeat(top, sizes))
+    worst = at_top[np.searchsorted(at_top, starts)]
     max_abs, max_rel = np.maximum.reduceat(err, starts), np.maximum.reduceat(rel, starts)
     ulps = _ulps_at(err[worst], expected[worst], dtype)
+    columns = (max_abs, max_rel, value[worst], expected[worst], tolerance[worst], ratio[worst],
+               ulps, worst - starts)
     return [TensorComparison(
-        name=name, shape=tuple(shape), max_abs_err=float(max_abs[k]),
-        max_rel_err=float(max_rel[k]),
-        worst_index=tuple(int(i) for i in np.unravel_index(int(worst[k] - starts[k]), shape)),
-        candidate=float(value[worst[k]]), reference=float(expected[worst[k]]),
-        tolerance=float(tolerance[worst[k]]), err_over_tol=float(ratio[worst[k]]),
-        ulps=float(ulps[k])) for k, (name, shape) in enumerate(zip(names, shapes, strict=True))]
+        name=name, shape=tuple(shape), max_abs_err=a, max_rel_err=r,
+        worst_index=_unravel(offset, shape), candidate=c, reference=e, tolerance=t,
+        err_over_tol=q, ulps=w)
+        for name, shape, a, r, c, e, t, q, w, offset in zip(
+            names, shapes, *(column.tolist() for column in columns), strict=True)]
+
+
+def _unravel(offset: int, shape: tuple[int, ...]) -> tuple[int, ...]:
+    """np.unravel_index for one offset, in plain ints (tensors have at most 2 axes)."""
+    if len(shape) == 2:
+        return divmod(offset, shape[1])
+    return (offset,) if shape else ()
 
 
 def within(answer: Gradients, reference: Gradients, allowed: Scales) -> bool:
     """Whether every tensor of the answer (and the loss) is within tolerance: compare()'s
     verdict without its details, for the common case where nothing is out of tolerance."""
-    _, _, value, expected, tolerance = _flat(answer, reference, allowed)
+    names = _names(answer)[0]
+    value, expected, tolerance = (flat(x, names) for x in (answer, reference, allowed))
     with np.errstate(invalid="ignore", over="ignore"):
         return bool(np.all(np.abs(value - expected) <= tolerance))
 
