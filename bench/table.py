@@ -1,6 +1,6 @@
 """Regenerate the README's performance section: every benchmark of issue 8, in one run.
 
-    .venv/bin/python bench/table.py             # the full set (~17 min on 2 cores); rewrites README
+    .venv/bin/python bench/table.py             # the full set (20-25 min); rewrites README
     .venv/bin/python bench/table.py --quick     # small sizes, to try it (prints, README untouched)
 
 It runs bench/speed.py's rows (the matrix level against PyTorch, JAX and the GEMM floor), then

@@ -50,7 +50,8 @@ class TensorComparison:
 
 def flat(owner: Gradients | Scales, names: tuple[str, ...]) -> np.ndarray:
     """The loss and the named tensors of an answer (or of a tolerance) in one float64 vector,
-    made once per owner and names: an oracle's answer is read by every comparison of its case."""
+    made once per owner and names: an oracle's answer is read by every comparison of its case.
+    Answers and tolerances are never changed once made, so the vector cannot go stale."""
     cache = owner.__dict__.setdefault("_flat", {})
     found = cache.get(names)
     if found is None:

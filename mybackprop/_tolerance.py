@@ -74,9 +74,10 @@ PROPAGATIONS = ("bound", "quadrature")
 _SQUARE_SAFE = (1e-150, 1e150)
 
 
-def _propagated(x: np.ndarray, e: np.ndarray, quadrature: bool) -> np.ndarray:
-    """The error carried into x @ y from errors e in y: |x| @ e, or sqrt(x^2 @ e^2)."""
-    if quadrature and all(_square_safe(a) for a in (x, e)):
+def _in_quadrature(x: np.ndarray, e: np.ndarray) -> np.ndarray:
+    """The error carried into x @ y from errors e in y, added in quadrature: sqrt(x^2 @ e^2),
+    or |x| @ e where the squares are not safe. (Linear bounds gather it into _matmul's terms.)"""
+    if all(_square_safe(a) for a in (x, e)):
         return np.sqrt((x * x) @ (e * e))
     return np.abs(x) @ e
 
@@ -111,9 +112,9 @@ def _matmul(x: np.ndarray, e_x: np.ndarray, y: np.ndarray, e_y: np.ndarray | Non
         bound = (rounding + e_x) @ abs_y
         return bound if e_y is None else bound + (abs_x + u * e_x) @ e_y
     # in quadrature the propagated terms add as sqrt(sum of squares): (|y|^T @ e_x^T)^T
-    carried = _propagated(y.T, e_x.swapaxes(-1, -2), True).swapaxes(-1, -2)
+    carried = _in_quadrature(y.T, e_x.swapaxes(-1, -2)).swapaxes(-1, -2)
     if e_y is not None:
-        carried = np.hypot(carried, _propagated(x, e_y, True)) + u * (e_x @ e_y)
+        carried = np.hypot(carried, _in_quadrature(x, e_y)) + u * (e_x @ e_y)
     return carried + rounding @ abs_y
 
 
@@ -270,8 +271,8 @@ def _backward(p: Problem, fwd: Forward, quadrature: bool) -> list[Scales]:
         tensors[f"dW{l + 1}"] = _matmul(delta.T, e_delta.swapaxes(-1, -2), a_prev, e_a_prev, u,
                                         quadrature) + floor
         if p.biases[l] is not None:  # the batch sum of delta
-            carried = (np.sqrt(np.sum(e_delta * e_delta, axis=-2))
-                       if quadrature and _square_safe(e_delta) else e_delta.sum(axis=-2))
+            carried = (_in_quadrature(np.ones((1, len(delta))), e_delta)[:, 0] if quadrature
+                       else e_delta.sum(axis=-2))
             tensors[f"db{l + 1}"] = (carried + np.sqrt(len(delta)) * np.abs(delta).sum(axis=0)
                                      + floor[:, 0])
         g, e_g = delta @ W, _matmul(delta, e_delta, W, None, u, quadrature) + floor
