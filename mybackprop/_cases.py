@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from mybackprop._problem import Architecture, Layer, Problem, SpecError, choose
+from mybackprop._problem import Architecture, Layer, Problem, SpecError, choose, unchecked_problem
 from mybackprop._spec import ACTIVATIONS, DTYPES, LOSSES, REDUCTIONS
 from mybackprop._tolerance import forward_errors
 
@@ -160,9 +160,11 @@ def _draw_arrays(config: CaseConfig, attempt: int) -> Problem:
     def cast(a: np.ndarray) -> np.ndarray:
         return a.astype(dtype) if a.dtype.kind == "f" else a
 
-    return Problem(arch, [cast(w) for w in weights], [None if b is None else cast(b)
-                                                      for b in biases],
-                   cast(X), cast(Y), meta={"config": config.to_dict(), "attempt": attempt})
+    # Valid by construction (shapes from the architecture, finite draws; tests/test_edges.py
+    # validates drawn problems), so the checks a user's Problem gets are not repeated here.
+    return unchecked_problem(arch, tuple(cast(w) for w in weights),
+                             tuple(None if b is None else cast(b) for b in biases), cast(X),
+                             cast(Y), {"config": config.to_dict(), "attempt": attempt})
 
 
 def placed_on_kinks(problem: Problem) -> set[tuple[int, int]]:

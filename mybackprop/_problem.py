@@ -197,11 +197,19 @@ class Problem:
                  X: np.ndarray, Y: np.ndarray) -> Problem:
         """A problem with this one's architecture and arrays of the same shapes, values and
         finiteness (copies or exact upcasts of arrays validate() passed): not checked again."""
-        made = object.__new__(Problem)
-        for name, value in (("architecture", self.architecture), ("weights", weights),
-                            ("biases", biases), ("X", X), ("Y", Y), ("meta", dict(self.meta))):
-            object.__setattr__(made, name, value)
-        return made
+        return unchecked_problem(self.architecture, weights, biases, X, Y, dict(self.meta))
+
+
+def unchecked_problem(architecture: Architecture, weights: tuple[np.ndarray, ...],
+                      biases: tuple[np.ndarray | None, ...], X: np.ndarray, Y: np.ndarray,
+                      meta: dict[str, Any]) -> Problem:
+    """A Problem made without validate(): only for arrays valid by construction (copies of a
+    valid problem, or the case generator's draws, which tests/test_cases.py validates)."""
+    made = object.__new__(Problem)
+    for name, value in (("architecture", architecture), ("weights", weights),
+                        ("biases", biases), ("X", X), ("Y", Y), ("meta", meta)):
+        object.__setattr__(made, name, value)
+    return made
 
 
 _DTYPES = frozenset(DTYPES.values())  # dtype.name is slow (tens of us): compare dtypes

@@ -18,15 +18,17 @@ CASES_FILE, SUMMARY_FILE, MARKDOWN_FILE = "cases.jsonl", "summary.json", "report
 
 
 class RunWriter:
-    """Appends one JSON line per finished case and flushes it, so an interrupted run loses none."""
+    """Appends finished cases' JSON lines and flushes them, so an interrupted run loses none
+    that finished (a line cut short by a kill is dropped on resume, and its case runs again)."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
         self._file: TextIO = open(folder / CASES_FILE, "a", encoding="utf-8")  # noqa: SIM115
 
-    def add(self, record: dict[str, Any]) -> None:
-        self._file.write(json.dumps(record, allow_nan=True) + "\n")
+    def add_lines(self, lines: Iterable[str]) -> None:
+        """Lines already in cases.jsonl's form (one JSON record each, ending in a newline)."""
+        self._file.write("".join(lines))
         self._file.flush()
 
     def close(self) -> None:

@@ -42,8 +42,10 @@ RUN_FILE, SMALLEST_FILE = "run.json", "smallest.jsonl"
 CHUNK = 256  # cases per chunk: enough to fill the oracles' stacks, small enough to spread
 EXECUTORS = ("process", "dask")
 Job = tuple[int, frozenset[str]]  # a case and the candidates it already has records for
-# What a chunk sends back: (record, message) per case and candidate, and seconds per part.
-ChunkResult = tuple[list[tuple[dict, str]], dict[str, float]]
+# What a chunk sends back: (case, record as a cases.jsonl line, message) per case and candidate,
+# and seconds per part. Workers write the JSON: the parent, which writes every line of the run,
+# then only appends text, and a string crosses between processes cheaper than a dict.
+ChunkResult = tuple[list[tuple[int, str, str]], dict[str, float]]
 
 
 def case_problem(seed: int, case: int, space: CaseSpace) -> Problem:
@@ -129,7 +131,7 @@ class _State:
                     record["repro"] = name
                 message = (f"case {case}: {outcome.message()}"
                            if outcome.verdict in ("fail", "error", "oracle_disagreement") else "")
-                out.append((record, message))
+                out.append((case, json.dumps(record, allow_nan=True) + "\n", message))
         return out, dict(seconds)
 
     def close(self) -> None:

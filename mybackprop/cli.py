@@ -208,13 +208,13 @@ def _sweep_and_report(args: argparse.Namespace, settings: Any, parent: Any) -> i
     try:
         for finished, seconds in sweep(settings, chunks(settings, done), args.workers, parent,
                                        args.executor, args.scheduler):
-            for record, message in finished:
-                writer.add(record)
+            writer.add_lines(line for _, line, _ in finished)
+            for _, _, message in finished:
                 if message and not args.quiet:
                     progress.write(message)
             for part, value in seconds.items():
                 spent[part] = spent.get(part, 0.0) + value
-            progress.update(len({record["case"] for record, _ in finished}))
+            progress.update(len({case for case, _, _ in finished}))
     finally:
         progress.close()
         writer.close()

@@ -5,10 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from helpers import assert_verdict, check
+from hypothesis import given
 
 import mybackprop as mb
 from mybackprop import Architecture, Layer, Problem
-from mybackprop._cases import CaseConfig, KinkUnavoidable, build_problem
+from mybackprop._cases import CaseConfig, CaseSpace, KinkUnavoidable, build_problem
+from mybackprop._problem import validate
+from mybackprop.strategies import case_configs, problem_or_reject
 
 
 def one_layer(activation, z, loss="mse", dtype=np.float64, y=None):
@@ -90,3 +93,13 @@ def test_same_config_gives_the_same_arrays():
     for x, y in zip(a.arrays(), b.arrays(), strict=True):
         np.testing.assert_array_equal(x, y)
     assert a.dtype == np.float32
+
+
+@given(config=case_configs(CaseSpace(kinks="avoid")) | case_configs(CaseSpace(kinks="hit")))
+def test_drawn_problems_pass_the_checks_they_skip(config):
+    """The case generator builds problems without validate() (valid by construction): every
+    drawn one must pass it, in both kink modes, at every scale and dtype."""
+    problem = problem_or_reject(config)
+    validate(problem)
+    assert problem.dtype == np.dtype(config.dtype)
+    assert problem.meta["config"] == config.to_dict()
