@@ -76,11 +76,14 @@ def _loss_branch(index: int, spec: Any) -> Callable[[Any, Any, Any, Any, Any], A
 
 _ACTIVATION_BRANCHES = [_activation_branch(i, a) for i, a in enumerate(ACTIVATION_TABLE)]
 _LOSS_BRANCHES = [_loss_branch(i, loss) for i, loss in enumerate(LOSS_TABLE)]
-# Stacks: 64 cases per vmapped call (a short one is filled up with repeats). Under vmap every
-# layer computes every activation, so depth costs more than in the one-case function: stacks
-# bucket depth from 4 (0.13 ms a default case at depth 4, 0.35 ms at 8, measured). A bucket with
-# fewer than MIN_STACKED cases in a call goes one case at a time (no compile for a few cases).
-STACK, MIN_STACKED, STACK_MIN_DEPTH = 64, 8, 4
+# Stacks: 64 cases per vmapped call, or 16 for a bucket's last <= 16 (a short stack is filled
+# up with repeats: a call of 64 takes ~7.7 ms, of 16 ~2.8 ms, so a remainder of a few cases
+# costs a small stack, not a large one; measured over 256-case chunks: 0.275 -> 0.243 ms a
+# case). Under vmap every layer computes every activation, so depth costs more than in the
+# one-case function: stacks bucket depth from 4 (0.13 ms a default case at depth 4, 0.35 ms at
+# 8, measured). A bucket with fewer than MIN_STACKED cases in a call goes one case at a time
+# (no compile for a few cases).
+STACK, SMALL_STACK, MIN_STACKED, STACK_MIN_DEPTH = 64, 16, 8, 4
 
 
 def _padded_loss(X: Any, weights: Any, biases: Any, structure: dict[str, Any]) -> Any:
@@ -209,8 +212,9 @@ class JaxOracle:
                 continue
             for start in range(0, len(members), STACK):
                 chunk = members[start: start + STACK]
+                size = SMALL_STACK if len(chunk) <= SMALL_STACK else STACK
                 packs = [_pack(problems[i].float64(), shape) for i in chunk]
-                packs += [packs[0]] * (STACK - len(chunk))  # filler: a repeat, discarded
+                packs += [packs[0]] * (size - len(chunk))  # filler: a repeat, discarded
                 stacked = jax.tree_util.tree_map(lambda *xs: np.stack(xs), *packs)
                 values, grads = _compiled("stack", stacked, keep=self.pad)
                 values, (gX, gW, gb) = np.asarray(values), (np.asarray(g) for g in grads)
