@@ -98,8 +98,8 @@ class Supports:
             return f"loss {problem.loss} not supported"
         if problem.reduction not in self.reductions:
             return f"reduction {problem.reduction} not supported"
-        if problem.dtype.name not in self.dtypes:
-            return f"dtype {problem.dtype.name} not supported"
+        if problem.dtype_name not in self.dtypes:
+            return f"dtype {problem.dtype_name} not supported"
         n = problem.architecture.n_parameters
         if self.max_parameters is not None and n > self.max_parameters:
             return f"{n} parameters over the declared limit of {self.max_parameters}"

@@ -14,7 +14,7 @@ import numpy as np
 
 from mybackprop._problem import Architecture, Layer, Problem, SpecError, choose, unchecked_problem
 from mybackprop._spec import ACTIVATIONS, DTYPES, LOSSES, REDUCTIONS
-from mybackprop._tolerance import forward_errors
+from mybackprop._tolerance import forward_unless
 
 # A kinked unit is "on the kink" when |z - kink| <= KINK_MARGIN * (what was summed into z):
 # far above the rounding of z in float32, so candidate and oracles agree on the side.
@@ -177,20 +177,23 @@ def placed_on_kinks(problem: Problem) -> set[tuple[int, int]]:
 def on_kink(problem: Problem, exempt: set[tuple[int, int]] = frozenset()) -> bool:
     """True when a pre-activation of a kinked layer is within the margin of its kink.
 
-    `exempt` units (layer index, unit) were put there on purpose and are not counted.
+    `exempt` units (layer index, unit) were put there on purpose and are not counted. The
+    forward pass stops at the first layer found on a kink; one that runs through is kept for
+    judging.
     """
-    kinked = [l for l, f in enumerate(problem.architecture.activation_specs) if f.kinks]
-    if not kinked:
+    specs = problem.architecture.activation_specs
+    if not any(f.kinks for f in specs):
         return False
-    fwd = forward_errors(problem)  # judging reuses it
-    for l in kinked:
-        near = np.zeros(fwd.z[l].shape, dtype=bool)
-        for kink in problem.architecture.activation_specs[l].kinks:  # e_z[l][0]: its own dtype
-            near |= np.abs(fwd.z[l] - kink.at) <= KINK_MARGIN * fwd.e_z[l][0]
-        for j in np.flatnonzero(near.any(axis=0)):
-            if (l, int(j)) not in exempt:
-                return True
-    return False
+
+    def near_kink(l: int, z: np.ndarray, e_z: np.ndarray) -> bool:
+        if not specs[l].kinks:
+            return False
+        near = np.zeros(z.shape, dtype=bool)
+        for kink in specs[l].kinks:  # e_z[0]: the bound in the case's own dtype
+            near |= np.abs(z - kink.at) <= KINK_MARGIN * e_z[0]
+        return any((l, int(j)) not in exempt for j in np.flatnonzero(near.any(axis=0)))
+
+    return forward_unless(problem, near_kink) is None
 
 
 MAX_CONFIG_DRAWS = 1000

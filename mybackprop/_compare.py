@@ -56,16 +56,15 @@ def flat(owner: Gradients | Scales, names: tuple[str, ...]) -> np.ndarray:
     found = cache.get(names)
     if found is None:
         tensors = owner.tensors() if isinstance(owner, Gradients) else owner.tensors
-        found = cache[names] = np.concatenate(
-            [np.reshape(owner.loss, 1).astype(np.float64),
-             *(np.ravel(tensors[n]).astype(np.float64, copy=False) for n in names[1:])])
+        found = cache[names] = np.concatenate(  # casts as it copies: one pass, one call
+            [np.reshape(owner.loss, 1), *(tensors[n].ravel() for n in names[1:])],
+            dtype=np.float64)
     return found
 
 
-def _names(answer: Gradients) -> tuple[tuple[str, ...], list[tuple[int, ...]]]:
-    """'loss' and the answer's tensor names, with their shapes."""
-    mine = answer.tensors()
-    return ("loss", *mine), [(), *(v.shape for v in mine.values())]
+def tensor_names(answer: Gradients) -> tuple[str, ...]:
+    """'loss' and the answer's tensor names: the order of its flat() vector."""
+    return ("loss", *answer.tensors())
 
 
 def compare(answer: Gradients, reference: Gradients, allowed: Scales,
@@ -77,7 +76,8 @@ def compare(answer: Gradients, reference: Gradients, allowed: Scales,
     a few per tensor; each tensor's worst element is then found in its own segment (tensors are
     never empty: widths and batches are >= 1).
     """
-    names, shapes = _names(answer)
+    mine = answer.tensors()
+    names, shapes = ("loss", *mine), [(), *(v.shape for v in mine.values())]
     value, expected, tolerance = (flat(x, names) for x in (answer, reference, allowed))
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
         err = np.abs(value - expected)
@@ -113,7 +113,7 @@ def _unravel(offset: int, shape: tuple[int, ...]) -> tuple[int, ...]:
 def within(answer: Gradients, reference: Gradients, allowed: Scales) -> bool:
     """Whether every tensor of the answer (and the loss) is within tolerance: compare()'s
     verdict without its details, for the common case where nothing is out of tolerance."""
-    names = _names(answer)[0]
+    names = tensor_names(answer)
     value, expected, tolerance = (flat(x, names) for x in (answer, reference, allowed))
     with np.errstate(invalid="ignore", over="ignore"):
         return bool(np.all(np.abs(value - expected) <= tolerance))

@@ -167,7 +167,7 @@ class _Context:
     def matches(self, name: str, value: Array, transposed: bool = False) -> bool:
         """Does the candidate's tensor equal `value` (a hypothesis), up to rounding?"""
         cand = self.cand[name].T if transposed else self.cand[name]
-        return _close(cand, value, self.allowed.tensors[name], self.problem.dtype.name)
+        return _close(cand, value, self.allowed.tensors[name], self.problem.dtype_name)
 
     def factor_evidence(self) -> list[str]:
         lines = []
@@ -559,7 +559,7 @@ def _shape_diagnosis(problem: Problem, kind: str, number: str, got_text: str,
 
 
 def _overflow(problem: Problem, name: str, reason: str) -> Diagnosis:
-    dtype = problem.dtype.name
+    dtype = problem.dtype_name
     limit = math.log(float(np.finfo(dtype).max))
     with np.errstate(all="ignore"):
         fwd = forward(problem.float64())
@@ -590,7 +590,7 @@ def _step(ctx: _Context, reference: dict[str, list[Array]]) -> str:
     p = ctx.problem.float64()
     mine = {k: [a.astype(np.float64) for a in v] for k, v in ctx.answer.intermediates.items()}
     allowed = ctx.allowed.intermediates
-    dtype = ctx.problem.dtype.name
+    dtype = ctx.problem.dtype_name
 
     def wrong(key: str, l: int, value: Array | None = None) -> bool:
         return not _close(mine[key][l], reference[key][l] if value is None else value,

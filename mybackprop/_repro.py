@@ -131,9 +131,9 @@ def write_repro(path: Path, outcome: Any, spec: str, tolerance: Tolerance) -> Pa
     problem: Problem = outcome.problem
     reference: Gradients = outcome.reference_answer
     # A fail was judged with a tolerance already; an error (wrong shape, NaN) was not.
-    allowed = outcome.allowed or tolerance.allowed(gradient_scales(problem), problem.dtype.name)
+    allowed = outcome.allowed or tolerance.allowed(gradient_scales(problem), problem.dtype_name)
     arch = problem.architecture
-    dtype = problem.dtype.name
+    dtype = problem.dtype_name
     diagnosis = "\n".join(outcome.diagnosis.lines()) if outcome.diagnosis else outcome.reason
     title = outcome.message().splitlines()[0]
     names = set(reference.tensors())

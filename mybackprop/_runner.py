@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from mybackprop._candidate import Candidate, CandidateError, to_gradients
-from mybackprop._compare import TensorComparison, compare, within
+from mybackprop._compare import TensorComparison, compare, flat, tensor_names, within
 from mybackprop._diagnose import Diagnosis, diagnose_error, diagnose_fail
 from mybackprop._kinks import convention_answers, convention_note
 from mybackprop._problem import Gradients, Problem
@@ -86,7 +86,7 @@ class Outcome:
         """'[mybackprop:matrix vs torch+jax, 3-4(relu)-1(identity) mse/mean, N=5, float64]'."""
         return (f"[{self.candidate} vs {'+'.join(self.oracles) or 'no oracle'}, "
                 f"{self.problem.architecture.describe()}, N={self.problem.batch_size}, "
-                f"{self.problem.dtype.name}]")
+                f"{self.problem.dtype_name}]")
 
     def message(self) -> str:
         """The verdict and context, then one line per failing tensor: place first, then numbers."""
@@ -107,7 +107,7 @@ class Outcome:
             "activations": sorted(set(self.problem.activations)),
             "loss": arch.loss,
             "reduction": arch.reduction,
-            "dtype": self.problem.dtype.name,
+            "dtype": self.problem.dtype_name,
             "depth": arch.depth,
             "max_width": max(arch.widths),
             "batch_size": self.problem.batch_size,
@@ -235,7 +235,7 @@ class Checker:
         found = scales_for(problem)  # the candidate's dtype, then float64 where that differs
         scales, oracle_scales = found[0], found[-1]
         oracle_allowed = self.tolerance.allowed(oracle_scales, "float64")
-        dtype = problem.dtype.name
+        dtype = problem.dtype_name
         allowed = outcome.allowed = (oracle_allowed if dtype == "float64"  # the same bounds
                                      else self.tolerance.allowed(scales, dtype))
         names = list(references)
@@ -359,12 +359,11 @@ def _array_names(problem: Problem) -> list[str]:
 
 
 def _nonfinite_where_reference_finite(answer: Gradients, reference: Gradients) -> str:
+    if np.isfinite(flat(answer, tensor_names(answer))).all():  # the vector compare() reads
+        return ""
     if not np.isfinite(answer.loss) and np.isfinite(reference.loss):
         return "loss"
-    mine = answer.tensors()
-    if all(np.isfinite(value).all() for value in mine.values()):
-        return ""
-    ref = reference.tensors()
+    mine, ref = answer.tensors(), reference.tensors()
     for name, value in mine.items():
         bad = ~np.isfinite(value) & np.isfinite(ref[name])
         if np.any(bad):

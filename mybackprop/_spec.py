@@ -22,8 +22,11 @@ INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 LEAKY_SLOPE = 0.01
 HUBER_DELTA = 1.0
 
-# math.erfc is exact to an ulp; NumPy has no erf. Issue 8 may replace this with a vectorised one.
-_erfc = np.vectorize(math.erfc, otypes=[np.float64])
+def _erfc(x: Array) -> Array:
+    """math.erfc, elementwise (exact to an ulp; NumPy has no erf). Through a list: on the few
+    hundred numbers of a random case's layer that is ~2x np.vectorize's speed (same values)."""
+    numbers = x.ravel().tolist()
+    return np.fromiter(map(math.erfc, numbers), np.float64, len(numbers)).reshape(x.shape)
 
 
 def _sigmoid(z: Array) -> Array:

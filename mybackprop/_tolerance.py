@@ -25,7 +25,7 @@ independent, and its worst measured ratio grows (docs/tolerance.md).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -135,7 +135,7 @@ def _softmax_error(a: np.ndarray, e_z: np.ndarray) -> np.ndarray:
 
 def judging_dtypes(problem: Problem) -> tuple[str, ...]:
     """The dtypes a case is judged in: the candidate's, and float64 for the oracles."""
-    name = problem.dtype.name
+    name = problem.dtype_name
     return (name,) if name == "float64" else (name, "float64")
 
 
@@ -148,21 +148,41 @@ def forward_errors(problem: Problem, dtypes: tuple[str, ...] | None = None,
     """The forward pass in float64, with error bounds (units of u) beside every value, one per
     dtype (default: the ones the case is judged in). Made once per problem and reused (the kink
     check of a drawn case and its judging read the same one)."""
+    fwd = forward_unless(problem, None, dtypes, propagation)
+    assert fwd is not None  # nothing to stop it
+    return fwd
+
+
+# (layer index, Z_l, its error bounds) -> whether to abandon the forward pass there
+Stop = Callable[[int, np.ndarray, np.ndarray], bool]
+
+
+def forward_unless(problem: Problem, stop: Stop | None, dtypes: tuple[str, ...] | None = None,
+                   propagation: str = "bound") -> Forward | None:
+    """forward_errors, or None as soon as stop(l, Z_l, e_Z_l) is true for a layer (then the
+    layers after it are not computed and nothing is kept): the kink check of a drawn case stops
+    at the first layer with a unit on a kink, and a draw it rejects costs only that far."""
     dtypes = dtypes or judging_dtypes(problem)
     p = problem.float64()
     key = (dtypes, propagation)
     cached = p.__dict__.get("_forward")
     if cached is not None and cached[0] == key:
-        return cached[1]
-    fwd = _forward(p, dtypes, _quadrature(propagation))
-    object.__setattr__(p, "_forward", (key, fwd))
+        fwd = cached[1]
+        stopped = stop is not None and any(
+            stop(l, z, e_z) for l, (z, e_z) in enumerate(zip(fwd.z, fwd.e_z, strict=True)))
+        return None if stopped else fwd
+    fwd = _forward(p, dtypes, _quadrature(propagation), stop)
+    if fwd is not None:
+        object.__setattr__(p, "_forward", (key, fwd))
     return fwd
 
 
-def _forward(p: Problem, dtypes: tuple[str, ...], quadrature: bool) -> Forward:
+def _forward(p: Problem, dtypes: tuple[str, ...], quadrature: bool,
+             stop: Stop | None) -> Forward | None:
     u, floor = _per_dtype(dtypes, UNIT_ROUNDOFF), _per_dtype(dtypes, _UNDERFLOW_FLOOR)
     fwd = Forward(dtypes, [p.X], [None], [], [], [], [])
-    for W, b, f in zip(p.weights, p.biases, p.architecture.activation_specs, strict=True):
+    for l, (W, b, f) in enumerate(zip(p.weights, p.biases, p.architecture.activation_specs,
+                                      strict=True)):
         a, e_a = fwd.a[-1], fwd.e_a[-1]
         z = a @ W.T
         if e_a is None:  # X is exact: only the rounding of the sums
@@ -172,6 +192,8 @@ def _forward(p: Problem, dtypes: tuple[str, ...], quadrature: bool) -> Forward:
             e_z = _matmul(a, e_a, W.T, None, u, quadrature)
         if b is not None:
             z, e_z = z + b, e_z + np.abs(b)
+        if stop is not None and stop(l, z, e_z):
+            return None
         out = f.forward(z)
         if f.elementwise:
             d = f.derivative(z, out)
@@ -210,7 +232,7 @@ def gradient_scales(problem: Problem, dtype: str | None = None,
 
     `dtype` (default: the problem's) sets u and the underflow floor added at every step.
     """
-    return scales_for(problem, (dtype or problem.dtype.name,), propagation)[0]
+    return scales_for(problem, (dtype or problem.dtype_name,), propagation)[0]
 
 
 def scales_for(problem: Problem, dtypes: tuple[str, ...] | None = None,
