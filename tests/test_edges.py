@@ -9,7 +9,14 @@ from hypothesis import given
 
 import mybackprop as mb
 from mybackprop import Architecture, Layer, Problem
-from mybackprop._cases import CaseConfig, CaseSpace, KinkUnavoidable, build_problem
+from mybackprop._cases import (
+    CaseConfig,
+    CaseSpace,
+    KinkUnavoidable,
+    build_problem,
+    on_kink,
+    placed_on_kinks,
+)
 from mybackprop._problem import validate
 from mybackprop.strategies import case_configs, problem_or_reject
 
@@ -103,3 +110,16 @@ def test_drawn_problems_pass_the_checks_they_skip(config):
     validate(problem)
     assert problem.dtype == np.dtype(config.dtype)
     assert problem.meta["config"] == config.to_dict()
+
+
+@given(config=case_configs(CaseSpace(activations=("relu", "leaky_relu"), kinks="hit")))
+def test_the_kink_check_finds_placed_units_with_and_without_a_kept_forward_pass(config):
+    """Kink mode puts a unit of every layer exactly on its kink: the check finds it, both on
+    the drawn problem (whose forward pass the draw kept) and on a fresh copy (computed anew,
+    stopping at the first such layer), and finds nothing once the placed units are exempt."""
+    problem = problem_or_reject(config)
+    placed = placed_on_kinks(problem)
+    assert placed
+    for one in (problem, problem.copy()):
+        assert on_kink(one)
+        assert not on_kink(one, exempt=placed)
