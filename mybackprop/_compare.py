@@ -76,8 +76,8 @@ def compare(answer: Gradients, reference: Gradients, allowed: Scales,
     a few per tensor; each tensor's worst element is then found in its own segment (tensors are
     never empty: widths and batches are >= 1).
     """
-    mine = answer.tensors()
-    names, shapes = ("loss", *mine), [(), *(v.shape for v in mine.values())]
+    names = tensor_names(answer)
+    shapes = [(), *(v.shape for v in answer.tensors().values())]
     value, expected, tolerance = (flat(x, names) for x in (answer, reference, allowed))
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
         err = np.abs(value - expected)

@@ -209,7 +209,7 @@ def unchecked_problem(architecture: Architecture, weights: tuple[np.ndarray, ...
                       biases: tuple[np.ndarray | None, ...], X: np.ndarray, Y: np.ndarray,
                       meta: dict[str, Any]) -> Problem:
     """A Problem made without validate(): only for arrays valid by construction (copies of a
-    valid problem, or the case generator's draws, which tests/test_cases.py validates)."""
+    valid problem, or the case generator's draws, which tests/test_edges.py validates)."""
     made = object.__new__(Problem)
     for name, value in (("architecture", architecture), ("weights", weights),
                         ("biases", biases), ("X", X), ("Y", Y), ("meta", meta)):
