@@ -57,11 +57,13 @@ def build(quick: bool) -> str:
     for row in speed.rows(["tiny"] if quick else ["tiny", "medium", "large"], 3 if quick else 5):
         lines.append(speed.markdown(row))
         print(lines[-1], flush=True)
-    cases = 1024 if quick else 32768  # long enough that worker start-up (~4 s) is amortized
+    cases = 1024 if quick else 32768  # long enough that Dask's start-up (~4 s) is amortized
     throughput.warm_up()
     lines += ["", f"Sweeps of {cases} random cases (the default space), candidate "
               "mybackprop:matrix + PyTorch + JAX, finite differences where the oracles "
-              "disagree; cases/s over the sweep's own seconds (worker start-up included):", "",
+              "disagree; cases/s over the sweep's own seconds (a worker's start-up counts "
+              "where it outlasts the parent's own: the pool starts loading with the command):",
+              "",
               "| executor | workers | cases/s | speed-up | sweep | wall (whole command) |",
               "|---|---:|---:|---:|---:|---:|"]
     base = None

@@ -9,9 +9,10 @@ width <= 16, batch <= 64, every activation, loss and reduction, float32 and floa
 candidate mybackprop:matrix, PyTorch and JAX; finite differences run where the oracles disagree
 (the tie-breaker). A warm-up run first writes JAX's compiled functions to the cache folder, as any
 earlier run would.
-Cases per second is cases / the sweep's own seconds (run.seconds in summary.json: worker start-up
-included, interpreter start and imports not); wall is the whole command. Peak memory is the
-largest resident set of the command's process tree (wait4's ru_maxrss), one process.
+Cases per second is cases / the sweep's own seconds (run.seconds in summary.json: interpreter
+start and the parent's imports not included; a pool worker's start-up is, where it outlasts the
+parent's, since the pool starts loading with the command); wall is the whole command. Peak
+memory is the largest resident set of the command's process tree (wait4's ru_maxrss), one process.
 The pytest rows run the packaged property suite (`pytest --impl mybackprop:matrix`) with and
 without pytest-xdist and read the examples/s line the plugin prints.
 """
@@ -107,8 +108,15 @@ def main() -> None:
     parser.add_argument("--cases", type=int, default=8192, help="cases per throughput run")
     parser.add_argument("--workers", default="1,2", help="worker counts to compare (1,2)")
     parser.add_argument("--no-dask", action="store_true", help="skip the Dask local cluster row")
-    parser.add_argument("--memory", default="1000,10000", help="sweep sizes for peak memory")
+    parser.add_argument("--memory", default="1000,10000",
+                        help="sweep sizes for peak memory ('' for none)")
+    parser.add_argument("--no-pytest", action="store_true", help="skip the pytest suite rows")
     args = parser.parse_args()
+    try:
+        sizes = [int(c) for c in args.memory.split(",") if c.strip()]
+    except ValueError:
+        parser.error(f"--memory {args.memory!r}: give case counts separated by commas, "
+                     "e.g. 1000,10000")
     warm_up()
     print("| executor | workers | cases | sweep | cases/s | speed-up | wall |")
     print("|---|---:|---:|---:|---:|---:|---:|")
@@ -120,13 +128,15 @@ def main() -> None:
         base = base or row["rate"]
         print(f"| {executor} | {workers} | {row['cases']} | {row['seconds']:.1f} s | "
               f"{row['rate']:.0f} | {row['rate'] / base:.2f} | {row['wall']:.1f} s |", flush=True)
-    print("\n| cases (one process) | peak memory | cases.jsonl | wall |\n|---:|---:|---:|---:|")
-    for cases in (int(c) for c in args.memory.split(",")):
+    if sizes:
+        print("\n| cases (one process) | peak memory | cases.jsonl | wall |\n|---:|---:|---:|---:|")
+    for cases in sizes:
         row = memory(cases)
         print(f"| {cases} | {row['peak_bytes'] / 2**20:.0f} MiB | "
               f"{row['file_bytes'] / 2**20:.0f} MiB | {row['wall']:.0f} s |", flush=True)
-    print("\n| pytest suite | examples | seconds | examples/s |\n|---|---:|---:|---:|")
-    for workers in (0, 2):
+    if not args.no_pytest:
+        print("\n| pytest suite | examples | seconds | examples/s |\n|---|---:|---:|---:|")
+    for workers in () if args.no_pytest else (0, 2):
         row = pytest_rate(workers)
         print(f"| -n {workers} | {row['examples']} | {row['seconds']:.1f} | {row['rate']:.0f} |",
               flush=True)

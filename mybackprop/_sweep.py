@@ -21,6 +21,7 @@ from __future__ import annotations
 import collections
 import json
 import multiprocessing
+import multiprocessing.pool
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -185,14 +186,42 @@ def _ordered(submit: Callable[[list[Job]], Any], wait: Callable[[Any], ChunkResu
         yield wait(pending.popleft())
 
 
+def start_pool(helpers: int, oracles: Iterable[str]) -> multiprocessing.pool.Pool:
+    """`helpers` spawned worker processes that start loading the oracles at once.
+
+    A worker's start-up (interpreter, numpy, torch, JAX: ~2 s) is most of what a short sweep
+    loses to it. Started before this process loads its own oracles, the two load side by side,
+    and the workers are ready about when this process is.
+    """
+    context = multiprocessing.get_context("spawn")  # JAX and torch hold threads: no fork
+    with one_thread_children():  # spawned workers read it before numpy, torch, jax load
+        return context.Pool(helpers, initializer=_preload, initargs=(tuple(oracles),))
+
+
+def _preload(oracles: tuple[str, ...]) -> None:
+    """A pool worker's first act: import what its chunks will need (the parent reports any
+    oracle that cannot load, so a failure here is left for that)."""
+    hold_to_one_thread()
+    import mybackprop._runner  # noqa: F401
+    from oracles import load_oracle
+
+    for name in oracles:
+        try:
+            load_oracle(name)
+        except Exception:  # noqa: BLE001 - the parent names it
+            pass
+
+
 def sweep(settings: Settings, work: Iterable[list[Job]], workers: int,
           parent: _State | None = None, executor: str = "process",
-          scheduler: str | None = None) -> Iterator[ChunkResult]:
+          scheduler: str | None = None,
+          pool: multiprocessing.pool.Pool | None = None) -> Iterator[ChunkResult]:
     """Run the chunks; yield each chunk's records, in case order, as soon as it is its turn.
 
     With the process executor, this process is one of the `workers` (1: the only one), beside
-    workers - 1 spawned ones. "dask" sends the chunks to the Dask scheduler at `scheduler`
-    (host:port), or to a local cluster of `workers` processes.
+    workers - 1 spawned ones (`pool`, if start_pool made them already; it is closed here).
+    "dask" sends the chunks to the Dask scheduler at `scheduler` (host:port), or to a local
+    cluster of `workers` processes.
     """
     if executor == "dask":
         yield from _dask_sweep(settings, work, workers, scheduler)
@@ -202,9 +231,7 @@ def sweep(settings: Settings, work: Iterable[list[Job]], workers: int,
         for jobs in work:
             yield state.run_chunk(jobs)
         return
-    context = multiprocessing.get_context("spawn")  # JAX and torch hold threads: no fork
-    with one_thread_children():  # spawned workers read it before numpy, torch, jax load
-        pool = context.Pool(workers - 1)  # this process is the W-th worker
+    pool = pool or start_pool(workers - 1, settings.oracles)  # this process is the W-th
     with pool:
         yield from _shared(state, lambda jobs: pool.apply_async(run_chunk_in_worker,
                                                                 (settings, jobs)),

@@ -127,7 +127,7 @@ def _check(args: argparse.Namespace) -> int:
     from mybackprop._candidate import CandidateLoadError, load_candidates
     from mybackprop._cases import CaseSpace
     from mybackprop._problem import SpecError
-    from mybackprop._sweep import Settings, _State
+    from mybackprop._sweep import Settings, _State, start_pool
     from mybackprop._threads import hold_to_one_thread
     from mybackprop._tolerance import Tolerance
     from oracles import OracleUnavailable, load_oracle
@@ -138,19 +138,6 @@ def _check(args: argparse.Namespace) -> int:
         raise UsageError(f"--memory-limit is {args.memory_limit:g}: give GiB > 0")
     if args.time_limit <= 0:
         raise UsageError(f"--time-limit is {args.time_limit:g}: give a number of seconds > 0")
-    if args.workers > 1 and args.executor == "process":  # this process is one of the W
-        hold_to_one_thread()  # before the oracles load, as the spawned workers do
-    try:
-        space = CaseSpace(**_space_options(args))
-        tolerance = Tolerance.parse(args.tolerance_factor or "")
-        specs = args.impl or ["mybackprop:matrix"]
-        candidates = load_candidates(specs, args.isolate, int(args.memory_limit * 2**30))
-        oracles = [load_oracle(name) for name in args.oracles]
-    except (SpecError, CandidateLoadError, OracleUnavailable) as exc:
-        raise UsageError(str(exc)) from None
-    if not oracles:
-        raise UsageError("--oracles is empty: name at least one of torch, jax")
-
     if args.workers < 1:
         raise UsageError(f"--workers is {args.workers}: give a number of processes >= 1")
     if args.chunk < 1:
@@ -163,20 +150,43 @@ def _check(args: argparse.Namespace) -> int:
         if importlib.util.find_spec("distributed") is None:
             raise UsageError("--executor dask needs Dask's distributed package, which is not "
                              "installed: pip install 'mybackprop[dask]'")
-    names = [c.name for c in candidates]
-    folder = args.out or _default_folder(names[0] if len(names) == 1 else
-                                         f"{len(names)}-candidates", args.seed)
-    settings = Settings(str(folder), args.seed, args.cases, dict(vars(space)), tuple(names),
-                        tuple(args.oracles), dict(tolerance.factor), args.time_limit,
-                        args.isolate, int(args.memory_limit * 2**30), tuple(specs), args.chunk)
-    parent = _State(settings, candidates, oracles)  # runs the cases (one worker), shrinks
+    if not args.oracles:
+        raise UsageError("--oracles is empty: name at least one of torch, jax")
     try:
-        return _sweep_and_report(args, settings, parent)
+        space = CaseSpace(**_space_options(args))
+        tolerance = Tolerance.parse(args.tolerance_factor or "")
+    except SpecError as exc:
+        raise UsageError(str(exc)) from None
+    pool = None
+    if args.workers > 1 and args.executor == "process":  # this process is one of the W
+        hold_to_one_thread()  # before the oracles load, as the spawned workers do
+        pool = start_pool(args.workers - 1, args.oracles)  # they load while this one does
+    try:
+        try:
+            specs = args.impl or ["mybackprop:matrix"]
+            candidates = load_candidates(specs, args.isolate, int(args.memory_limit * 2**30))
+            oracles = [load_oracle(name) for name in args.oracles]
+        except (SpecError, CandidateLoadError, OracleUnavailable) as exc:
+            raise UsageError(str(exc)) from None
+        names = [c.name for c in candidates]
+        folder = args.out or _default_folder(names[0] if len(names) == 1 else
+                                             f"{len(names)}-candidates", args.seed)
+        settings = Settings(str(folder), args.seed, args.cases, dict(vars(space)), tuple(names),
+                            tuple(args.oracles), dict(tolerance.factor), args.time_limit,
+                            args.isolate, int(args.memory_limit * 2**30), tuple(specs),
+                            args.chunk)
+        parent = _State(settings, candidates, oracles)  # runs the cases (one worker), shrinks
+        try:
+            return _sweep_and_report(args, settings, parent, pool)
+        finally:
+            parent.close()
     finally:
-        parent.close()
+        if pool is not None:  # a usage error before the sweep: the workers go too
+            pool.terminate()
 
 
-def _sweep_and_report(args: argparse.Namespace, settings: Any, parent: Any) -> int:
+def _sweep_and_report(args: argparse.Namespace, settings: Any, parent: Any,
+                      pool: Any = None) -> int:
     """Run the cases not yet recorded, shrink failures, write the summary; the exit code."""
     from tqdm import tqdm
 
@@ -207,7 +217,7 @@ def _sweep_and_report(args: argparse.Namespace, settings: Any, parent: Any) -> i
     spent: dict[str, float] = {}
     try:
         for finished, seconds in sweep(settings, chunks(settings, done), args.workers, parent,
-                                       args.executor, args.scheduler):
+                                       args.executor, args.scheduler, pool):
             writer.add_lines(line for _, line, _ in finished)
             for _, _, message in finished:
                 if message and not args.quiet:

@@ -70,6 +70,10 @@ def test_same_seed_gives_the_same_cases(tmp_path):
     (["check", "--activations", "rleu"], "unknown activation 'rleu'"),
     (["check", "--losses", "mse,hinge"], "unknown loss 'hinge'"),
     (["check", "--impl", "no_such_module:backprop"], "no module named 'no_such_module'"),
+    # found after the pool's workers have started: they are stopped, the error is still one line
+    (["check", "--workers", "2", "--impl", "no_such_module:backprop"],
+     "no module named 'no_such_module'"),
+    (["check", "--workers", "0"], "--workers is 0"),
     (["check", "--impl", "tests/candidates.py:nope"], "has no attribute 'nope'"),
     (["check", "--impl", "backprop"], "is not MODULE:ATTR"),
     (["check", "--cases", "0"], "--cases is 0"),

@@ -36,7 +36,9 @@ def test_two_workers_write_the_cases_jsonl_of_one_with_a_progress_bar(tmp_path):
 
 
 def test_kill_9_halfway_then_resume_loses_and_repeats_nothing(tmp_path):
-    common = ["check", *CANDIDATES, "--cases", "40", "--seed", "11", "--no-shrink", "--quiet",
+    # Enough cases that the run is still going when the first 20 records are in (the workers
+    # start beside the parent, so 40 cases were over within one poll of the file).
+    common = ["check", *CANDIDATES, "--cases", "200", "--seed", "11", "--no-shrink", "--quiet",
               "--chunk", "2"]
     whole = run(*common, "--out", str(tmp_path / "whole"))
     assert whole.returncode == 1, whole.stderr
@@ -49,19 +51,19 @@ def test_kill_9_halfway_then_resume_loses_and_repeats_nothing(tmp_path):
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and (
             not cases.exists() or len(cases.read_text().splitlines()) < 20):
-        time.sleep(0.1)
+        time.sleep(0.02)
     os.killpg(process.pid, signal.SIGKILL)  # the parent and its workers, mid-run
     process.wait()
     recorded = len(cases.read_text().splitlines())
-    assert 20 <= recorded < 80, recorded
+    assert 20 <= recorded < 400, recorded
     with open(cases, "a") as file:  # a line cut short, as a kill mid-write leaves it
-        file.write('{"case": 39, "candidate": "mybackprop:ma')
+        file.write('{"case": 199, "candidate": "mybackprop:ma')
 
     resumed = run(*common, "--workers", "2", "--resume", "--out", str(folder))
     assert resumed.returncode == 1, resumed.stderr
     assert identity(folder) == identity(tmp_path / "whole")
     keys = [(r["case"], r["candidate"]) for r in read_jsonl(cases)]
-    assert len(keys) == len(set(keys)) == 80
+    assert len(keys) == len(set(keys)) == 400
 
 
 def test_resume_with_other_settings_is_a_one_line_error(tmp_path):
