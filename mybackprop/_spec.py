@@ -107,10 +107,12 @@ class Activation:
     def value_scale(self, z: Array, a: Array) -> Array:
         return np.abs(a) if self.value_terms is None else self.value_terms(z, a)
 
-    def derivative_scale(self, z: Array, a: Array) -> Array:
+    def derivative_scale(self, z: Array, a: Array, abs_derivative: Array | None = None) -> Array:
+        """The size of what f'(z)'s formula adds up; `abs_derivative`, |f'(z)| if the caller has
+        it, is the answer where the formula adds nothing up (it is not computed again)."""
         if self.derivative_terms is not None:
             return self.derivative_terms(z, a)
-        return np.abs(self.derivative(z, a))
+        return np.abs(self.derivative(z, a)) if abs_derivative is None else abs_derivative
 
 
 def _elu_forward(z: Array) -> Array:

@@ -25,6 +25,8 @@ independent, and its worst measured ratio grows (docs/tolerance.md).
 
 from __future__ import annotations
 
+import functools
+import math
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
@@ -107,7 +109,7 @@ def _matmul(x: np.ndarray, e_x: np.ndarray, y: np.ndarray, e_y: np.ndarray | Non
     (sqrt(n) |x| + e_x) @ |y| + (|x| + u e_x) @ e_y: the same terms, half the products.
     """
     abs_x, abs_y = np.abs(x), np.abs(y)
-    rounding = np.sqrt(x.shape[-1]) * abs_x
+    rounding = math.sqrt(x.shape[-1]) * abs_x  # math: a NumPy scalar costs a microsecond
     if not quadrature:
         bound = (rounding + e_x) @ abs_y
         return bound if e_y is None else bound + (abs_x + u * e_x) @ e_y
@@ -139,8 +141,16 @@ def judging_dtypes(problem: Problem) -> tuple[str, ...]:
     return (name,) if name == "float64" else (name, "float64")
 
 
-def _per_dtype(dtypes: tuple[str, ...], table: dict[str, float]) -> np.ndarray:
-    return np.array([table[d] for d in dtypes]).reshape(-1, 1, 1)  # leading axis, then (N, n)
+@functools.cache
+def _roundoff_and_floor(dtypes: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """u and the underflow floor of each dtype, on the bounds' leading axis (then N, n); made
+    once per dtypes and shared, so read-only."""
+    made = []
+    for table in (UNIT_ROUNDOFF, _UNDERFLOW_FLOOR):
+        column = np.array([table[d] for d in dtypes]).reshape(-1, 1, 1)
+        column.flags.writeable = False
+        made.append(column)
+    return made[0], made[1]
 
 
 def forward_errors(problem: Problem, dtypes: tuple[str, ...] | None = None,
@@ -179,15 +189,15 @@ def forward_unless(problem: Problem, stop: Stop | None, dtypes: tuple[str, ...] 
 
 def _forward(p: Problem, dtypes: tuple[str, ...], quadrature: bool,
              stop: Stop | None) -> Forward | None:
-    u, floor = _per_dtype(dtypes, UNIT_ROUNDOFF), _per_dtype(dtypes, _UNDERFLOW_FLOOR)
+    u, floor = _roundoff_and_floor(dtypes)
     fwd = Forward(dtypes, [p.X], [None], [], [], [], [])
     for l, (W, b, f) in enumerate(zip(p.weights, p.biases, p.architecture.activation_specs,
                                       strict=True)):
         a, e_a = fwd.a[-1], fwd.e_a[-1]
         z = a @ W.T
         if e_a is None:  # X is exact: only the rounding of the sums
-            e_z = np.broadcast_to(np.sqrt(a.shape[-1]) * (np.abs(a) @ np.abs(W.T)),
-                                  (len(dtypes), *z.shape))
+            rounded = math.sqrt(a.shape[-1]) * (np.abs(a) @ np.abs(W.T))
+            e_z = rounded[None] if len(dtypes) == 1 else np.stack((rounded,) * len(dtypes))
         else:
             e_z = _matmul(a, e_a, W.T, None, u, quadrature)
         if b is not None:
@@ -197,7 +207,8 @@ def _forward(p: Problem, dtypes: tuple[str, ...], quadrature: bool,
         out = f.forward(z)
         if f.elementwise:
             d = f.derivative(z, out)
-            e_out = f.value_scale(z, out) + np.abs(d) * e_z
+            abs_d = np.abs(d)
+            e_out = f.value_scale(z, out) + abs_d * e_z
             # An intermediate that underflows (sigmoid(z) = 1/(1 + e^-z) is 0 once e^-z
             # overflows, z < -709.8 in float64) loses up to `tiny`, and the formulas multiply it
             # by z: silu = z s(z), silu' = s(z)(1 + z(1 - s(z))), gelu' = Phi(z) + z phi(z).
@@ -206,7 +217,7 @@ def _forward(p: Problem, dtypes: tuple[str, ...], quadrature: bool,
             amplified = floor * (1 + np.abs(z))
             fwd.derivative.append(d)
             fwd.e_derivative.append(
-                f.derivative_scale(z, out) + np.abs(f.second_derivative(z, out)) * e_z
+                f.derivative_scale(z, out, abs_d) + np.abs(f.second_derivative(z, out)) * e_z
                 + amplified)
         else:
             e_out, amplified = _softmax_error(out, e_z), floor
@@ -248,7 +259,7 @@ def scales_for(problem: Problem, dtypes: tuple[str, ...] | None = None,
 
 def _backward(p: Problem, fwd: Forward, quadrature: bool) -> list[Scales]:
     arch = p.architecture
-    u, floor = _per_dtype(fwd.dtypes, UNIT_ROUNDOFF), _per_dtype(fwd.dtypes, _UNDERFLOW_FLOOR)
+    u, floor = _roundoff_and_floor(fwd.dtypes)
     loss, Y = arch.loss_spec, p.Y
     y_hat, e_y_hat = fwd.a[-1], fwd.e_a[-1]
     divisor = arch.reduction_spec.divisor(p.batch_size, loss.terms_per_sample(y_hat.shape[1]))
@@ -264,7 +275,7 @@ def _backward(p: Problem, fwd: Forward, quadrature: bool) -> list[Scales]:
     # error carried in from yhat.
     y_size = np.abs(y_hat) + (0.0 if loss.per_sample else np.abs(Y))
     terms = loss.value_scale(y_hat, Y)
-    e_loss = (np.sqrt(terms.size) * terms.sum()
+    e_loss = (math.sqrt(terms.size) * terms.sum()
               + (np.abs(g) * divisor * (y_size + e_y_hat)).sum(axis=(-2, -1))) / divisor \
         + floor[:, 0, 0]
 
@@ -284,7 +295,7 @@ def _backward(p: Problem, fwd: Forward, quadrature: bool) -> list[Scales]:
             # Propagated: from g through its spread; from a through g - s (sum_j da_j = 0, so
             # s moves by sum_j da_j (g_j - s)). Rounding: of g - s, and of the sum s.
             spread_from_a = np.sum(e_a * np.abs(g - s), axis=-1, keepdims=True)
-            rounding = np.abs(g) + np.abs(s) + np.sqrt(a.shape[-1]) * np.sum(
+            rounding = np.abs(g) + np.abs(s) + math.sqrt(a.shape[-1]) * np.sum(
                 np.abs(a * g), axis=-1, keepdims=True)
             e_delta = (_softmax_spread(a, e_g) + e_a * np.abs(g - s)
                        + np.abs(a) * (spread_from_a + rounding) + u * e_a * e_g)
@@ -295,7 +306,7 @@ def _backward(p: Problem, fwd: Forward, quadrature: bool) -> list[Scales]:
         if p.biases[l] is not None:  # the batch sum of delta
             carried = (_in_quadrature(np.ones((1, len(delta))), e_delta)[:, 0] if quadrature
                        else e_delta.sum(axis=-2))
-            tensors[f"db{l + 1}"] = (carried + np.sqrt(len(delta)) * np.abs(delta).sum(axis=0)
+            tensors[f"db{l + 1}"] = (carried + math.sqrt(len(delta)) * np.abs(delta).sum(axis=0)
                                      + floor[:, 0])
         g, e_g = delta @ W, _matmul(delta, e_delta, W, None, u, quadrature) + floor
     tensors["dX"] = e_g
