@@ -19,6 +19,7 @@ parent), so which case gets shrunk does not depend on the workers either.
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import multiprocessing
 import multiprocessing.pool
@@ -219,7 +220,8 @@ def sweep(settings: Settings, work: Iterable[list[Job]], workers: int,
     """Run the chunks; yield each chunk's records, in case order, as soon as it is its turn.
 
     With the process executor, this process is one of the `workers` (1: the only one), beside
-    workers - 1 spawned ones (`pool`, if start_pool made them already; it is closed here).
+    workers - 1 spawned ones (`pool`, if the caller started them with start_pool and
+    closes them itself).
     "dask" sends the chunks to the Dask scheduler at `scheduler` (host:port), or to a local
     cluster of `workers` processes.
     """
@@ -231,11 +233,11 @@ def sweep(settings: Settings, work: Iterable[list[Job]], workers: int,
         for jobs in work:
             yield state.run_chunk(jobs)
         return
-    pool = pool or start_pool(workers - 1, settings.oracles)  # this process is the W-th
-    with pool:
-        yield from _shared(state, lambda jobs: pool.apply_async(run_chunk_in_worker,
-                                                                (settings, jobs)),
-                           iter(work), workers - 1)
+    with contextlib.ExitStack() as stack:  # a pool made here is closed here, the caller's not
+        helpers = pool or stack.enter_context(start_pool(workers - 1, settings.oracles))
+        yield from _shared(state, lambda jobs: helpers.apply_async(run_chunk_in_worker,
+                                                                   (settings, jobs)),
+                           iter(work), workers - 1)  # this process is the W-th worker
 
 
 def _shared(state: _State, submit: Callable[[list[Job]], Any], work: Iterator[list[Job]],

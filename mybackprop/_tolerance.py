@@ -145,12 +145,12 @@ def judging_dtypes(problem: Problem) -> tuple[str, ...]:
 def _roundoff_and_floor(dtypes: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
     """u and the underflow floor of each dtype, on the bounds' leading axis (then N, n); made
     once per dtypes and shared, so read-only."""
-    made = []
-    for table in (UNIT_ROUNDOFF, _UNDERFLOW_FLOOR):
-        column = np.array([table[d] for d in dtypes]).reshape(-1, 1, 1)
-        column.flags.writeable = False
-        made.append(column)
-    return made[0], made[1]
+    def column(table: dict[str, float]) -> np.ndarray:
+        made = np.array([table[d] for d in dtypes]).reshape(-1, 1, 1)
+        made.flags.writeable = False
+        return made
+
+    return column(UNIT_ROUNDOFF), column(_UNDERFLOW_FLOOR)
 
 
 def forward_errors(problem: Problem, dtypes: tuple[str, ...] | None = None,

@@ -7,6 +7,7 @@ Exit codes: 0 every case passed (or was skipped), 1 some case failed or errored,
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -157,11 +158,12 @@ def _check(args: argparse.Namespace) -> int:
         tolerance = Tolerance.parse(args.tolerance_factor or "")
     except SpecError as exc:
         raise UsageError(str(exc)) from None
-    pool = None
-    if args.workers > 1 and args.executor == "process":  # this process is one of the W
-        hold_to_one_thread()  # before the oracles load, as the spawned workers do
-        pool = start_pool(args.workers - 1, args.oracles)  # they load while this one does
-    try:
+    with contextlib.ExitStack() as stack:  # on the way out: the parent's state, then the pool
+        pool = None
+        if args.workers > 1 and args.executor == "process":  # this process is one of the W
+            hold_to_one_thread()  # before the oracles load, as the spawned workers do
+            # They load while this one does; a usage error below stops them too.
+            pool = stack.enter_context(start_pool(args.workers - 1, args.oracles))
         try:
             specs = args.impl or ["mybackprop:matrix"]
             candidates = load_candidates(specs, args.isolate, int(args.memory_limit * 2**30))
@@ -176,13 +178,8 @@ def _check(args: argparse.Namespace) -> int:
                             args.isolate, int(args.memory_limit * 2**30), tuple(specs),
                             args.chunk)
         parent = _State(settings, candidates, oracles)  # runs the cases (one worker), shrinks
-        try:
-            return _sweep_and_report(args, settings, parent, pool)
-        finally:
-            parent.close()
-    finally:
-        if pool is not None:  # a usage error before the sweep: the workers go too
-            pool.terminate()
+        stack.callback(parent.close)
+        return _sweep_and_report(args, settings, parent, pool)
 
 
 def _sweep_and_report(args: argparse.Namespace, settings: Any, parent: Any,
