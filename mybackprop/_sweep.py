@@ -24,6 +24,7 @@ import json
 import multiprocessing
 import multiprocessing.pool
 import re
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
@@ -216,17 +217,21 @@ def _preload(oracles: tuple[str, ...]) -> None:
 def sweep(settings: Settings, work: Iterable[list[Job]], workers: int,
           parent: _State | None = None, executor: str = "process",
           scheduler: str | None = None,
-          pool: multiprocessing.pool.Pool | None = None) -> Iterator[ChunkResult]:
+          pool: multiprocessing.pool.Pool | DaskExecutor | None = None
+          ) -> Iterator[ChunkResult]:
     """Run the chunks; yield each chunk's records, in case order, as soon as it is its turn.
 
     With the process executor, this process is one of the `workers` (1: the only one), beside
     workers - 1 spawned ones (`pool`, if the caller started them with start_pool and
     closes them itself).
     "dask" sends the chunks to the Dask scheduler at `scheduler` (host:port), or to a local
-    cluster of `workers` processes.
+    cluster of `workers` processes (`pool`: a DaskExecutor the caller started and closes).
     """
     if executor == "dask":
-        yield from _dask_sweep(settings, work, workers, scheduler)
+        with contextlib.ExitStack() as stack:  # a client made here is closed here
+            dask = pool if isinstance(pool, DaskExecutor) else stack.enter_context(
+                DaskExecutor(workers, scheduler, settings.oracles))
+            yield from _dask_sweep(settings, work, dask)
         return
     state = parent or _State(settings)
     if workers <= 1:
@@ -276,30 +281,73 @@ def _shared(state: _State, submit: Callable[[list[Job]], Any], work: Iterator[li
             pending.append(["here", state.run_chunk(jobs)])
 
 
-def _dask_sweep(settings: Settings, work: Iterable[list[Job]], workers: int,
-                scheduler: str | None) -> Iterator[ChunkResult]:
-    from distributed import Client, LocalCluster
+class DaskExecutor:
+    """A Dask client (to the scheduler at `scheduler`, or to a local cluster of `workers`
+    processes), made in a thread: the cluster starts, and its workers load the oracles, while
+    this process loads its own (as start_pool's workers do). client() waits for it and raises
+    what the start raised; close() waits for it too, then closes what it made."""
 
-    if scheduler:
-        cluster, client = None, Client(scheduler)
-    else:  # a local cluster: processes, one thread each (the time limit needs no thread)
-        import dask
+    def __init__(self, workers: int, scheduler: str | None, oracles: Iterable[str]) -> None:
+        self._made: dict[str, Any] = {}
+        self._thread = threading.Thread(target=self._start, name="mybackprop-dask-start",
+                                        args=(workers, scheduler, tuple(oracles)), daemon=True)
+        self._thread.start()
 
-        # No dashboard, so no use for the workers' statistical profiler: its thread samples
-        # the running task every 10 ms and takes the GIL from it each time.
-        with dask.config.set({"distributed.worker.profile.enabled": False}):
-            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                   dashboard_address=None, env=dict(ONE_THREAD))
-        client = Client(cluster)
-    try:
-        window = 2 * max(1, len(client.scheduler_info()["workers"]))
-        yield from _ordered(lambda jobs: client.submit(run_chunk_in_worker, settings, jobs,
-                                                       pure=False),
-                            lambda future: future.result(), work, window)
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+    def _start(self, workers: int, scheduler: str | None, oracles: tuple[str, ...]) -> None:
+        try:
+            from distributed import Client, LocalCluster
+
+            if scheduler:
+                self._made["client"] = Client(scheduler)
+                return
+            import dask
+
+            # A local cluster: processes, one thread each (the time limit needs no thread).
+            # No dashboard, so no use for the workers' statistical profiler: its thread samples
+            # the running task every 10 ms and takes the GIL from it each time. And no
+            # MALLOC_TRIM_THRESHOLD_=65536 (Dask's default for its workers): glibc then hands
+            # every freed block over 64 KiB back to the system and faults it in again on the
+            # next allocation, which made PyTorch 3x and JAX 2x slower in a worker (measured, one
+            # worker, 1,792 cases: 1.2 -> 0.4 s and 1.0 -> 0.6 s).
+            environ = {k: v for k, v in dask.config.get(
+                "distributed.nanny.pre-spawn-environ").items() if k != "MALLOC_TRIM_THRESHOLD_"}
+            with dask.config.set({"distributed.worker.profile.enabled": False,
+                                  "distributed.nanny.pre-spawn-environ": environ}):
+                cluster = self._made["cluster"] = LocalCluster(
+                    n_workers=workers, threads_per_worker=1, processes=True,
+                    dashboard_address=None, env=dict(ONE_THREAD))
+            client = self._made["client"] = Client(cluster)
+            client.run(_preload, oracles)  # our own workers: load while this process does
+        except BaseException as exc:  # noqa: BLE001 - client() raises it in the caller
+            self._made["error"] = exc
+
+    def client(self) -> Any:
+        self._thread.join()
+        if "error" in self._made:
+            raise self._made["error"]
+        return self._made["client"]
+
+    def close(self) -> None:
+        self._thread.join()
+        if "client" in self._made:
+            self._made["client"].close()
+        if "cluster" in self._made:
+            self._made["cluster"].close()
+
+    def __enter__(self) -> DaskExecutor:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _dask_sweep(settings: Settings, work: Iterable[list[Job]],
+                dask: DaskExecutor) -> Iterator[ChunkResult]:
+    client = dask.client()
+    window = 2 * max(1, len(client.scheduler_info()["workers"]))
+    yield from _ordered(lambda jobs: client.submit(run_chunk_in_worker, settings, jobs,
+                                                   pure=False),
+                        lambda future: future.result(), work, window)
 
 
 def read_done(folder: Path) -> dict[int, set[str]]:

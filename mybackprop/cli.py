@@ -128,7 +128,7 @@ def _check(args: argparse.Namespace) -> int:
     from mybackprop._candidate import CandidateLoadError, load_candidates
     from mybackprop._cases import CaseSpace
     from mybackprop._problem import SpecError
-    from mybackprop._sweep import Settings, _State, start_pool
+    from mybackprop._sweep import DaskExecutor, Settings, _State, start_pool
     from mybackprop._threads import hold_to_one_thread
     from mybackprop._tolerance import Tolerance
     from oracles import OracleUnavailable, load_oracle
@@ -164,6 +164,8 @@ def _check(args: argparse.Namespace) -> int:
             hold_to_one_thread()  # before the oracles load, as the spawned workers do
             # They load while this one does; a usage error below stops them too.
             pool = stack.enter_context(start_pool(args.workers - 1, args.oracles))
+        elif args.executor == "dask":  # the cluster starts and loads while this process does
+            pool = stack.enter_context(DaskExecutor(args.workers, args.scheduler, args.oracles))
         try:
             specs = args.impl or ["mybackprop:matrix"]
             candidates = load_candidates(specs, args.isolate, int(args.memory_limit * 2**30))

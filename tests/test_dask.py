@@ -39,3 +39,30 @@ def test_a_scheduler_without_dask_executor_is_a_one_line_error(tmp_path):
     result = run("check", "--scheduler", "tcp://127.0.0.1:8786", "--out", str(tmp_path / "x"))
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "add --executor dask" in result.stderr
+
+
+def test_a_usage_error_after_the_cluster_started_is_one_line(tmp_path):
+    # The local cluster starts with the command, before the candidates load; a bad --impl must
+    # still end in one line, and the cluster must be gone.
+    result = run("check", "--executor", "dask", "--workers", "2", "--impl",
+                 "no_such_module:backprop", "--out", str(tmp_path / "x"))
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "no_such_module" in result.stderr
+
+
+def _trim_threshold() -> str | None:
+    import os
+
+    return os.environ.get("MALLOC_TRIM_THRESHOLD_")
+
+
+def test_local_cluster_workers_keep_the_default_malloc_trimming():
+    # Dask sets MALLOC_TRIM_THRESHOLD_=65536 in its workers, which made the oracles 2-3x
+    # slower there; our local cluster leaves it out (and keeps Dask's other settings).
+    from mybackprop._sweep import DaskExecutor
+
+    with DaskExecutor(1, None, ()) as executor:
+        client = executor.client()
+        assert list(client.run(_trim_threshold).values()) == [None]
+        assert set(client.run(lambda: __import__("os").environ.get("OMP_NUM_THREADS"))
+                   .values()) == {"1"}
