@@ -21,6 +21,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import json
+import logging
 import multiprocessing
 import multiprocessing.pool
 import re
@@ -39,7 +40,13 @@ from mybackprop._report import CASES_FILE
 from mybackprop._repro import write_repro
 from mybackprop._runner import FAILING
 from mybackprop._shrink import shrink, size
-from mybackprop._threads import ONE_THREAD, freeze_loaded, hold_to_one_thread, one_thread_children
+from mybackprop._threads import (
+    ONE_THREAD,
+    environ_kept,
+    freeze_loaded,
+    hold_to_one_thread,
+    one_thread_children,
+)
 
 RUN_FILE, SMALLEST_FILE = "run.json", "smallest.jsonl"
 CHUNK = 256  # cases per chunk: enough to fill the oracles' stacks, small enough to spread
@@ -305,17 +312,27 @@ class DaskExecutor:
             # A local cluster: processes, one thread each (the time limit needs no thread).
             # No dashboard, so no use for the workers' statistical profiler: its thread samples
             # the running task every 10 ms and takes the GIL from it each time. And no
-            # MALLOC_TRIM_THRESHOLD_=65536 (Dask's default for its workers): glibc then hands
-            # every freed block over 64 KiB back to the system and faults it in again on the
-            # next allocation, which made PyTorch 3x and JAX 2x slower in a worker (measured, one
-            # worker, 1,792 cases: 1.2 -> 0.4 s and 1.0 -> 0.6 s).
-            environ = {k: v for k, v in dask.config.get(
-                "distributed.nanny.pre-spawn-environ").items() if k != "MALLOC_TRIM_THRESHOLD_"}
+            # MALLOC_TRIM_THRESHOLD_=65536 (Dask's default for its workers; None unsets it, an
+            # environment that sets it itself is kept): glibc then hands every freed block over
+            # 64 KiB back to the system and faults it in again on the next allocation, which
+            # made PyTorch 3x and JAX 2x slower in a worker (measured, one worker, 1,792 cases:
+            # 1.2 -> 0.4 s and 1.0 -> 0.6 s).
+            spawn = "distributed.nanny.pre-spawn-environ"
             with dask.config.set({"distributed.worker.profile.enabled": False,
-                                  "distributed.nanny.pre-spawn-environ": environ}):
-                cluster = self._made["cluster"] = LocalCluster(
-                    n_workers=workers, threads_per_worker=1, processes=True,
-                    dashboard_address=None, env=dict(ONE_THREAD))
+                                  f"{spawn}.MALLOC_TRIM_THRESHOLD_": None,
+                                  f"{spawn}.DASK_LOGGING__DISTRIBUTED": "critical"}):
+                # A nanny writes these (and PYTHONHASHSEED) into this process's environment to
+                # spawn its worker, and leaves them there: put back what was here.
+                with environ_kept([*dask.config.get(spawn), "PYTHONHASHSEED"]):
+                    # Logs: CRITICAL only, here and (DASK_LOGGING__DISTRIBUTED) in the workers.
+                    # A task's error reaches us through its future; a worker's own log (a
+                    # heartbeat that meets a scheduler shutting down, when a usage error closes
+                    # a cluster that just started) put 30 lines of traceback around the one
+                    # line that says what went wrong.
+                    cluster = self._made["cluster"] = LocalCluster(
+                        n_workers=workers, threads_per_worker=1, processes=True,
+                        dashboard_address=None, env=dict(ONE_THREAD),
+                        silence_logs=logging.CRITICAL)
             client = self._made["client"] = Client(cluster)
             client.run(_preload, oracles)  # our own workers: load while this process does
         except BaseException as exc:  # noqa: BLE001 - client() raises it in the caller

@@ -11,7 +11,7 @@ import contextlib
 import gc
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 # Read by OpenBLAS/MKL and XLA when they load: set them before numpy or jax is imported.
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
@@ -32,8 +32,15 @@ def hold_to_one_thread() -> None:
 def one_thread_children() -> Iterator[None]:
     """Processes started inside the block inherit ONE_THREAD; this one's environment is put
     back afterwards."""
-    saved = {k: os.environ.get(k) for k in ONE_THREAD}
-    os.environ.update(ONE_THREAD)
+    with environ_kept(ONE_THREAD):
+        os.environ.update(ONE_THREAD)
+        yield
+
+
+@contextlib.contextmanager
+def environ_kept(keys: Iterable[str]) -> Iterator[None]:
+    """The environment variables `keys` as they were before the block, whatever it set."""
+    saved = {k: os.environ.get(k) for k in keys}
     try:
         yield
     finally:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import os
+
 import pytest
 from test_cli import run
 
@@ -51,18 +54,29 @@ def test_a_usage_error_after_the_cluster_started_is_one_line(tmp_path):
 
 
 def _trim_threshold() -> str | None:
-    import os
-
     return os.environ.get("MALLOC_TRIM_THRESHOLD_")
 
 
-def test_local_cluster_workers_keep_the_default_malloc_trimming():
+def _worker_log_level() -> int:
+    return logging.getLogger("distributed.worker").getEffectiveLevel()
+
+
+def test_local_cluster_workers_trim_no_memory_and_log_only_critical(monkeypatch):
     # Dask sets MALLOC_TRIM_THRESHOLD_=65536 in its workers, which made the oracles 2-3x
-    # slower there; our local cluster leaves it out (and keeps Dask's other settings).
+    # slower there; our local cluster leaves it out (and keeps Dask's other settings). Its
+    # workers log only what is critical (a usage error must stay one line). A
+    # nanny writes its settings into the environment of the process that hosts it and leaves
+    # them there (the LocalCluster of an earlier test here did): ours puts them back.
     from mybackprop._sweep import DaskExecutor
 
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("PYTHONHASHSEED", raising=False)
     with DaskExecutor(1, None, ()) as executor:
         client = executor.client()
         assert list(client.run(_trim_threshold).values()) == [None]
         assert set(client.run(lambda: __import__("os").environ.get("OMP_NUM_THREADS"))
                    .values()) == {"1"}
+        assert set(client.run(_worker_log_level).values()) == {logging.CRITICAL}
+    assert _trim_threshold() is None
+    assert "OMP_NUM_THREADS" not in os.environ and "PYTHONHASHSEED" not in os.environ
