@@ -224,20 +224,20 @@ def _preload(oracles: tuple[str, ...]) -> None:
 def sweep(settings: Settings, work: Iterable[list[Job]], workers: int,
           parent: _State | None = None, executor: str = "process",
           scheduler: str | None = None,
-          pool: multiprocessing.pool.Pool | DaskExecutor | None = None
+          started: multiprocessing.pool.Pool | DaskExecutor | None = None
           ) -> Iterator[ChunkResult]:
     """Run the chunks; yield each chunk's records, in case order, as soon as it is its turn.
 
     With the process executor, this process is one of the `workers` (1: the only one), beside
-    workers - 1 spawned ones (`pool`, if the caller started them with start_pool and
-    closes them itself).
-    "dask" sends the chunks to the Dask scheduler at `scheduler` (host:port), or to a local
-    cluster of `workers` processes (`pool`: a DaskExecutor the caller started and closes).
+    workers - 1 spawned ones. "dask" sends the chunks to the Dask scheduler at `scheduler`
+    (host:port), or to a local cluster of `workers` processes. `started`: those workers, if
+    the caller started them (start_pool, DaskExecutor) and closes them itself; otherwise they
+    are started and closed here.
     """
     if executor == "dask":
-        with contextlib.ExitStack() as stack:  # a client made here is closed here
-            dask = pool if isinstance(pool, DaskExecutor) else stack.enter_context(
-                DaskExecutor(workers, scheduler, settings.oracles))
+        with contextlib.ExitStack() as stack:
+            dask = started or stack.enter_context(DaskExecutor(workers, scheduler,
+                                                               settings.oracles))
             yield from _dask_sweep(settings, work, dask)
         return
     state = parent or _State(settings)
@@ -245,8 +245,8 @@ def sweep(settings: Settings, work: Iterable[list[Job]], workers: int,
         for jobs in work:
             yield state.run_chunk(jobs)
         return
-    with contextlib.ExitStack() as stack:  # a pool made here is closed here, the caller's not
-        helpers = pool or stack.enter_context(start_pool(workers - 1, settings.oracles))
+    with contextlib.ExitStack() as stack:
+        helpers = started or stack.enter_context(start_pool(workers - 1, settings.oracles))
         yield from _shared(state, lambda jobs: helpers.apply_async(run_chunk_in_worker,
                                                                    (settings, jobs)),
                            iter(work), workers - 1)  # this process is the W-th worker
@@ -310,29 +310,28 @@ class DaskExecutor:
             import dask
 
             # A local cluster: processes, one thread each (the time limit needs no thread).
-            # No dashboard, so no use for the workers' statistical profiler: its thread samples
-            # the running task every 10 ms and takes the GIL from it each time. And no
-            # MALLOC_TRIM_THRESHOLD_=65536 (Dask's default for its workers; None unsets it, an
-            # environment that sets it itself is kept): glibc then hands every freed block over
-            # 64 KiB back to the system and faults it in again on the next allocation, which
-            # made PyTorch 3x and JAX 2x slower in a worker (measured, one worker, 1,792 cases:
-            # 1.2 -> 0.4 s and 1.0 -> 0.6 s).
+            # - No dashboard, so no use for the workers' statistical profiler: its thread
+            #   samples the running task every 10 ms and takes the GIL from it each time.
+            # - No MALLOC_TRIM_THRESHOLD_=65536 (Dask's default for its workers; None unsets it,
+            #   a value already in the environment is kept): glibc then hands every freed block
+            #   over 64 KiB back to the system and faults it in again at the next allocation,
+            #   which made PyTorch 3x and JAX 2x slower in a worker (measured, one worker, 1,792
+            #   cases: 1.2 -> 0.4 s and 1.0 -> 0.6 s).
+            # - Logs: CRITICAL only, here and in the workers. A task's error reaches us through
+            #   its future; a worker's own log (a heartbeat that meets a scheduler shutting
+            #   down, when a usage error closes a cluster that just started) put 30 lines of
+            #   traceback around the one line that says what went wrong.
+            # A nanny writes its pre-spawn variables (and PYTHONHASHSEED) into this process's
+            # environment to spawn its worker, and leaves them there: put back what was here.
             spawn = "distributed.nanny.pre-spawn-environ"
-            with dask.config.set({"distributed.worker.profile.enabled": False,
-                                  f"{spawn}.MALLOC_TRIM_THRESHOLD_": None,
-                                  f"{spawn}.DASK_LOGGING__DISTRIBUTED": "critical"}):
-                # A nanny writes these (and PYTHONHASHSEED) into this process's environment to
-                # spawn its worker, and leaves them there: put back what was here.
-                with environ_kept([*dask.config.get(spawn), "PYTHONHASHSEED"]):
-                    # Logs: CRITICAL only, here and (DASK_LOGGING__DISTRIBUTED) in the workers.
-                    # A task's error reaches us through its future; a worker's own log (a
-                    # heartbeat that meets a scheduler shutting down, when a usage error closes
-                    # a cluster that just started) put 30 lines of traceback around the one
-                    # line that says what went wrong.
-                    cluster = self._made["cluster"] = LocalCluster(
-                        n_workers=workers, threads_per_worker=1, processes=True,
-                        dashboard_address=None, env=dict(ONE_THREAD),
-                        silence_logs=logging.CRITICAL)
+            written = [*dask.config.get(spawn), "DASK_LOGGING__DISTRIBUTED", "PYTHONHASHSEED"]
+            with (dask.config.set({"distributed.worker.profile.enabled": False,
+                                   f"{spawn}.MALLOC_TRIM_THRESHOLD_": None,
+                                   f"{spawn}.DASK_LOGGING__DISTRIBUTED": "critical"}),
+                  environ_kept(written)):
+                cluster = self._made["cluster"] = LocalCluster(
+                    n_workers=workers, threads_per_worker=1, processes=True,
+                    dashboard_address=None, env=dict(ONE_THREAD), silence_logs=logging.CRITICAL)
             client = self._made["client"] = Client(cluster)
             client.run(_preload, oracles)  # our own workers: load while this process does
         except BaseException as exc:  # noqa: BLE001 - client() raises it in the caller

@@ -158,14 +158,15 @@ def _check(args: argparse.Namespace) -> int:
         tolerance = Tolerance.parse(args.tolerance_factor or "")
     except SpecError as exc:
         raise UsageError(str(exc)) from None
-    with contextlib.ExitStack() as stack:  # on the way out: the parent's state, then the pool
-        pool = None
+    with contextlib.ExitStack() as stack:  # on the way out: the parent's state, then workers
+        # Workers start here and load while this process does; a usage error below stops them.
+        helpers = None
         if args.workers > 1 and args.executor == "process":  # this process is one of the W
             hold_to_one_thread()  # before the oracles load, as the spawned workers do
-            # They load while this one does; a usage error below stops them too.
-            pool = stack.enter_context(start_pool(args.workers - 1, args.oracles))
-        elif args.executor == "dask":  # the cluster starts and loads while this process does
-            pool = stack.enter_context(DaskExecutor(args.workers, args.scheduler, args.oracles))
+            helpers = stack.enter_context(start_pool(args.workers - 1, args.oracles))
+        elif args.executor == "dask":
+            helpers = stack.enter_context(DaskExecutor(args.workers, args.scheduler,
+                                                       args.oracles))
         try:
             specs = args.impl or ["mybackprop:matrix"]
             candidates = load_candidates(specs, args.isolate, int(args.memory_limit * 2**30))
@@ -181,11 +182,11 @@ def _check(args: argparse.Namespace) -> int:
                             args.chunk)
         parent = _State(settings, candidates, oracles)  # runs the cases (one worker), shrinks
         stack.callback(parent.close)
-        return _sweep_and_report(args, settings, parent, pool)
+        return _sweep_and_report(args, settings, parent, helpers)
 
 
 def _sweep_and_report(args: argparse.Namespace, settings: Any, parent: Any,
-                      pool: Any = None) -> int:
+                      helpers: Any = None) -> int:
     """Run the cases not yet recorded, shrink failures, write the summary; the exit code."""
     from tqdm import tqdm
 
@@ -216,7 +217,7 @@ def _sweep_and_report(args: argparse.Namespace, settings: Any, parent: Any,
     spent: dict[str, float] = {}
     try:
         for finished, seconds in sweep(settings, chunks(settings, done), args.workers, parent,
-                                       args.executor, args.scheduler, pool):
+                                       args.executor, args.scheduler, started=helpers):
             writer.add_lines(line for _, line, _ in finished)
             for _, _, message in finished:
                 if message and not args.quiet:

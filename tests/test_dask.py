@@ -53,8 +53,8 @@ def test_a_usage_error_after_the_cluster_started_is_one_line(tmp_path):
     assert result.stderr.count("\n") == 1 and "no_such_module" in result.stderr
 
 
-def _trim_threshold() -> str | None:
-    return os.environ.get("MALLOC_TRIM_THRESHOLD_")
+def _environ(name: str) -> str | None:
+    return os.environ.get(name)
 
 
 def _worker_log_level() -> int:
@@ -64,19 +64,18 @@ def _worker_log_level() -> int:
 def test_local_cluster_workers_trim_no_memory_and_log_only_critical(monkeypatch):
     # Dask sets MALLOC_TRIM_THRESHOLD_=65536 in its workers, which made the oracles 2-3x
     # slower there; our local cluster leaves it out (and keeps Dask's other settings). Its
-    # workers log only what is critical (a usage error must stay one line). A
-    # nanny writes its settings into the environment of the process that hosts it and leaves
-    # them there (the LocalCluster of an earlier test here did): ours puts them back.
+    # workers log only what is critical (a usage error must stay one line). A nanny writes its
+    # settings into the environment of the process that hosts it and leaves them there (the
+    # LocalCluster of an earlier test here did): ours puts them back.
     from mybackprop._sweep import DaskExecutor
 
-    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
-    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    monkeypatch.delenv("PYTHONHASHSEED", raising=False)
+    written = ("MALLOC_TRIM_THRESHOLD_", "OMP_NUM_THREADS", "PYTHONHASHSEED",
+               "DASK_LOGGING__DISTRIBUTED")
+    for name in written:
+        monkeypatch.delenv(name, raising=False)
     with DaskExecutor(1, None, ()) as executor:
         client = executor.client()
-        assert list(client.run(_trim_threshold).values()) == [None]
-        assert set(client.run(lambda: __import__("os").environ.get("OMP_NUM_THREADS"))
-                   .values()) == {"1"}
+        assert list(client.run(_environ, "MALLOC_TRIM_THRESHOLD_").values()) == [None]
+        assert list(client.run(_environ, "OMP_NUM_THREADS").values()) == ["1"]
         assert set(client.run(_worker_log_level).values()) == {logging.CRITICAL}
-    assert _trim_threshold() is None
-    assert "OMP_NUM_THREADS" not in os.environ and "PYTHONHASHSEED" not in os.environ
+    assert [_environ(name) for name in written] == [None] * len(written)
