@@ -24,14 +24,14 @@ import collections
 import time
 
 import numpy as np
+from mybackprop.oracles import load_oracle
+from mybackprop.oracles.finite_differences import FiniteDifferenceOracle
 
 import mybackprop as mb
-from mybackprop._candidate import Supports, to_gradients
-from mybackprop._cases import CaseSpace, sample_problem
-from mybackprop._runner import Checker
-from mybackprop._tolerance import Tolerance, gradient_scales
-from oracles import load_oracle
-from oracles.finite_differences import FiniteDifferenceOracle
+from mybackprop.harness.cases import CaseSpace, sample_problem
+from mybackprop.harness.contract import Supports, to_gradients
+from mybackprop.harness.runner import Checker
+from mybackprop.judging.tolerance import Tolerance, gradient_scales
 
 LEVELS = {"element": mb.element, "vector": mb.vector, "matrix": mb.matrix}
 EPSILONS = [10.0 ** (k / 2) for k in range(-32, -1)]  # 1e-16 ... 1e-1, half decades

@@ -18,12 +18,17 @@ import collections
 import time
 
 import numpy as np
+from mybackprop.oracles import load_oracle
 
 import mybackprop as mb
-from mybackprop._candidate import Supports, to_gradients
-from mybackprop._cases import CaseSpace, sample_problem
-from mybackprop._tolerance import DEFAULT_FACTOR, PROPAGATIONS, UNIT_ROUNDOFF, gradient_scales
-from oracles import load_oracle
+from mybackprop.harness.cases import CaseSpace, sample_problem
+from mybackprop.harness.contract import Supports, to_gradients
+from mybackprop.judging.tolerance import (
+    DEFAULT_FACTOR,
+    PROPAGATIONS,
+    UNIT_ROUNDOFF,
+    gradient_scales,
+)
 
 TARGET = {"float32": 1e-4, "float64": 1e-9}
 SPACES = {

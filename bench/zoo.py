@@ -1,4 +1,4 @@
-"""Detection, localization and diagnosis rates of the mutant zoo, as a table for the README.
+"""Detection, localization and diagnosis rates of the mutant zoo, as a table for docs/reports.md.
 
     .venv/bin/python bench/zoo.py               # 50 live cases per mutant and space
     .venv/bin/python bench/zoo.py --cases 10    # a quick look
@@ -18,10 +18,11 @@ import argparse
 import collections
 import time
 
+from mybackprop.oracles import load_oracle
+
 from mybackprop import zoo
-from mybackprop._candidate import load_candidate
-from mybackprop._runner import Checker
-from oracles import load_oracle
+from mybackprop.harness.loading import load_candidate
+from mybackprop.harness.runner import Checker
 
 SPACES = {"moderate": zoo.MODERATE, "default": {}}
 MAX_DRAWS = 3000

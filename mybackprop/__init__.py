@@ -1,15 +1,26 @@
 """mybackprop: check hand-written backpropagation against PyTorch, JAX and finite differences.
 
-This is the one public module a plug-in author imports. A candidate is any callable
-``candidate(problem) -> {"loss": ..., "dW": [...], "db": [...], "dX": ...}``; see README.md.
-Heavy frameworks (torch, jax) are imported only by the oracles, and only when used.
+This is the one public module a plug-in author imports; the rooms under it (spec, levels,
+judging, oracles, diagnosis, harness, reporting, sweep) may change, these names do not.
+A candidate is any callable ``candidate(problem) -> {"loss": ..., "dW": [...], "db": [...],
+"dX": ...}``. Heavy frameworks (torch, jax) are imported only by the oracles, when used.
+
+    import mybackprop
+    checked = mybackprop.check("my_backprop.py:backprop", cases=200)  # like `mybackprop check`
+    problem = mybackprop.problem_from_config(record)  # a case of cases.jsonl, rebuilt
 """
 
-from mybackprop._candidate import Candidate, Supports, candidate, load_candidate
-from mybackprop._element import element
-from mybackprop._matrix import matrix
-from mybackprop._problem import Architecture, Gradients, Layer, Problem, SpecError
-from mybackprop._spec import (
+from mybackprop._version import __version__
+from mybackprop.api import check, run_settings
+from mybackprop.harness.cases import problem_from_config
+from mybackprop.harness.contract import Candidate, Supports, candidate
+from mybackprop.harness.loading import load_candidate
+from mybackprop.harness.settings import RunSettings, SettingsError
+from mybackprop.levels.element import element
+from mybackprop.levels.matrix import matrix
+from mybackprop.levels.vector import vector
+from mybackprop.spec.problem import Architecture, Gradients, Layer, Problem, SpecError
+from mybackprop.spec.table import (
     ACTIVATIONS,
     DTYPES,
     KINKED_ACTIVATIONS,
@@ -17,9 +28,7 @@ from mybackprop._spec import (
     REDUCTIONS,
     SMOOTH_ACTIVATIONS,
 )
-from mybackprop._vector import vector
 
-__version__ = "0.1.0"
 # The element level costs ~1.2 us per parameter and sample (up to ~10 us on tiny layers), so
 # 5000 parameters x 64 samples stays near a second; the default case space needs 1360 x 64.
 ELEMENT_MAX_PARAMETERS = 5000
@@ -43,11 +52,17 @@ __all__ = [
     "Gradients",
     "Layer",
     "Problem",
+    "RunSettings",
+    "SettingsError",
     "SpecError",
     "Supports",
+    "__version__",
     "candidate",
+    "check",
     "element",
     "load_candidate",
     "matrix",
+    "problem_from_config",
+    "run_settings",
     "vector",
 ]

@@ -7,18 +7,16 @@ Exit codes: 0 every case passed (or was skipped), 1 some case failed or errored,
 from __future__ import annotations
 
 import argparse
-import contextlib
-import json
 import sys
-import time
 from pathlib import Path
 from typing import Any, NoReturn
 
-from mybackprop._runner import DEFAULT_TIME_LIMIT, FAILING  # numpy only: --help needs no torch/jax
-from mybackprop._sweep import CHUNK, EXECUTORS
+# numpy only: --help needs no torch, jax or matplotlib
+from mybackprop.harness.runner import DEFAULT_TIME_LIMIT
+from mybackprop.harness.settings import CHUNK, EXECUTORS, RunSettings
+from mybackprop.spec.problem import SpecError
 
 EXIT_OK, EXIT_FAILURES, EXIT_USAGE = 0, 1, 2
-DEFAULT_REPORTS = Path("reports")
 
 
 class UsageError(Exception):
@@ -124,149 +122,26 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
 
 
+def settings_from_args(args: argparse.Namespace) -> RunSettings:
+    """The run settings of `mybackprop check`'s options: the door's one conversion."""
+    options = {name: value for name, value in vars(args).items() if name != "command"}
+    return RunSettings.build(**options)
+
+
 def _check(args: argparse.Namespace) -> int:
-    from mybackprop._candidate import CandidateLoadError, load_candidates
-    from mybackprop._cases import CaseSpace
-    from mybackprop._problem import SpecError
-    from mybackprop._sweep import DaskExecutor, Settings, _State, start_pool
-    from mybackprop._threads import hold_to_one_thread
-    from mybackprop._tolerance import Tolerance
-    from oracles import OracleUnavailable, load_oracle
+    from mybackprop.sweep.check import check
 
-    if args.cases < 1:
-        raise UsageError(f"--cases is {args.cases}: give a number of cases >= 1")
-    if args.memory_limit <= 0:
-        raise UsageError(f"--memory-limit is {args.memory_limit:g}: give GiB > 0")
-    if args.time_limit <= 0:
-        raise UsageError(f"--time-limit is {args.time_limit:g}: give a number of seconds > 0")
-    if args.workers < 1:
-        raise UsageError(f"--workers is {args.workers}: give a number of processes >= 1")
-    if args.chunk < 1:
-        raise UsageError(f"--chunk is {args.chunk}: give a number of cases >= 1")
-    if args.scheduler and args.executor != "dask":
-        raise UsageError("--scheduler goes with --executor dask: add --executor dask")
-    if args.executor == "dask":
-        import importlib.util
-
-        if importlib.util.find_spec("distributed") is None:
-            raise UsageError("--executor dask needs Dask's distributed package, which is not "
-                             "installed: pip install 'mybackprop[dask]'")
-    if not args.oracles:
-        raise UsageError("--oracles is empty: name at least one of torch, jax")
     try:
-        space = CaseSpace(**_space_options(args))
-        tolerance = Tolerance.parse(args.tolerance_factor or "")
-    except SpecError as exc:
+        settings = settings_from_args(args)
+        checked = check(settings)
+    except SpecError as exc:  # SettingsError too: one line, exit 2
         raise UsageError(str(exc)) from None
-    with contextlib.ExitStack() as stack:  # on the way out: the parent's state, then workers
-        # Workers start here and load while this process does; a usage error below stops them.
-        helpers = None
-        if args.workers > 1 and args.executor == "process":  # this process is one of the W
-            hold_to_one_thread()  # before the oracles load, as the spawned workers do
-            helpers = stack.enter_context(start_pool(args.workers - 1, args.oracles))
-        elif args.executor == "dask":
-            helpers = stack.enter_context(DaskExecutor(args.workers, args.scheduler,
-                                                       args.oracles))
-        try:
-            specs = args.impl or ["mybackprop:matrix"]
-            candidates = load_candidates(specs, args.isolate, int(args.memory_limit * 2**30))
-            oracles = [load_oracle(name) for name in args.oracles]
-        except (SpecError, CandidateLoadError, OracleUnavailable) as exc:
-            raise UsageError(str(exc)) from None
-        names = [c.name for c in candidates]
-        folder = args.out or _default_folder(names[0] if len(names) == 1 else
-                                             f"{len(names)}-candidates", args.seed)
-        settings = Settings(str(folder), args.seed, args.cases, dict(vars(space)), tuple(names),
-                            tuple(args.oracles), dict(tolerance.factor), args.time_limit,
-                            args.isolate, int(args.memory_limit * 2**30), tuple(specs),
-                            args.chunk)
-        parent = _State(settings, candidates, oracles)  # runs the cases (one worker), shrinks
-        stack.callback(parent.close)
-        return _sweep_and_report(args, settings, parent, helpers)
-
-
-def _sweep_and_report(args: argparse.Namespace, settings: Any, parent: Any,
-                      helpers: Any = None) -> int:
-    """Run the cases not yet recorded, shrink failures, write the summary; the exit code."""
-    from tqdm import tqdm
-
-    from mybackprop._report import RunWriter, iter_cases, write_summary
-    from mybackprop._sweep import SMALLEST_FILE, chunks, shrink_first_failures, sweep
-
-    folder, names, oracles = Path(settings.folder), list(settings.candidates), parent.oracles
-    space, tolerance = parent.space, parent.tolerance
-    done = _prepare_folder(folder, settings, args.resume)
-    run = {"candidates": names, "seed": args.seed, "cases": args.cases,
-           "space": {k: v for k, v in vars(space).items()},
-           "oracles": {o.name: o.describe() for o in oracles},
-           "tolerance_factor": tolerance.factor, "workers": args.workers,
-           "executor": args.executor, "chunk": settings.chunk,
-           "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    left = sum(len(done.get(case, ())) < len(names) for case in range(args.cases))
-    if not args.quiet:
-        versions = ", ".join(f"{o.name} {d['version']}" for o, d in
-                             zip(oracles, run["oracles"].values(), strict=True))
-        resumed = f", resuming: {args.cases - left} done" if args.resume else ""
-        print(f"mybackprop check: {', '.join(names)} vs {versions}; {args.cases} cases, "
-              f"seed {args.seed}, {args.workers} worker{'s' if args.workers > 1 else ''}"
-              f"{resumed}")
-    writer = RunWriter(folder)
-    started = time.perf_counter()
-    progress = tqdm(total=args.cases, initial=args.cases - left, unit="case",
-                    disable=args.quiet, file=sys.stderr, dynamic_ncols=True)
-    spent: dict[str, float] = {}
-    try:
-        for finished, seconds in sweep(settings, chunks(settings, done), args.workers, parent,
-                                       args.executor, args.scheduler, started=helpers):
-            writer.add_lines(line for _, line, _ in finished)
-            for _, _, message in finished:
-                if message and not args.quiet:
-                    progress.write(message)
-            for part, value in seconds.items():
-                spent[part] = spent.get(part, 0.0) + value
-            progress.update(len({case for case, _, _ in finished}))
-    finally:
-        progress.close()
-        writer.close()
-    if args.shrink:
-        smallest = shrink_first_failures(parent, iter_cases(folder),
-                                         lambda line: None if args.quiet else print(line))
-        (folder / SMALLEST_FILE).write_text(
-            "".join(json.dumps(r) + "\n" for r in smallest), encoding="utf-8")
-    run["seconds"] = round(time.perf_counter() - started, 3)
-    # Where this invocation's time went, summed over workers (a resumed run: its own part).
-    run["seconds_by_part"] = {part: round(value, 3) for part, value in sorted(spent.items())}
-    summary = write_summary(folder, run)
-    _print_summary(summary, folder)
-    bad = sum(summary["verdicts"][v] for v in FAILING)
-    return EXIT_FAILURES if bad else EXIT_OK
-
-
-def _prepare_folder(folder: Path, settings: Any, resume: bool) -> dict[int, set[str]]:
-    """A new run folder, or (--resume) the one to continue: its settings must match."""
-    from mybackprop._sweep import RUN_FILE, read_done
-
-    run_file = folder / RUN_FILE
-    if resume:
-        if not run_file.exists():
-            raise UsageError(f"--resume: {folder} holds no run to resume ({RUN_FILE} is "
-                             "missing); give the --out folder of an interrupted run")
-        recorded = json.loads(run_file.read_text(encoding="utf-8"))
-        if recorded != settings.comparable():
-            changed = sorted(k for k in recorded if recorded[k] != settings.comparable().get(k))
-            raise UsageError(f"--resume: {folder} was started with other settings "
-                             f"({', '.join(changed)}); repeat the original options")
-        return read_done(folder)
-    if (folder / "cases.jsonl").exists():
-        raise UsageError(f"{folder} already holds a run: choose another --out, remove it, or "
-                         "add --resume to continue it")
-    folder.mkdir(parents=True, exist_ok=True)
-    run_file.write_text(json.dumps(settings.comparable(), indent=2) + "\n", encoding="utf-8")
-    return {}
+    _print_summary(checked.summary, checked.folder)
+    return EXIT_FAILURES if checked.failed else EXIT_OK
 
 
 def _diff(args: argparse.Namespace) -> int:
-    from mybackprop._diff import diff_runs
+    from mybackprop.reporting.diff import diff_runs
 
     try:
         result = diff_runs(args.run_a, args.run_b)
@@ -277,7 +152,7 @@ def _diff(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from mybackprop._html import render_run
+    from mybackprop.reporting.html import render_run
 
     try:
         written = render_run(args.run_dir)
@@ -289,13 +164,13 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _list() -> int:
-    from mybackprop._candidate import (
-        CandidateLoadError,
+    from mybackprop.harness.contract import CandidateLoadError
+    from mybackprop.harness.loading import (
         load_candidate,
         registered_candidates,
         registered_versions,
     )
-    from oracles import versions
+    from mybackprop.oracles import versions
 
     print("candidates (use with --impl NAME; any MODULE:ATTR or FILE.py:ATTR works too):")
     packages = registered_versions()
@@ -311,29 +186,6 @@ def _list() -> int:
         print(f"  {name:<20} {name + ' ' + state:<45} float64")
     print(f"  {'finite_differences':<20} {'mybackprop (numpy)':<45} float64; breaks ties")
     return EXIT_OK
-
-
-def _space_options(args: argparse.Namespace) -> dict[str, Any]:
-    options: dict[str, Any] = {"max_depth": args.max_depth, "max_width": args.max_width,
-                               "max_batch": args.max_batch, "kinks": args.kinks}
-    for name in ("activations", "losses", "reductions"):
-        if getattr(args, name):
-            options[name] = getattr(args, name)
-    if args.dtype:
-        options["dtypes"] = (args.dtype,)
-    return options
-
-
-def _default_folder(impl: str, seed: int) -> Path:
-    from mybackprop._sweep import slug as make_slug
-
-    slug = make_slug(impl)
-    base = DEFAULT_REPORTS / f"{time.strftime('%Y%m%d-%H%M%S')}-{slug}-seed{seed}"
-    folder, n = base, 1
-    while folder.exists():
-        n += 1
-        folder = base.with_name(f"{base.name}-{n}")
-    return folder
 
 
 def _print_summary(summary: dict[str, Any], folder: Path) -> None:

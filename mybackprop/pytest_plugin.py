@@ -51,15 +51,18 @@ def pytest_configure(config: pytest.Config) -> None:
     spec = config.getoption("impl", None)
     if not spec:
         return
-    if os.environ.get("PYTEST_XDIST_WORKER"):  # -n W: one thread per worker (mybackprop._threads)
-        from mybackprop._threads import hold_to_one_thread
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # -n W: one thread per worker (sweep.threads)
+        from mybackprop.sweep.threads import hold_to_one_thread
 
         hold_to_one_thread()
-    from mybackprop._candidate import CandidateLoadError, load_candidate
+    from mybackprop.harness.contract import CandidateLoadError
+    from mybackprop.harness.loading import load_candidate
+    from mybackprop.spec.problem import SpecError
 
     try:
-        config._mybackprop_candidate = load_candidate(spec)  # type: ignore[attr-defined]
-    except CandidateLoadError as exc:
+        settings = config._mybackprop_settings = settings_from_options(config)  # type: ignore
+        config._mybackprop_candidate = load_candidate(settings.impl[0])  # type: ignore
+    except (SpecError, CandidateLoadError) as exc:
         raise pytest.UsageError(str(exc)) from None
     config._mybackprop_expectations = _read_expectations(  # type: ignore[attr-defined]
         config.getoption("mybackprop_expect"))
@@ -67,6 +70,14 @@ def pytest_configure(config: pytest.Config) -> None:
         config.args[:] = [str(SUITE)]
     config._mybackprop_started = time.perf_counter()  # type: ignore[attr-defined]
     config._mybackprop_workers_checked = 0  # type: ignore[attr-defined]
+
+
+def settings_from_options(config: pytest.Config) -> Any:
+    """The run settings of this session's options: the door's one conversion (--impl; the
+    rest keep the defaults `mybackprop check` has)."""
+    from mybackprop.harness.settings import RunSettings
+
+    return RunSettings.build(impl=[config.getoption("impl")])
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
@@ -96,7 +107,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     candidate = getattr(config, "_mybackprop_candidate", None)
     if candidate is None:
         return []
-    from oracles import versions
+    from mybackprop.oracles import versions
 
     oracles = ", ".join(f"{name} {v}" for name, v in versions().items() if v)
     return [f"mybackprop: candidate {candidate.name} ({candidate.supports.describe()})",
@@ -143,10 +154,10 @@ def mybackprop_candidate(request: pytest.FixtureRequest) -> Any:
 
 @pytest.fixture(scope="session")
 def mybackprop_checker() -> Any:
-    from mybackprop._runner import Checker
-    from mybackprop._threads import freeze_loaded
-    from oracles import load_oracle
-    from oracles.finite_differences import FiniteDifferenceOracle
+    from mybackprop.harness.runner import Checker
+    from mybackprop.oracles import load_oracle
+    from mybackprop.oracles.finite_differences import FiniteDifferenceOracle
+    from mybackprop.sweep.threads import freeze_loaded
 
     checker = Checker([load_oracle("torch"), load_oracle("jax")],
                       tie_breaker=FiniteDifferenceOracle())

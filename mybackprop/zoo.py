@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from mybackprop._matrix import matrix  # the right answer, that a slip is measured against
-from mybackprop._problem import Gradients
-from mybackprop._runner import FAILING
-from mybackprop._spec import ACTIVATIONS, LOSSES, REDUCTIONS
+from mybackprop.harness.runner import FAILING
+from mybackprop.levels.matrix import matrix  # the right answer, that a slip is measured against
+from mybackprop.spec.problem import Gradients
+from mybackprop.spec.table import ACTIVATIONS, LOSSES, REDUCTIONS
 
 Array = np.ndarray
 
@@ -260,7 +260,7 @@ def live_cases(name: str, count: int, seed: int = 0, max_draws: int = 3000,
                **space: Any) -> Iterator[tuple[Any, Expected]]:
     """Up to `count` random problems, from what the mutant declares (depth <= 3; `space` sets
     CaseSpace's other ranges), on which its slip changes the answer, with their expectations."""
-    from mybackprop._cases import CaseSpace, sample_problem
+    from mybackprop.harness.cases import CaseSpace, sample_problem
 
     function = ZOO[name][0]
     supports = {key: tuple(sorted(value)) for key, value in function.supports.items()

@@ -2,6 +2,9 @@
 
 ``load_oracle(name)`` imports the framework only when asked, so ``mybackprop --help`` and the
 NumPy candidates never pay for torch or jax. A missing framework is one clear line, not a crash.
+The folder sits at the top of the repository and installs as ``mybackprop.oracles``.
+
+May import: spec, levels, judging.
 """
 
 from __future__ import annotations
@@ -11,13 +14,13 @@ import importlib.metadata
 import importlib.util
 from typing import Any, Protocol
 
-from mybackprop._problem import Gradients, Problem
+from mybackprop.spec.problem import Gradients, Problem
 
 # name -> (module holding the oracle class, class name, the package to import, how to install it)
 _REGISTRY: dict[str, tuple[str, str, str, str]] = {
-    "torch": ("oracles.torch_oracle", "TorchOracle", "torch",
+    "torch": ("mybackprop.oracles.torch_oracle", "TorchOracle", "torch",
               "pip install 'mybackprop[torch]' (torch==2.13.0, the CPU build)"),
-    "jax": ("oracles.jax_oracle", "JaxOracle", "jax", "pip install 'mybackprop[jax]'"),
+    "jax": ("mybackprop.oracles.jax_oracle", "JaxOracle", "jax", "pip install 'mybackprop[jax]'"),
 }
 ORACLE_NAMES: tuple[str, ...] = tuple(_REGISTRY)
 

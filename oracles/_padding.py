@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mybackprop._problem import Gradients, Problem
+from mybackprop.spec.problem import Gradients, Problem
 
 
 def bucket(n: int, minimum: int) -> int:

@@ -24,10 +24,10 @@ from typing import Any
 
 import numpy as np
 
-from mybackprop._kinks import units_on_kinks
-from mybackprop._matrix import forward
-from mybackprop._problem import Gradients, Problem
-from mybackprop._tolerance import UNIT_ROUNDOFF, Scales, Tolerance, gradient_scales
+from mybackprop.judging.kinks import units_on_kinks
+from mybackprop.judging.tolerance import UNIT_ROUNDOFF, Scales, Tolerance, gradient_scales
+from mybackprop.levels.matrix import forward
+from mybackprop.spec.problem import Gradients, Problem
 
 U = UNIT_ROUNDOFF["float64"]
 STEP = U ** (1 / 5)  # balances Richardson's h^4 truncation against rounding / h

@@ -48,10 +48,11 @@ def _cache_folder() -> str | None:
 
 import jax.numpy as jnp  # noqa: E402  (x64 must be on before arrays are made)
 from jax import lax  # noqa: E402
+from mybackprop.oracles._padding import MIN_BUCKET, bucket_shape, pad, unpad  # noqa: E402
 
-from mybackprop._problem import Gradients, Problem  # noqa: E402
-from mybackprop._spec import ACTIVATION_TABLE, LOSS_TABLE  # noqa: E402
-from oracles._padding import MIN_BUCKET, bucket_shape, pad, unpad  # noqa: E402
+from mybackprop.spec import table as spec_table  # noqa: E402
+from mybackprop.spec.problem import Gradients, Problem  # noqa: E402
+from mybackprop.spec.table import ACTIVATION_TABLE, LOSS_TABLE  # noqa: E402
 
 _ACTIVATION_INDEX = {a.name: i for i, a in enumerate(ACTIVATION_TABLE)}
 _LOSS_INDEX = {loss.name: i for i, loss in enumerate(LOSS_TABLE)}
@@ -159,7 +160,7 @@ class _Compiled:
 
 def _fingerprint(args: tuple[Any, ...]) -> str:
     """What a compiled function depends on, hashed."""
-    sources = [Path(__file__), Path(__file__).parent.parent / "mybackprop" / "_spec.py"]
+    sources = [Path(__file__), Path(spec_table.__file__)]
     signature = [(np.shape(a), np.asarray(a).dtype.str) for a in jax.tree_util.tree_leaves(args)]
     cpu = ""
     try:

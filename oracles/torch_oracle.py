@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 import torch
+from mybackprop.oracles._padding import bucket_shape, pad, unpad
 
-from mybackprop._problem import Gradients, Problem
-from mybackprop._spec import ACTIVATIONS, LOSSES
-from oracles._padding import bucket_shape, pad, unpad
+from mybackprop.spec.problem import Gradients, Problem
+from mybackprop.spec.table import ACTIVATIONS, LOSSES
 
 
 class TorchOracle:

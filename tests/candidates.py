@@ -121,7 +121,7 @@ def returns_strings(problem):
 
 @mb.candidate(returns_intermediates=True)
 def with_intermediates(problem):
-    from mybackprop._matrix import forward
+    from mybackprop.levels.matrix import forward
 
     answer = mb.matrix(problem)
     fwd = forward(problem)

@@ -20,14 +20,14 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 @pytest.fixture(scope="session")
 def torch_oracle():
-    from oracles import load_oracle
+    from mybackprop.oracles import load_oracle
 
     return load_oracle("torch")
 
 
 @pytest.fixture(scope="session")
 def jax_oracle():
-    from oracles import load_oracle
+    from mybackprop.oracles import load_oracle
 
     return load_oracle("jax")
 

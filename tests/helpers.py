@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import mybackprop as mb
-from mybackprop._candidate import Candidate, Supports, to_gradients
-from mybackprop._compare import TensorComparison, compare
-from mybackprop._problem import Problem
-from mybackprop._runner import Checker, Outcome
-from mybackprop._tolerance import Tolerance, gradient_scales
+from mybackprop.harness.contract import Candidate, Supports, to_gradients
+from mybackprop.harness.runner import Checker, Outcome
+from mybackprop.judging.compare import TensorComparison, compare
+from mybackprop.judging.tolerance import Tolerance, gradient_scales
+from mybackprop.spec.problem import Problem
 
 LEVELS = {"element": mb.element, "vector": mb.vector, "matrix": mb.matrix}
 

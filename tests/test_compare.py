@@ -6,12 +6,12 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
+from mybackprop.oracles.torch_oracle import TorchOracle
 
-from mybackprop._compare import compare, within
-from mybackprop._problem import Gradients
-from mybackprop._tolerance import Scales, Tolerance, gradient_scales
+from mybackprop.judging.compare import compare, within
+from mybackprop.judging.tolerance import Scales, Tolerance, gradient_scales
+from mybackprop.spec.problem import Gradients
 from mybackprop.strategies import problems
-from oracles.torch_oracle import TorchOracle
 
 
 def one_by_one(answer: Gradients, reference: Gradients, allowed: Scales) -> list[tuple]:

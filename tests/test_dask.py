@@ -67,7 +67,7 @@ def test_local_cluster_workers_trim_no_memory_and_log_only_critical(monkeypatch)
     # workers log only what is critical (a usage error must stay one line). A nanny writes its
     # settings into the environment of the process that hosts it and leaves them there (the
     # LocalCluster of an earlier test here did): ours puts them back.
-    from mybackprop._sweep import DaskExecutor
+    from mybackprop.sweep.sweeps import DaskExecutor
 
     written = ("MALLOC_TRIM_THRESHOLD_", "OMP_NUM_THREADS", "PYTHONHASHSEED",
                "DASK_LOGGING__DISTRIBUTED")

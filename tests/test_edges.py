@@ -9,7 +9,7 @@ from hypothesis import given
 
 import mybackprop as mb
 from mybackprop import Architecture, Layer, Problem
-from mybackprop._cases import (
+from mybackprop.harness.cases import (
     CaseConfig,
     CaseSpace,
     KinkUnavoidable,
@@ -17,7 +17,7 @@ from mybackprop._cases import (
     on_kink,
     placed_on_kinks,
 )
-from mybackprop._problem import validate
+from mybackprop.spec.problem import validate
 from mybackprop.strategies import case_configs, problem_or_reject
 
 

@@ -10,15 +10,15 @@ import numpy as np
 import pytest
 from helpers import LEVELS, as_candidate, assert_verdict, check
 from hypothesis import given, settings
+from mybackprop.oracles import finite_differences as fd_module
+from mybackprop.oracles.finite_differences import FiniteDifferenceOracle
 
 import mybackprop as mb
-from mybackprop._candidate import Supports, to_gradients
-from mybackprop._cases import CaseConfig, build_problem
-from mybackprop._runner import Checker
-from mybackprop._tolerance import Tolerance, gradient_scales
+from mybackprop.harness.cases import CaseConfig, build_problem
+from mybackprop.harness.contract import Supports, to_gradients
+from mybackprop.harness.runner import Checker
+from mybackprop.judging.tolerance import Tolerance, gradient_scales
 from mybackprop.strategies import problems
-from oracles import finite_differences as fd_module
-from oracles.finite_differences import FiniteDifferenceOracle
 
 FULL, DIRECTIONAL = FiniteDifferenceOracle(), FiniteDifferenceOracle(max_full=0)
 

@@ -11,8 +11,8 @@ from helpers import LEVELS, assert_verdict, check, level_disagreements
 
 import mybackprop as mb
 from mybackprop import Architecture, Layer
-from mybackprop._candidate import load_candidate
-from mybackprop._cases import CaseConfig, build_problem
+from mybackprop.harness.cases import CaseConfig, build_problem
+from mybackprop.harness.loading import load_candidate
 
 # sigmoid'(a) instead of sigmoid'(z): the derivative evaluated at the activation.
 SIGMOID_AT_A = dataclasses.replace(

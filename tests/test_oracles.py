@@ -9,14 +9,14 @@ import sys
 import jax
 import numpy as np
 from hypothesis import given, settings
+from mybackprop.oracles import OracleUnavailable, load_oracle, versions
+from mybackprop.oracles._padding import bucket, bucket_shape
+from mybackprop.oracles.jax_oracle import SMALL_STACK, STACK, STACK_MIN_DEPTH, JaxOracle
 
-from mybackprop._cases import CaseSpace, sample_problem
-from mybackprop._compare import compare
-from mybackprop._tolerance import Tolerance, gradient_scales
+from mybackprop.harness.cases import CaseSpace, sample_problem
+from mybackprop.judging.compare import compare
+from mybackprop.judging.tolerance import Tolerance, gradient_scales
 from mybackprop.strategies import problems
-from oracles import OracleUnavailable, load_oracle, versions
-from oracles._padding import bucket, bucket_shape
-from oracles.jax_oracle import SMALL_STACK, STACK, STACK_MIN_DEPTH, JaxOracle
 
 
 @settings(max_examples=60)
@@ -30,7 +30,7 @@ def test_padding_into_shape_buckets_changes_the_jax_answer_only_by_rounding(prob
 
 def test_compiled_functions_are_kept_as_files_and_a_bad_file_is_compiled_again(
         tmp_path, monkeypatch):
-    import oracles.jax_oracle as jo
+    import mybackprop.oracles.jax_oracle as jo
 
     monkeypatch.setenv("MYBACKPROP_JAX_CACHE", str(tmp_path))
     problem = sample_problem(np.random.default_rng(0), CaseSpace(dtypes=("float64",)))
@@ -68,7 +68,7 @@ def test_an_unknown_oracle_is_a_clear_error():
 
 
 def test_versions_are_read_without_importing_the_frameworks():
-    code = ("import sys; from oracles import versions; v = versions(); "
+    code = ("import sys; from mybackprop.oracles import versions; v = versions(); "
             "print(sorted(m for m in ('torch', 'jax') if m in sys.modules), v['torch'][:6])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout
     assert out.split() == ["[]", "2.13.0"]
@@ -77,7 +77,7 @@ def test_versions_are_read_without_importing_the_frameworks():
 
 def test_both_oracles_compute_in_float64_from_float32_parameters(torch_oracle, jax_oracle):
     from mybackprop import Architecture, Layer
-    from mybackprop._cases import CaseConfig, build_problem
+    from mybackprop.harness.cases import CaseConfig, build_problem
 
     arch = Architecture(3, (Layer(4, "tanh"),), "mse", "mean")
     problem = build_problem(CaseConfig(arch, 5, "float32", 1.0, 1.0, seed=1))
@@ -92,7 +92,7 @@ def test_batched_answers_are_the_one_case_answers_to_within_rounding(torch_oracl
     both dtypes; in JAX, stacks of 64 and of 16, each filled up with repeats), and 12 wider,
     deeper, larger-batch ones (their own classes; fewer than JAX's MIN_STACKED go one at a
     time)."""
-    from mybackprop._sweep import case_problem
+    from mybackprop.sweep.sweeps import case_problem
 
     default, large = CaseSpace(), CaseSpace(max_depth=9, max_width=40, max_batch=100)
     problems = ([case_problem(21, k, default) for k in range(95)]

@@ -7,9 +7,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mybackprop._candidate import load_candidate
-from mybackprop._cases import CaseSpace, sample_problem
-from mybackprop._runner import Checker
+from mybackprop.harness.cases import CaseSpace, sample_problem
+from mybackprop.harness.loading import load_candidate
+from mybackprop.harness.runner import Checker
 
 EXPECTED = {
     "gelu_without_pdf": "wrong_activation_derivative",

@@ -11,8 +11,8 @@ import pytest
 from helpers import LEVELS, assert_verdict, check, level_disagreements, oracle_as_candidate
 from hypothesis import given
 
-from mybackprop._cases import on_kink
-from mybackprop._runner import Checker
+from mybackprop.harness.cases import on_kink
+from mybackprop.harness.runner import Checker
 from mybackprop.strategies import problems
 
 

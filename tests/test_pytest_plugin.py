@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -39,7 +40,22 @@ def test_a_broken_candidate_fails_with_the_smallest_network_and_a_repro(pytester
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*fail [*dw_not_averaged vs torch+jax, 1-1(tanh*N=2, *",
                                  "*dW1[[]0, 0]: candidate *",
-                                 "*reproduce: mybackprop._cases.build_problem(CaseConfig*"])
+                                 "*reproduce: from mybackprop import problem_from_config; *"])
+    # The reproduce line runs exactly as printed, in a fresh interpreter, and rebuilds the case
+    # that failed: its architecture and batch, and the same failure from the candidate.
+    context = next(line for line in result.outlines if "fail [" in line)
+    line = next(line for line in result.outlines if "reproduce: " in line)
+    code = line.split("reproduce: ", 1)[1]
+    check = (f"{code}\nimport sys; sys.path.insert(0, {str(CANDIDATES.parent)!r})\n"
+             "import candidates, mybackprop\n"
+             "print(problem.architecture.describe(), problem.batch_size, problem.dtype_name)\n"
+             "good, bad = mybackprop.matrix(problem), candidates.dw_not_averaged(problem)\n"
+             "print(float(abs(bad['dW'][0] - good['dW'][0]).max()) > 0)\n")
+    rebuilt = pytester.run(sys.executable, "-c", check)
+    assert rebuilt.ret == 0, rebuilt.stderr.str()
+    architecture, batch, dtype = rebuilt.outlines[0].rsplit(" ", 2)
+    assert f", {architecture}, N={batch}, {dtype}]" in context
+    assert rebuilt.outlines[1] == "True"
 
 
 def test_a_failure_that_does_not_come_back_is_reported_unshrunk(pytester):
@@ -50,7 +66,7 @@ def test_a_failure_that_does_not_come_back_is_reported_unshrunk(pytester):
         *FAST)
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*fail [*wrong_the_first_time vs torch+jax, *",
-                                 "*reproduce: mybackprop._cases.build_problem(CaseConfig*",
+                                 "*reproduce: from mybackprop import problem_from_config; *",
                                  "*one case at a time it passed, so it was not shrunk*"])
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from mybackprop import ACTIVATIONS, LOSSES, Architecture, Layer, Problem, SpecError
-from mybackprop._spec import ACTIVATION_TABLE, LOSS_TABLE
+from mybackprop.spec.table import ACTIVATION_TABLE, LOSS_TABLE
 
 Z = np.linspace(-6, 6, 49) + 0.0123  # off every kink
 

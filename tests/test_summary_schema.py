@@ -8,7 +8,7 @@ import jsonschema
 import pytest
 from test_cli import run
 
-from mybackprop._report import SUMMARY_SCHEMA, SUMMARY_SCHEMA_VERSION
+from mybackprop.reporting.records import SUMMARY_SCHEMA, SUMMARY_SCHEMA_VERSION
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from hypothesis import given
 
 import mybackprop as mb
 from mybackprop import Architecture, Layer, Problem, SpecError
-from mybackprop._tolerance import Tolerance, gradient_scales
+from mybackprop.judging.tolerance import Tolerance, gradient_scales
 from mybackprop.strategies import problems
 
 # dL/dW = 2 sum_n (w x_n - y_n) x_n with x = (1, 1): two terms of size ~2000 that cancel to -4e-9.
@@ -108,7 +108,7 @@ UNDERFLOW_CASES = [
 
 @pytest.mark.parametrize("config", UNDERFLOW_CASES, ids=["silu-gelu", "silu-tanh-tanh"])
 def test_an_underflowed_sigmoid_times_z_is_rounding_not_a_bug(both_oracles, config):
-    from mybackprop._cases import CaseConfig, build_problem
+    from mybackprop.harness.cases import CaseConfig, build_problem
     from mybackprop.zoo import sign_flipped
 
     problem = build_problem(CaseConfig.from_dict(config))

@@ -28,7 +28,7 @@ from candidates import (
 from helpers import assert_verdict, check
 
 from mybackprop import Architecture, Layer, Problem
-from mybackprop._cases import CaseConfig, build_problem
+from mybackprop.harness.cases import CaseConfig, build_problem
 
 
 def make_problem(dtype="float32", activations=("tanh", "sigmoid"), loss="mse", reduction="mean",
@@ -124,7 +124,7 @@ def test_candidate_declaring_no_dx_is_judged_without_it(both_oracles):
 def test_a_hanging_candidate_is_stopped_at_the_time_limit(both_oracles):
     from helpers import as_candidate
 
-    from mybackprop._runner import Checker
+    from mybackprop.harness.runner import Checker
 
     outcome = Checker(both_oracles, time_limit=0.5).check(as_candidate(hangs), make_problem())
     assert_verdict(outcome, "error")

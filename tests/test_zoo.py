@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from mybackprop import zoo
-from mybackprop._candidate import load_candidate
-from mybackprop._cases import CaseSpace, sample_problem
-from mybackprop._runner import Checker, Outcome
+from mybackprop.harness.cases import CaseSpace, sample_problem
+from mybackprop.harness.loading import load_candidate
+from mybackprop.harness.runner import Checker, Outcome
 
 CASES_PER_MUTANT = 4
 def live_cases(name: str, count: int, seed: int = 0) -> list[tuple[object, zoo.Expected]]:
@@ -27,7 +27,7 @@ def assert_diagnosed(outcome: Outcome, expected: zoo.Expected) -> None:
 
 
 def test_the_zoo_has_at_least_fifteen_bugs_and_every_pattern_is_known():
-    from mybackprop._diagnose import PATTERNS
+    from mybackprop.diagnosis.diagnose import PATTERNS
 
     assert len(zoo.ZOO) >= 15
     assert {pattern for _, pattern, _ in zoo.ZOO.values()} <= set(PATTERNS) - {"unknown"}

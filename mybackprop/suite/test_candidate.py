@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 
-from mybackprop._cases import CaseConfig, CaseSpace, build_problem
-from mybackprop._problem import Architecture, Layer
-from mybackprop._spec import ACTIVATIONS, DTYPES, KINKED_ACTIVATIONS, LOSSES, REDUCTIONS
+from mybackprop.harness.cases import CaseConfig, CaseSpace, build_problem
+from mybackprop.harness.strategies import case_configs, problem_or_reject
 from mybackprop.pytest_plugin import count_example
-from mybackprop.strategies import case_configs, problem_or_reject
+from mybackprop.spec.problem import Architecture, Layer
+from mybackprop.spec.table import ACTIVATIONS, DTYPES, KINKED_ACTIVATIONS, LOSSES, REDUCTIONS
 
 
 def _space(candidate: Any, activations: tuple[str, ...], losses: tuple[str, ...],
@@ -88,8 +88,13 @@ def _problem(candidate: Any, config: Any) -> Any:
 
 
 def _failure(outcome: Any, config: Any) -> str:
-    return (f"{outcome.message()}\n  reproduce: mybackprop._cases.build_problem("
-            f"CaseConfig.from_dict({config.to_dict()!r}))")
+    return (f"{outcome.message()}\n  reproduce: {reproduce_line(config)}")
+
+
+def reproduce_line(config: Any) -> str:
+    """A line of Python that rebuilds the case's problem, runnable exactly as printed."""
+    return (f"from mybackprop import problem_from_config; "
+            f"problem = problem_from_config({config.to_dict()!r})")
 
 
 @pytest.mark.parametrize("loss", LOSSES)

@@ -28,19 +28,20 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from mybackprop._cases import CaseSpace, sample_problem
-from mybackprop._problem import Problem
-from mybackprop._report import CASES_FILE
-from mybackprop._repro import write_repro
-from mybackprop._runner import FAILING
-from mybackprop._shrink import shrink, size
-from mybackprop._threads import (
+from mybackprop.harness.cases import CaseSpace, sample_problem
+from mybackprop.harness.runner import FAILING
+from mybackprop.harness.settings import RunSettings
+from mybackprop.harness.shrink import shrink, size
+from mybackprop.reporting.records import CASES_FILE
+from mybackprop.reporting.repro import write_repro
+from mybackprop.spec.problem import Problem
+from mybackprop.sweep.threads import (
     ONE_THREAD,
     environ_kept,
     freeze_loaded,
@@ -49,8 +50,6 @@ from mybackprop._threads import (
 )
 
 RUN_FILE, SMALLEST_FILE = "run.json", "smallest.jsonl"
-CHUNK = 256  # cases per chunk: enough to fill the oracles' stacks, small enough to spread
-EXECUTORS = ("process", "dask")
 Job = tuple[int, frozenset[str]]  # a case and the candidates it already has records for
 # What a chunk sends back: (case, record as a cases.jsonl line, message) per case and candidate,
 # and seconds per part. Workers write the JSON: the parent, which writes every line of the run,
@@ -64,55 +63,37 @@ def case_problem(seed: int, case: int, space: CaseSpace) -> Problem:
 
 
 @dataclass(frozen=True)
-class Settings:
-    """Everything a worker needs to rebuild the checker (picklable, for spawned processes)."""
+class Run:
+    """A run: its settings, its folder, and its candidates' names as the records carry them
+    (picklable: a worker rebuilds its checker and candidates from it alone)."""
 
+    settings: RunSettings
     folder: str
-    seed: int
-    cases: int
-    space: dict[str, Any]
-    candidates: tuple[str, ...]  # names, as the records carry them
-    oracles: tuple[str, ...]
-    tolerance_factor: dict[str, float]
-    time_limit: float
-    isolate: bool
-    memory_limit: int
-    specs: tuple[str, ...]  # the --impl values as given (a folder loads each file)
-    chunk: int = CHUNK
+    candidates: tuple[str, ...]
 
     def comparable(self) -> dict[str, Any]:
-        """What must match for a resumed run to continue this one."""
-        fields = asdict(self)
-        for local in ("folder", "time_limit", "isolate", "memory_limit", "specs"):
-            fields.pop(local)
-        fields["space"] = {k: list(v) if isinstance(v, tuple) else v
-                           for k, v in fields["space"].items()}
-        fields["candidates"] = list(fields["candidates"])
-        fields["oracles"] = list(fields["oracles"])
-        return fields
+        """What must match for a resumed run to continue this one (run.json)."""
+        settings = self.settings
+        return {"seed": settings.seed, "cases": settings.cases,
+                "space": {k: list(v) if isinstance(v, tuple) else v
+                          for k, v in vars(settings.space).items()},
+                "candidates": list(self.candidates), "oracles": list(settings.oracles),
+                "tolerance_factor": dict(settings.tolerance.factor), "chunk": settings.chunk}
 
 
 class _State:
     """One process's checker and candidates: a worker loads its own; the parent reuses what the
-    command line loaded to check its options (isolated candidates keep their worker process)."""
+    door loaded to check its settings (isolated candidates keep their worker process)."""
 
-    def __init__(self, settings: Settings, candidates: list[Any] | None = None,
+    def __init__(self, run: Run, candidates: list[Any] | None = None,
                  oracles: list[Any] | None = None) -> None:
-        from mybackprop._candidate import load_candidates
-        from mybackprop._runner import Checker
-        from mybackprop._tolerance import Tolerance
-        from oracles import load_oracle
-        from oracles.finite_differences import FiniteDifferenceOracle
-
-        self.settings = settings
-        self.space = CaseSpace(**settings.space)
-        self.tolerance = Tolerance(dict(settings.tolerance_factor))
-        self.candidates = candidates or load_candidates(list(settings.specs), settings.isolate,
-                                                        settings.memory_limit)
-        self.oracles = oracles or [load_oracle(name) for name in settings.oracles]
-        self.checker = Checker(self.oracles, self.tolerance,
-                               tie_breaker=FiniteDifferenceOracle(),
-                               time_limit=settings.time_limit)
+        settings = self.settings = run.settings
+        self.run = run
+        self.space = settings.space
+        self.tolerance = settings.tolerance
+        self.candidates = candidates or settings.load_candidates()
+        self.oracles = oracles or settings.load_oracles()
+        self.checker = settings.checker(self.oracles)
         freeze_loaded()  # torch and JAX are in: keep the collector off their objects
 
     def run_chunk(self, jobs: list[Job]) -> ChunkResult:
@@ -136,7 +117,7 @@ class _State:
                 record = {"case": case, "seed": self.settings.seed, **outcome.to_record()}
                 if outcome.verdict in FAILING and outcome.reference_answer is not None:
                     name = f"repro/case-{case:05d}-{slug(candidate.name)}.py"
-                    write_repro(Path(self.settings.folder) / name, outcome, candidate.name,
+                    write_repro(Path(self.run.folder) / name, outcome, candidate.name,
                                 self.tolerance)
                     record["repro"] = name
                 message = (f"case {case}: {outcome.message()}"
@@ -155,9 +136,9 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")[:60]
 
 
-def chunks(settings: Settings, done: dict[int, set[str]]) -> Iterator[list[Job]]:
+def chunks(run: Run, done: dict[int, set[str]]) -> Iterator[list[Job]]:
     """The jobs left, chunk by chunk (fixed case numbers), made as they are needed."""
-    everyone = len(settings.candidates)
+    everyone, settings = len(run.candidates), run.settings
     for start in range(0, settings.cases, settings.chunk):
         jobs = [(case, frozenset(done.get(case, ())))
                 for case in range(start, min(start + settings.chunk, settings.cases))
@@ -170,17 +151,17 @@ def chunks(settings: Settings, done: dict[int, set[str]]) -> Iterator[list[Job]]
 _WORKERS: dict[str, _State] = {}
 
 
-def _worker_state(settings: Settings) -> _State:
-    key = repr(settings)
+def _worker_state(run: Run) -> _State:
+    key = repr(run)
     if key not in _WORKERS:
         hold_to_one_thread()  # before the oracles load (a Dask worker may lack ONE_THREAD)
-        _WORKERS[key] = _State(settings)
+        _WORKERS[key] = _State(run)
     return _WORKERS[key]
 
 
-def run_chunk_in_worker(settings: Settings, jobs: list[Job]) -> ChunkResult:
+def run_chunk_in_worker(run: Run, jobs: list[Job]) -> ChunkResult:
     """A worker's task (process pool or Dask): a chunk of cases, with its own loaded state."""
-    return _worker_state(settings).run_chunk(jobs)
+    return _worker_state(run).run_chunk(jobs)
 
 
 def _ordered(submit: Callable[[list[Job]], Any], wait: Callable[[Any], ChunkResult],
@@ -211,8 +192,8 @@ def _preload(oracles: tuple[str, ...]) -> None:
     """A pool worker's first act: import what its chunks will need (the parent reports any
     oracle that cannot load, so a failure here is left for that)."""
     hold_to_one_thread()
-    import mybackprop._runner  # noqa: F401
-    from oracles import load_oracle
+    import mybackprop.harness.runner  # noqa: F401
+    from mybackprop.oracles import load_oracle
 
     for name in oracles:
         try:
@@ -221,35 +202,47 @@ def _preload(oracles: tuple[str, ...]) -> None:
             pass
 
 
-def sweep(settings: Settings, work: Iterable[list[Job]], workers: int,
-          parent: _State | None = None, executor: str = "process",
-          scheduler: str | None = None,
+def sweep(run: Run, work: Iterable[list[Job]], parent: _State | None = None,
           started: multiprocessing.pool.Pool | DaskExecutor | None = None
           ) -> Iterator[ChunkResult]:
     """Run the chunks; yield each chunk's records, in case order, as soon as it is its turn.
 
-    With the process executor, this process is one of the `workers` (1: the only one), beside
-    workers - 1 spawned ones. "dask" sends the chunks to the Dask scheduler at `scheduler`
-    (host:port), or to a local cluster of `workers` processes. `started`: those workers, if
-    the caller started them (start_pool, DaskExecutor) and closes them itself; otherwise they
-    are started and closed here.
+    With the process executor, this process is one of the settings' workers (1: the only one),
+    beside workers - 1 spawned ones. "dask" sends the chunks to the Dask scheduler at the
+    settings' scheduler (host:port), or to a local cluster of that many workers. `started`:
+    those workers, if the caller started them (start_workers) and closes them itself;
+    otherwise they are started and closed here.
     """
-    if executor == "dask":
+    settings = run.settings
+    if settings.executor == "dask":
         with contextlib.ExitStack() as stack:
-            dask = started or stack.enter_context(DaskExecutor(workers, scheduler,
+            dask = started or stack.enter_context(DaskExecutor(settings.workers,
+                                                               settings.scheduler,
                                                                settings.oracles))
-            yield from _dask_sweep(settings, work, dask)
+            yield from _dask_sweep(run, work, dask)
         return
-    state = parent or _State(settings)
-    if workers <= 1:
+    state = parent or _State(run)
+    if settings.workers <= 1:
         for jobs in work:
             yield state.run_chunk(jobs)
         return
     with contextlib.ExitStack() as stack:
-        helpers = started or stack.enter_context(start_pool(workers - 1, settings.oracles))
+        helpers = started or stack.enter_context(start_pool(settings.workers - 1,
+                                                            settings.oracles))
         yield from _shared(state, lambda jobs: helpers.apply_async(run_chunk_in_worker,
-                                                                   (settings, jobs)),
-                           iter(work), workers - 1)  # this process is the W-th worker
+                                                                   (run, jobs)),
+                           iter(work), settings.workers - 1)  # this process is the W-th worker
+
+
+def start_workers(settings: RunSettings) -> multiprocessing.pool.Pool | DaskExecutor | None:
+    """The workers a sweep with these settings will use beside this process, started now so
+    that they load the oracles while this process does (None: this process alone)."""
+    if settings.executor == "dask":
+        return DaskExecutor(settings.workers, settings.scheduler, settings.oracles)
+    if settings.workers > 1:  # this process is one of the W
+        hold_to_one_thread()  # before the oracles load, as the spawned workers do
+        return start_pool(settings.workers - 1, settings.oracles)
+    return None
 
 
 def _shared(state: _State, submit: Callable[[list[Job]], Any], work: Iterator[list[Job]],
@@ -357,11 +350,11 @@ class DaskExecutor:
         self.close()
 
 
-def _dask_sweep(settings: Settings, work: Iterable[list[Job]],
+def _dask_sweep(run: Run, work: Iterable[list[Job]],
                 dask: DaskExecutor) -> Iterator[ChunkResult]:
     client = dask.client()
     window = 2 * max(1, len(client.scheduler_info()["workers"]))
-    yield from _ordered(lambda jobs: client.submit(run_chunk_in_worker, settings, jobs,
+    yield from _ordered(lambda jobs: client.submit(run_chunk_in_worker, run, jobs,
                                                    pure=False),
                         lambda future: future.result(), work, window)
 
@@ -403,7 +396,7 @@ def shrink_first_failures(state: _State, records: Iterable[dict[str, Any]],
         outcome = state.checker.check(candidate, problem)
         smallest, attempts = shrink(state.checker, candidate, outcome)
         path = f"repro/case-{record['case']:05d}-smallest-{slug(name)}.py"
-        write_repro(Path(state.settings.folder) / path, smallest, name, state.tolerance)
+        write_repro(Path(state.run.folder) / path, smallest, name, state.tolerance)
         before, after = size(problem), size(smallest.problem)
         result = {"case": record["case"], "candidate": name,
                   "architecture": smallest.problem.architecture.describe(),
@@ -413,6 +406,6 @@ def shrink_first_failures(state: _State, records: Iterable[dict[str, Any]],
         report(f"case {record['case']} [{name}]: smallest case that keeps this diagnosis "
                f"({attempts} tries): {result['architecture']}, N={result['batch_size']} "
                f"({after[0]} parameters, was {before[0]}); repro: "
-               f"{Path(state.settings.folder) / path}")
+               f"{Path(state.run.folder) / path}")
         results.append(result)
     return results

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mybackprop._problem import Problem, SpecError
+from mybackprop.spec.problem import Problem, SpecError
 
 UNIT_ROUNDOFF: dict[str, float] = {"float32": 2.0**-24, "float64": 2.0**-53}
 DEFAULT_FACTOR: dict[str, float] = {"float32": 16.0, "float64": 16.0}

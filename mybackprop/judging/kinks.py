@@ -12,10 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from mybackprop._candidate import Supports, to_gradients
-from mybackprop._matrix import forward, matrix
-from mybackprop._problem import Gradients, Problem
-from mybackprop._spec import ACTIVATIONS, Activation, Kink
+from mybackprop.levels.matrix import forward, matrix
+from mybackprop.spec.problem import Gradients, Problem
+from mybackprop.spec.table import ACTIVATIONS, Activation, Kink
 
 
 def units_on_kinks(problem: Problem) -> Counter[str]:
@@ -63,7 +62,9 @@ def convention_answers(problem: Problem) -> list[tuple[str, Gradients]]:
         table = {**ACTIVATIONS, **{name: _with_kink_derivative(ACTIVATIONS[name], value)
                                    for name, value in values.items()}}
         label = ", ".join(f"{name}'(0) = {value:g}" for name, value in values.items())
-        answers.append((label, to_gradients(matrix(p64, table=table), p64, Supports())))
+        answer = matrix(p64, table=table)
+        answers.append((label, Gradients(float(answer["loss"]), answer["dW"], answer["db"],
+                                         answer["dX"])))
     return answers
 
 

@@ -9,19 +9,14 @@ what the candidate handles; other cases are skipped, never crashed.
 
 from __future__ import annotations
 
-import importlib
-import importlib.metadata
-import importlib.util
-import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from mybackprop._problem import Gradients, Problem, choose
-from mybackprop._spec import ACTIVATIONS, DTYPES, LOSSES, REDUCTIONS
+from mybackprop.spec.problem import Gradients, Problem, choose
+from mybackprop.spec.table import ACTIVATIONS, DTYPES, LOSSES, REDUCTIONS
 
 
 class CandidateLoadError(Exception):
@@ -127,129 +122,6 @@ def candidate(**declared: Any) -> Callable[[Callable[[Problem], Any]], Callable[
         return function
 
     return attach
-
-
-ENTRY_POINT_GROUP = "mybackprop.candidates"
-
-
-def registered_candidates() -> dict[str, str]:
-    """Candidates installed packages register in the entry-point group: name -> module:attr."""
-    return {ep.name: ep.value for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
-
-
-def registered_versions() -> dict[str, str]:
-    """name -> 'package version' of the distribution that registered each candidate."""
-    return {ep.name: f"{ep.dist.name} {ep.dist.version}" if ep.dist else "unknown package"
-            for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
-
-
-def load_candidate(spec: str) -> Candidate:
-    """Load a registered name, ``module:attr`` or ``path/to/file.py:attr``.
-
-    Raises CandidateLoadError, one line naming the problem and the fix, if it cannot.
-    """
-    registered = registered_candidates()
-    if ":" not in spec and spec in registered:
-        loaded = load_candidate(registered[spec])
-        return Candidate(spec, loaded.function, loaded.supports)
-    module_name, sep, attr = spec.rpartition(":")
-    if not sep or not module_name or not attr:
-        known = ", ".join(sorted(registered)) or "none installed"
-        raise CandidateLoadError(f"--impl {spec!r} is not MODULE:ATTR, FILE.py:ATTR or a "
-                                 f"registered name ({known}): e.g. mymodule:backprop")
-    if module_name.endswith(".py"):
-        module = _import_file(Path(module_name), spec)
-    else:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            hint = (f"; for the folder of candidates write {module_name}/:{attr}"
-                    if Path(module_name).is_dir() else "")
-            raise CandidateLoadError(f"--impl {spec!r}: no module named {exc.name!r}; install it "
-                                     f"or run from the folder that holds it{hint}") from None
-        except Exception as exc:  # the candidate's own import failed: say so, in one line
-            raise CandidateLoadError(f"--impl {spec!r}: importing {module_name} raised "
-                                     f"{type(exc).__name__}: {exc}") from None
-    try:
-        function = getattr(module, attr)
-    except AttributeError:
-        raise CandidateLoadError(f"--impl {spec!r}: module {module_name} has no attribute "
-                                 f"{attr!r}") from None
-    if not callable(function):
-        raise CandidateLoadError(f"--impl {spec!r} is a {type(function).__name__}, not callable: "
-                                 "point at a function taking a Problem")
-    return Candidate(spec, function, Supports.coerce(getattr(function, "supports", None)))
-
-
-def load_candidates(specs: list[str], isolate: bool = False,
-                    memory_limit: int | None = None) -> list[Candidate]:
-    """Load every --impl; DIR/:ATTR stands for each .py file in DIR (a class's submissions).
-
-    A folder is recognised only when its path has a '/' (class/:backprop, ./class:backprop):
-    a bare name is always a module, even where a folder of that name exists (mybackprop:matrix
-    from the repository root names the module, not the folder of its sources).
-
-    A named candidate that cannot be loaded is a usage error. In a folder, one student's broken
-    file must not stop the others: it becomes a candidate whose every case is an error.
-    """
-    candidates: list[Candidate] = []
-    for spec in specs:
-        folder, _, attr = spec.rpartition(":")
-        if "/" in folder and Path(folder).is_dir():
-            files = sorted(Path(folder).glob("*.py"))
-            if not files:
-                raise CandidateLoadError(f"--impl {spec!r}: folder {folder!r} holds no .py file")
-            candidates += [_load_or_report(f"{file}:{attr}", isolate, memory_limit)
-                           for file in files]
-        else:
-            candidates.append(_load(spec, isolate, memory_limit))
-    names = [c.name for c in candidates]
-    twice = sorted({name for name in names if names.count(name) > 1})
-    if twice:
-        raise CandidateLoadError(f"--impl names {twice[0]!r} twice: give each candidate once")
-    return candidates
-
-
-def _load(spec: str, isolate: bool, memory_limit: int | None) -> Candidate:
-    """In-process, or (isolate) in a worker process that alone runs the candidate's code."""
-    if not isolate:
-        return load_candidate(spec)
-    from mybackprop._isolate import DEFAULT_MEMORY_LIMIT, IsolatedRunner
-
-    runner = IsolatedRunner(spec, memory_limit or DEFAULT_MEMORY_LIMIT)
-
-    def in_worker(problem: Problem) -> Any:  # the Checker calls runner.run, never this
-        raise CandidateError("isolated candidates run in their worker process")
-
-    return Candidate(runner.name, in_worker, runner.supports, runner)
-
-
-def _load_or_report(spec: str, isolate: bool, memory_limit: int | None) -> Candidate:
-    try:
-        return _load(spec, isolate, memory_limit)
-    except CandidateLoadError as exc:
-        message = str(exc)
-
-        def unloadable(problem: Problem) -> Any:
-            raise CandidateError(f"could not be loaded: {message}")
-
-        return Candidate(spec, unloadable)
-
-
-def _import_file(path: Path, spec: str) -> Any:
-    if not path.is_file():
-        raise CandidateLoadError(f"--impl {spec!r}: file {str(path)!r} does not exist")
-    name = f"_mybackprop_candidate_{abs(hash(path.resolve()))}"
-    module_spec = importlib.util.spec_from_file_location(name, path)
-    assert module_spec is not None and module_spec.loader is not None
-    module = importlib.util.module_from_spec(module_spec)
-    sys.modules[name] = module
-    try:
-        module_spec.loader.exec_module(module)
-    except Exception as exc:
-        raise CandidateLoadError(f"--impl {spec!r}: running {path} raised "
-                                 f"{type(exc).__name__}: {exc}") from None
-    return module
 
 
 def to_gradients(answer: Any, problem: Problem, supports: Supports) -> Gradients:

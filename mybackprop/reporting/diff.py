@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mybackprop._report import CASES_FILE, read_cases
-from mybackprop._runner import FAILING as BAD
+from mybackprop.harness.runner import FAILING as BAD
+from mybackprop.reporting.records import CASES_FILE, read_cases
 
 
 @dataclass

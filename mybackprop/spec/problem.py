@@ -14,7 +14,15 @@ from typing import Any
 
 import numpy as np
 
-from mybackprop._spec import ACTIVATIONS, DTYPES, LOSSES, REDUCTIONS, Activation, Loss, Reduction
+from mybackprop.spec.table import (
+    ACTIVATIONS,
+    DTYPES,
+    LOSSES,
+    REDUCTIONS,
+    Activation,
+    Loss,
+    Reduction,
+)
 
 
 class SpecError(ValueError):

@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from mybackprop._cases import on_kink
-from mybackprop._problem import Architecture, Problem, SpecError, validate
-from mybackprop._runner import Outcome
+from mybackprop.harness.cases import on_kink
+from mybackprop.harness.runner import Outcome
+from mybackprop.spec.problem import Architecture, Problem, SpecError, validate
 
 MAX_ATTEMPTS = 300
 

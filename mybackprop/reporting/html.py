@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from mybackprop._report import (
+from mybackprop.harness.runner import FAILING as BAD
+from mybackprop.reporting.records import (
     CASES_FILE,
     MARKDOWN_FILE,
     SUMMARY_FILE,
@@ -27,7 +28,6 @@ from mybackprop._report import (
     render_markdown,
     summarize,
 )
-from mybackprop._runner import FAILING as BAD
 
 HTML_FILE = "report.html"
 WORST_SHOWN = 8  # failures with per-tensor error bars
@@ -64,7 +64,7 @@ def render_html(summary: dict[str, Any], records: list[dict[str, Any]]) -> str:
     import jinja2
 
     environment = jinja2.Environment(
-        loader=jinja2.PackageLoader("mybackprop", "templates"),
+        loader=jinja2.PackageLoader("mybackprop.reporting", "templates"),
         autoescape=True, undefined=jinja2.StrictUndefined)
     failures = [_failure_row(r) for r in records if r["verdict"] in BAD]
     failures.sort(key=lambda row: -(row["err"] if row["err"] is not None else math.inf))
@@ -118,7 +118,7 @@ def _figure(width: float, height: float, **grid: Any) -> Any:
 
 def _heatmap(records: list[dict[str, Any]], candidate: str) -> Any:
     """Share of cases not passing, per activation (rows) x loss (columns), for one candidate."""
-    from mybackprop._spec import ACTIVATIONS, LOSSES
+    from mybackprop.spec.table import ACTIVATIONS, LOSSES
 
     counts: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
     for r in records:

@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from mybackprop._problem import Problem
-from mybackprop._spec import ACTIVATIONS, Activation
+from mybackprop.spec.problem import Problem
+from mybackprop.spec.table import ACTIVATIONS, Activation
 
 
 def vector(problem: Problem, *,

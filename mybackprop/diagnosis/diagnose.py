@@ -28,10 +28,10 @@ from typing import Any
 
 import numpy as np
 
-from mybackprop._compare import TensorComparison
-from mybackprop._matrix import forward
-from mybackprop._problem import Gradients, Problem
-from mybackprop._spec import ACTIVATIONS, LOSSES, Activation
+from mybackprop.judging.compare import TensorComparison
+from mybackprop.levels.matrix import forward
+from mybackprop.spec.problem import Gradients, Problem
+from mybackprop.spec.table import ACTIVATIONS, LOSSES, Activation
 
 Array = np.ndarray
 

@@ -16,12 +16,12 @@ from typing import Any
 
 import numpy as np
 
-from mybackprop._candidate import Candidate, CandidateError, to_gradients
-from mybackprop._compare import TensorComparison, compare, flat, tensor_names, within
-from mybackprop._diagnose import Diagnosis, diagnose_error, diagnose_fail
-from mybackprop._kinks import convention_answers, convention_note
-from mybackprop._problem import Gradients, Problem
-from mybackprop._tolerance import Scales, Tolerance, scales_for
+from mybackprop.diagnosis.diagnose import Diagnosis, diagnose_error, diagnose_fail
+from mybackprop.harness.contract import Candidate, CandidateError, to_gradients
+from mybackprop.judging.compare import TensorComparison, compare, flat, tensor_names, within
+from mybackprop.judging.kinks import convention_answers, convention_note
+from mybackprop.judging.tolerance import Scales, Tolerance, scales_for
+from mybackprop.spec.problem import Gradients, Problem
 
 VERDICTS: tuple[str, ...] = ("pass", "fail", "oracle_disagreement", "error", "skipped")
 FAILING: tuple[str, ...] = ("fail", "error")  # the verdicts that make a run exit 1

@@ -2,19 +2,27 @@
 
 A case is a ``CaseConfig`` (architecture, batch size, dtype, scales and a data seed); its arrays
 follow from the config alone. The CLI draws configs from a NumPy generator (same seed, same
-cases); the Hypothesis strategies in ``mybackprop.strategies`` draw them so they shrink.
+cases); the Hypothesis strategies in ``mybackprop.harness.strategies`` draw them so they shrink.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
 
-from mybackprop._problem import Architecture, Layer, Problem, SpecError, choose, unchecked_problem
-from mybackprop._spec import ACTIVATIONS, DTYPES, LOSSES, REDUCTIONS
-from mybackprop._tolerance import forward_unless
+from mybackprop.judging.tolerance import forward_unless
+from mybackprop.spec.problem import (
+    Architecture,
+    Layer,
+    Problem,
+    SpecError,
+    choose,
+    unchecked_problem,
+)
+from mybackprop.spec.table import ACTIVATIONS, DTYPES, LOSSES, REDUCTIONS
 
 # A kinked unit is "on the kink" when |z - kink| <= KINK_MARGIN * (what was summed into z):
 # far above the rounding of z in float32, so candidate and oracles agree on the side.
@@ -89,6 +97,24 @@ class CaseConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CaseConfig:
         return cls(**{**data, "architecture": Architecture.from_dict(data["architecture"])})
+
+
+def problem_from_config(config: CaseConfig | Mapping[str, Any]) -> Problem:
+    """The problem of a case, rebuilt from its config: a CaseConfig, the "config" of a record in
+    cases.jsonl, or the whole record. The same arrays, bit for bit, as when the case ran."""
+    if isinstance(config, CaseConfig):
+        return build_problem(config)
+    if not isinstance(config, Mapping):
+        raise SpecError(f"a case config is a dict (a record's \"config\"), not a "
+                        f"{type(config).__name__}")
+    if "config" in config:  # a whole record
+        config = config["config"]
+    expected = {f.name for f in fields(CaseConfig)}
+    if not isinstance(config, Mapping) or not {"architecture", "seed"} <= set(config) <= expected:
+        keys = sorted(config) if isinstance(config, Mapping) else type(config).__name__
+        raise SpecError(f"not a case config (keys {keys}): give a record of cases.jsonl or its "
+                        f"\"config\", with {', '.join(sorted(expected))}")
+    return build_problem(CaseConfig.from_dict(dict(config)))
 
 
 def sample_config(rng: np.random.Generator, space: CaseSpace) -> CaseConfig:

@@ -1,6 +1,6 @@
 """--isolate: run a candidate in its own process, with a time and a memory limit.
 
-The worker (``python -m mybackprop._isolate SPEC MEMORY``) loads the candidate itself, so
+The worker (``python -m mybackprop.harness.worker SPEC MEMORY``) loads the candidate itself, so
 untrusted code never runs in the parent, limits its own address space, and answers one problem
 at a time over a pipe (length-prefixed pickles) with the same checks as an in-process run.
 The parent kills a worker that runs past the time limit and restarts any worker that died, so
@@ -9,7 +9,6 @@ a candidate that calls os._exit, segfaults or exhausts memory is just an error f
 
 from __future__ import annotations
 
-import os
 import pickle
 import select
 import signal
@@ -18,15 +17,15 @@ import subprocess
 import sys
 from typing import Any, BinaryIO
 
-from mybackprop._candidate import CandidateLoadError, Supports
-from mybackprop._problem import Gradients, Problem
+from mybackprop.harness.contract import CandidateLoadError, Supports
+from mybackprop.spec.problem import Gradients, Problem
 
 DEFAULT_MEMORY_LIMIT = 4 * 2**30  # bytes of address space; numpy and a candidate fit easily
 STARTUP_SECONDS = 120.0  # importing the candidate (it may import torch)
 _HEADER = struct.Struct("!Q")
 
 
-def _send(stream: BinaryIO, message: Any) -> None:
+def send(stream: BinaryIO, message: Any) -> None:
     payload = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
     stream.write(_HEADER.pack(len(payload)) + payload)
     stream.flush()
@@ -42,7 +41,7 @@ def _read_exactly(stream: BinaryIO, size: int) -> bytes | None:
     return data
 
 
-def _receive(stream: BinaryIO) -> Any:
+def receive(stream: BinaryIO) -> Any:
     header = _read_exactly(stream, _HEADER.size)
     if header is None:
         raise EOFError
@@ -62,7 +61,7 @@ class IsolatedRunner:
 
     def _start(self) -> tuple[str, Supports]:
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "mybackprop._isolate", self.spec, str(self.memory_limit)],
+            [sys.executable, "-m", "mybackprop.harness.worker", self.spec, str(self.memory_limit)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         reply = self._reply(STARTUP_SECONDS)
         if not isinstance(reply, tuple) or reply[0] != "ready":
@@ -77,7 +76,7 @@ class IsolatedRunner:
             self._start()
         assert self._process is not None and self._process.stdin is not None
         try:
-            _send(self._process.stdin, problem)
+            send(self._process.stdin, problem)
         except BrokenPipeError:
             return None, self._death()
         reply = self._reply(time_limit)
@@ -93,7 +92,7 @@ class IsolatedRunner:
             self.close()
             return f"hung: no answer within the time limit of {seconds:g} s"
         try:
-            return _receive(self._process.stdout)
+            return receive(self._process.stdout)
         except EOFError:
             return self._death()
 
@@ -112,34 +111,3 @@ class IsolatedRunner:
             self._process.kill()
             self._process.wait()
             self._process = None
-
-
-def _worker(spec: str, memory_limit: int) -> None:
-    """The child's side: load the candidate, then answer problems until stdin closes."""
-    import resource
-
-    from mybackprop._candidate import Candidate, load_candidate
-    from mybackprop._runner import run_in_process
-
-    channel = os.fdopen(os.dup(1), "wb")  # replies; the candidate's own prints go nowhere
-    os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
-    resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
-    try:
-        candidate: Candidate = load_candidate(spec)
-    except CandidateLoadError as exc:
-        _send(channel, ("load_error", str(exc)))
-        return
-    _send(channel, ("ready", candidate.name, candidate.supports))
-    while True:
-        try:
-            problem = _receive(sys.stdin.buffer)
-        except EOFError:
-            return
-        answer, reason = run_in_process(candidate, problem, None)
-        if reason == "ran out of memory":
-            reason += f" (limit {memory_limit / 2**30:g} GiB of address space)"
-        _send(channel, (answer, reason))
-
-
-if __name__ == "__main__":
-    _worker(sys.argv[1], int(sys.argv[2]))

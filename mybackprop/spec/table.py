@@ -75,6 +75,7 @@ class Activation:
     """One activation function: the single source for every candidate, oracle and tolerance."""
 
     name: str  # the name used in architectures, CLI options and reports
+    formula: str  # f(z) for people: docs/reference/table.md is generated from it
     forward: Callable[[Array], Array]  # a = f(z), NumPy, stable for |z| up to float max
     derivative: Callable[[Array, Array], Array]  # f'(z) from (z, a); softmax: Jacobian (N, n, n)
     second_derivative: Callable[[Array, Array], Array] | None  # f''(z); feeds the tolerance
@@ -137,6 +138,7 @@ def _sigmoid_prime(z: Array) -> Array:
 ACTIVATION_TABLE: tuple[Activation, ...] = (
     Activation(
         name="identity",
+        formula="z",
         forward=lambda z: z,
         derivative=lambda z, a: np.ones_like(z),
         second_derivative=lambda z, a: np.zeros_like(z),
@@ -145,6 +147,7 @@ ACTIVATION_TABLE: tuple[Activation, ...] = (
     ),
     Activation(
         name="relu",
+        formula="max(z, 0)",
         forward=lambda z: np.maximum(z, 0),
         derivative=lambda z, a: (z > 0).astype(z.dtype),
         second_derivative=lambda z, a: np.zeros_like(z),
@@ -154,6 +157,7 @@ ACTIVATION_TABLE: tuple[Activation, ...] = (
     ),
     Activation(
         name="leaky_relu",
+        formula="z for z > 0, else 0.01 z (slope 0.01)",
         forward=lambda z: np.where(z > 0, z, LEAKY_SLOPE * z),
         derivative=lambda z, a: np.where(z > 0, 1, LEAKY_SLOPE).astype(z.dtype),
         second_derivative=lambda z, a: np.zeros_like(z),
@@ -167,6 +171,7 @@ ACTIVATION_TABLE: tuple[Activation, ...] = (
     ),
     Activation(
         name="sigmoid",
+        formula="1 / (1 + e^(-z))",
         forward=_sigmoid,
         derivative=lambda z, a: a * (1 - a),
         second_derivative=lambda z, a: a * (1 - a) * (1 - 2 * a),
@@ -177,6 +182,7 @@ ACTIVATION_TABLE: tuple[Activation, ...] = (
     ),
     Activation(
         name="tanh",
+        formula="tanh(z)",
         forward=np.tanh,
         derivative=lambda z, a: 1 - a * a,
         second_derivative=lambda z, a: -2 * a * (1 - a * a),
@@ -186,6 +192,7 @@ ACTIVATION_TABLE: tuple[Activation, ...] = (
     ),
     Activation(
         name="softplus",
+        formula="log(1 + e^z) (no threshold switch)",
         forward=lambda z: np.logaddexp(z, 0),
         derivative=lambda z, a: _sigmoid(z),
         second_derivative=lambda z, a: _sigmoid_prime(z),
@@ -196,6 +203,7 @@ ACTIVATION_TABLE: tuple[Activation, ...] = (
     ),
     Activation(
         name="elu",
+        formula="z for z > 0, else e^z - 1 (alpha 1)",
         forward=_elu_forward,
         derivative=lambda z, a: np.where(z > 0, 1, a + 1).astype(z.dtype),
         second_derivative=lambda z, a: np.where(z > 0, 0, a + 1).astype(z.dtype),
@@ -207,6 +215,7 @@ ACTIVATION_TABLE: tuple[Activation, ...] = (
     ),
     Activation(
         name="gelu",
+        formula="z Φ(z) = z (1 + erf(z / √2)) / 2 (exact, erf form)",
         forward=lambda z: z * _normal_cdf(z),
         derivative=lambda z, a: _normal_cdf(z) + z * _normal_pdf(z),
         second_derivative=lambda z, a: _normal_pdf(z) * (2 - z * z),
@@ -219,6 +228,7 @@ ACTIVATION_TABLE: tuple[Activation, ...] = (
     ),
     Activation(
         name="silu",
+        formula="z sigmoid(z)",
         forward=lambda z: z * _sigmoid(z),
         derivative=_silu_derivative,
         second_derivative=_silu_second,
@@ -228,6 +238,7 @@ ACTIVATION_TABLE: tuple[Activation, ...] = (
     ),
     Activation(
         name="softmax",
+        formula="e^(z_i) / Σ_j e^(z_j) over the features (not elementwise: a Jacobian per sample)",
         forward=_softmax,
         derivative=_softmax_jacobian,
         second_derivative=None,
@@ -245,6 +256,7 @@ class Loss:
     """One loss: per-sample or per-element terms, their derivative, and the oracles' spellings."""
 
     name: str  # the name used in architectures, CLI options and reports
+    formula: str  # one term for people: docs/reference/table.md is generated from it
     targets: str  # "dense" (N, n_L) reals, "probabilities" (N, n_L) in [0, 1], "classes" (N,) ints
     terms: Callable[[Array, Array], Array]  # the loss before reduction, stable for large logits
     derivative: Callable[[Array, Array], Array]  # d terms / d yhat, shape (N, n_L)
@@ -299,6 +311,7 @@ def _huber_terms(yhat: Array, y: Array) -> Array:
 LOSS_TABLE: tuple[Loss, ...] = (
     Loss(
         name="mse",
+        formula="(ŷ - y)²",
         targets="dense",
         terms=lambda yhat, y: (yhat - y) ** 2,
         derivative=lambda yhat, y: 2 * (yhat - y),
@@ -310,6 +323,7 @@ LOSS_TABLE: tuple[Loss, ...] = (
     ),
     Loss(
         name="softmax_cross_entropy",
+        formula="-log softmax(ŷ)[y], one term per sample (log-sum-exp: stable for large logits)",
         targets="classes",
         terms=_ce_terms,
         derivative=_ce_derivative,
@@ -326,6 +340,7 @@ LOSS_TABLE: tuple[Loss, ...] = (
     ),
     Loss(
         name="binary_cross_entropy_with_logits",
+        formula="max(ŷ, 0) - ŷ y + log(1 + e^(-|ŷ|)), the cross-entropy of sigmoid(ŷ) (stable)",
         targets="probabilities",
         # softplus(z) - z*y, written so neither exp nor log sees a large argument.
         terms=lambda yhat, y: np.logaddexp(yhat, 0) - yhat * y,
@@ -341,6 +356,7 @@ LOSS_TABLE: tuple[Loss, ...] = (
     ),
     Loss(
         name="huber",
+        formula="(ŷ - y)² / 2 where |ŷ - y| ≤ 1, else |ŷ - y| - 1/2 (delta 1)",
         targets="dense",
         terms=_huber_terms,
         derivative=lambda yhat, y: np.clip(yhat - y, -HUBER_DELTA, HUBER_DELTA),
@@ -368,6 +384,7 @@ class Reduction:
     """How the terms become one number: loss = sum(terms) / divisor."""
 
     name: str
+    formula: str  # the divisor for people: docs/reference/table.md is generated from it
     # divisor(N, terms per sample): mean over every term, over nothing, or over samples.
     divisor: Callable[[int, int], int]
     torch_native: str  # the reduction= string PyTorch's loss takes
@@ -379,11 +396,12 @@ class Reduction:
 
 
 REDUCTION_TABLE: tuple[Reduction, ...] = (
-    Reduction("mean", divisor=lambda n, k: n * k, torch_native="mean"),
-    Reduction("sum", divisor=lambda n, k: 1, torch_native="sum"),
+    Reduction("mean", "N × terms per sample: the mean over every term (PyTorch's default)",
+              divisor=lambda n, k: n * k, torch_native="mean"),
+    Reduction("sum", "1: the sum of every term", divisor=lambda n, k: 1, torch_native="sum"),
     # The 3Blue1Brown convention: C = 1/N sum_k C_k, each C_k summed over output units.
-    Reduction("batch_mean", divisor=lambda n, k: n, torch_native="sum",
-              torch_divides_by_batch=True),
+    Reduction("batch_mean", "N: summed over the output units, averaged over samples",
+              divisor=lambda n, k: n, torch_native="sum", torch_divides_by_batch=True),
 )
 
 ACTIVATIONS: dict[str, Activation] = {a.name: a for a in ACTIVATION_TABLE}

@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from mybackprop._problem import Gradients
-from mybackprop._tolerance import Scales
+from mybackprop.judging.tolerance import Scales
+from mybackprop.spec.problem import Gradients
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
-from mybackprop._runner import VERDICTS
+from mybackprop.harness.runner import VERDICTS
 
 SUMMARY_SCHEMA_VERSION = 1
 # The JSON Schema summary.json follows, shipped in the package (tests validate against it).

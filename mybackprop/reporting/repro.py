@@ -16,8 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from mybackprop._problem import Gradients, Problem
-from mybackprop._tolerance import Tolerance, gradient_scales
+from mybackprop._version import __version__
+from mybackprop.judging.tolerance import Tolerance, gradient_scales
+from mybackprop.spec.problem import Gradients, Problem
 
 _TEMPLATE = '''\
 """{title}
@@ -143,8 +144,6 @@ def write_repro(path: Path, outcome: Any, spec: str, tolerance: Tolerance) -> Pa
     if spec.partition(":")[0].endswith(".py"):
         file, _, attr = spec.rpartition(":")
         spec = f"{Path(file).resolve()}:{attr}"
-    from mybackprop import __version__
-
     text = _TEMPLATE.format(
         title=title.replace('"""', "'''"), filename=path.name, spec=spec, version=__version__,
         diagnosis=diagnosis, layers=[(l.width, l.activation, l.bias) for l in arch.layers],

@@ -1,0 +1,8 @@
+"""The harness: one case from start to verdict. The plug-in contract (``contract``), loading
+candidates (``loading``) and isolating them (``isolate``, ``worker``), drawing random cases
+(``cases``, ``strategies``), the run settings built at the door (``settings``), the runner that
+feeds a case to the oracles and the candidate and ends in one verdict (``runner``), and shrinking a
+failure to the smallest case that keeps its diagnosis (``shrink``).
+
+May import: spec, levels, judging, oracles, diagnosis.
+"""

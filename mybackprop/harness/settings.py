@@ -1,0 +1,157 @@
+"""Run settings: what a run of checks is asked to do, validated once, at the door.
+
+The command line, the pytest plugin and the Python API each turn their own options into one
+``RunSettings`` through ``RunSettings.build`` (the same names as ``mybackprop check``'s options,
+the same checks, the same one-line errors); the layers below only read it. It is frozen and
+picklable, so a sweep's workers rebuild their checker from it alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mybackprop.harness.cases import CaseSpace
+from mybackprop.harness.isolate import DEFAULT_MEMORY_LIMIT
+from mybackprop.harness.runner import DEFAULT_TIME_LIMIT
+from mybackprop.judging.tolerance import Tolerance
+from mybackprop.spec.problem import SpecError
+
+DEFAULT_IMPL = ("mybackprop:matrix",)
+DEFAULT_ORACLES = ("torch", "jax")
+CHUNK = 256  # cases per chunk: enough to fill the oracles' stacks, small enough to spread
+EXECUTORS = ("process", "dask")
+
+
+class SettingsError(SpecError):
+    """A setting that cannot be used: one line naming it, then the fix."""
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """Everything a run needs to know, in checked form. Build it with ``RunSettings.build``."""
+
+    impl: tuple[str, ...] = DEFAULT_IMPL  # --impl values as given (a folder loads each file)
+    cases: int = 100
+    seed: int = 0
+    space: CaseSpace = field(default_factory=CaseSpace)
+    oracles: tuple[str, ...] = DEFAULT_ORACLES
+    tolerance: Tolerance = field(default_factory=Tolerance)
+    time_limit: float = DEFAULT_TIME_LIMIT  # seconds a candidate may take on one case
+    isolate: bool = False
+    memory_limit: int = DEFAULT_MEMORY_LIMIT  # bytes of address space, with isolate
+    shrink: bool = True
+    workers: int = 1
+    executor: str = "process"
+    scheduler: str | None = None
+    chunk: int = CHUNK
+    out: Path | None = None  # the run folder; None: a new one under reports/
+    resume: bool = False
+    quiet: bool = False
+
+    def __post_init__(self) -> None:
+        for name, unit in (("cases", "a number of cases >= 1"), ("chunk", "a number of cases >= 1"),
+                           ("workers", "a number of processes >= 1")):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise SettingsError(f"--{name} is {value}: give {unit}")
+        if not self.time_limit > 0:
+            raise SettingsError(f"--time-limit is {self.time_limit:g}: give a number of "
+                                "seconds > 0")
+        if not self.memory_limit > 0:
+            raise SettingsError(f"--memory-limit is {self.memory_limit / 2**30:g}: give GiB > 0")
+        if not self.impl:
+            raise SettingsError("--impl is empty: name at least one candidate")
+        if not self.oracles:
+            raise SettingsError("--oracles is empty: name at least one of torch, jax")
+        if self.executor not in EXECUTORS:
+            raise SettingsError(f"--executor is {self.executor!r}: choose one of "
+                                f"{', '.join(EXECUTORS)}")
+        if self.scheduler and self.executor != "dask":
+            raise SettingsError("--scheduler goes with --executor dask: add --executor dask")
+        if self.executor == "dask":
+            import importlib.util
+
+            if importlib.util.find_spec("distributed") is None:
+                raise SettingsError("--executor dask needs Dask's distributed package, which is "
+                                    "not installed: pip install 'mybackprop[dask]'")
+
+    @classmethod
+    def build(cls, *, impl: str | Iterable[str] | None = None,
+              dtype: str | None = None, activations: str | Iterable[str] | None = None,
+              losses: str | Iterable[str] | None = None,
+              reductions: str | Iterable[str] | None = None, max_depth: int = 5,
+              max_width: int = 16, max_batch: int = 64, kinks: str = "avoid",
+              oracles: str | Iterable[str] | None = None,
+              tolerance_factor: str | Mapping[str, float] | None = None,
+              memory_limit: float = DEFAULT_MEMORY_LIMIT / 2**30,
+              out: str | Path | None = None, **plain: Any) -> RunSettings:
+        """Settings from a door's options, named as ``mybackprop check``'s (``max_depth`` for
+        --max-depth). Lists may be given as 'a,b' or as sequences; memory_limit is in GiB;
+        tolerance_factor as 'float32=8' or {'float32': 8}. The rest (cases, seed, time_limit,
+        isolate, shrink, workers, executor, scheduler, chunk, resume, quiet) go as they are.
+        Raises SettingsError, one line, for anything that cannot be used."""
+        unknown = sorted(set(plain) - ({f.name for f in dataclasses.fields(cls)}
+                                       - {"space", "tolerance"}))
+        if unknown:
+            raise SettingsError(f"unknown setting {unknown[0]!r}: see mybackprop check --help "
+                                "for the settings")
+        try:
+            space, tolerance = _space(activations, losses, reductions, dtype, max_depth,
+                                      max_width, max_batch, kinks), _tolerance(tolerance_factor)
+        except SpecError as exc:  # the table's and the tolerance's own checks: one line too
+            raise SettingsError(str(exc)) from None
+        if not memory_limit > 0:  # before it is turned into bytes
+            raise SettingsError(f"--memory-limit is {memory_limit:g}: give GiB > 0")
+        return cls(impl=names(impl) if impl else DEFAULT_IMPL, space=space,
+                   oracles=DEFAULT_ORACLES if oracles is None else names(oracles),
+                   tolerance=tolerance, memory_limit=int(memory_limit * 2**30),
+                   out=None if out is None else Path(out), **plain)
+
+    def load_candidates(self) -> list[Any]:
+        """The candidates named by impl, in this process or (isolate) in workers of their own."""
+        from mybackprop.harness.loading import load_candidates
+
+        return load_candidates(list(self.impl), self.isolate, self.memory_limit)
+
+    def load_oracles(self) -> list[Any]:
+        from mybackprop.oracles import load_oracle
+
+        return [load_oracle(name) for name in self.oracles]
+
+    def checker(self, oracles: list[Any]) -> Any:
+        """The Checker these settings describe, judging against `oracles` (loaded ones), with
+        finite differences to break ties."""
+        from mybackprop.harness.runner import Checker
+        from mybackprop.oracles.finite_differences import FiniteDifferenceOracle
+
+        return Checker(oracles, self.tolerance, tie_breaker=FiniteDifferenceOracle(),
+                       time_limit=self.time_limit)
+
+
+def _space(activations: Any, losses: Any, reductions: Any, dtype: str | None, max_depth: int,
+           max_width: int, max_batch: int, kinks: str) -> CaseSpace:
+    space: dict[str, Any] = {"max_depth": max_depth, "max_width": max_width,
+                             "max_batch": max_batch, "kinks": kinks}
+    for name, value in (("activations", activations), ("losses", losses),
+                        ("reductions", reductions)):
+        if value:
+            space[name] = names(value)
+    if dtype:
+        space["dtypes"] = (dtype,)
+    return CaseSpace(**space)
+
+
+def _tolerance(factor: str | Mapping[str, float] | None) -> Tolerance:
+    if isinstance(factor, Mapping):
+        return Tolerance({k: float(v) for k, v in factor.items()})
+    return Tolerance.parse(factor or "")
+
+
+def names(value: str | Iterable[str]) -> tuple[str, ...]:
+    """('a', 'b') from 'a,b' or from a sequence of names."""
+    parts = value.split(",") if isinstance(value, str) else value
+    return tuple(part.strip() for part in parts if part.strip())

@@ -1,0 +1,91 @@
+"""Hypothesis strategies for random backprop cases, built to shrink to the smallest network.
+
+Hypothesis draws the structure (depth, widths, activations, biases, loss, reduction, batch size,
+dtype, scales) and one data seed; the arrays follow from the seed. Shrinking therefore moves
+toward fewer layers, narrower layers, smaller batches, the first activation and loss of the
+table, and unit scales, which is what a person wants to read.
+
+    from hypothesis import given
+    from mybackprop.harness.strategies import problems
+
+    @given(problems(max_depth=2, activations=["tanh", "relu"], kinks="hit"))
+    def test_my_backprop(problem): ...
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from hypothesis import assume
+from hypothesis import strategies as st
+
+from mybackprop.harness.cases import CaseConfig, CaseSpace, KinkUnavoidable, build_problem
+from mybackprop.spec.problem import Architecture, Layer, Problem
+from mybackprop.spec.table import ACTIVATIONS, DTYPES, LOSSES, REDUCTIONS
+
+
+def architectures(*, max_depth: int = 5, max_width: int = 16,
+                  activations: Sequence[str] = tuple(ACTIVATIONS),
+                  losses: Sequence[str] = tuple(LOSSES),
+                  reductions: Sequence[str] = tuple(REDUCTIONS)) -> st.SearchStrategy[Architecture]:
+    """Dense architectures of depth 1..max_depth and widths 1..max_width."""
+    space = CaseSpace(max_depth=max_depth, max_width=max_width, activations=tuple(activations),
+                      losses=tuple(losses), reductions=tuple(reductions))
+    return _architectures(space)
+
+
+def _architectures(space: CaseSpace) -> st.SearchStrategy[Architecture]:
+    width = st.integers(1, space.max_width)
+    layer = st.builds(Layer, width, st.sampled_from(space.activations), st.booleans())
+    return st.builds(Architecture, width, st.lists(layer, min_size=1, max_size=space.max_depth),
+                     st.sampled_from(space.losses), st.sampled_from(space.reductions))
+
+
+def case_configs(space: CaseSpace | None = None) -> st.SearchStrategy[CaseConfig]:
+    """Configs of random cases from a CaseSpace (defaults: the ranges of the design)."""
+    space = space or CaseSpace()
+    lo, hi = space.input_log10_scale
+    return st.builds(
+        CaseConfig,
+        architecture=_architectures(space),
+        batch_size=st.integers(1, space.max_batch),
+        dtype=st.sampled_from(space.dtypes),
+        # Exponents shrink toward 0, i.e. toward unit scales.
+        input_scale=st.floats(lo, hi).map(lambda e: float(10**e)),
+        output_scale=st.integers(0, space.max_output_log10_scale).map(lambda e: float(10**e)),
+        seed=st.integers(0, 2**32 - 1),
+        kinks=st.just(space.kinks),
+    )
+
+
+def problem_or_reject(config: CaseConfig) -> Problem:
+    """The config's problem; inside a Hypothesis test, a config whose units stay on a kink
+    (e.g. a dead relu layer feeding a relu layer with no bias) is rejected, not an error."""
+    try:
+        return build_problem(config)
+    except KinkUnavoidable:
+        assume(False)
+        raise  # unreachable: assume(False) always raises
+
+
+@st.composite
+def _problems(draw: st.DrawFn, space: CaseSpace) -> Problem:
+    return problem_or_reject(draw(case_configs(space)))
+
+
+def problems(*, max_depth: int = 5, max_width: int = 16, max_batch: int = 64,
+             activations: Sequence[str] = tuple(ACTIVATIONS),
+             losses: Sequence[str] = tuple(LOSSES),
+             reductions: Sequence[str] = tuple(REDUCTIONS),
+             dtypes: Sequence[str] = tuple(DTYPES),
+             kinks: str = "avoid") -> st.SearchStrategy[Problem]:
+    """Whole problems (architecture, parameters, batch).
+
+    kinks="avoid" keeps every pre-activation off the kinks of relu and leaky_relu; kinks="hit"
+    puts one unit of every kinked layer exactly on its kink. Arguments are checked before the
+    strategy is built, so a bad one fails at once.
+    """
+    space = CaseSpace(max_depth=max_depth, max_width=max_width, max_batch=max_batch,
+                      activations=tuple(activations), losses=tuple(losses),
+                      reductions=tuple(reductions), dtypes=tuple(dtypes), kinks=kinks)
+    return _problems(space)

@@ -1,0 +1,6 @@
+"""How an answer is judged, with no framework in sight: the roundoff-based error bounds of
+every gradient element (``tolerance``), the one comparison path (``compare``), and the kink
+conventions that make a difference a convention rather than a bug (``kinks``).
+
+May import: spec, levels.
+"""

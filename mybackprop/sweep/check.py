@@ -1,0 +1,151 @@
+"""A check: the settings a door built, run to the end. Workers start, candidates and oracles
+load, the run folder is prepared (or resumed), the cases are swept, failures shrunk, and the
+summary written. The command line and the Python API both run this, and only print apart."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mybackprop.harness.contract import CandidateLoadError
+from mybackprop.harness.runner import FAILING
+from mybackprop.harness.settings import RunSettings, SettingsError
+from mybackprop.oracles import OracleUnavailable
+from mybackprop.reporting.records import CASES_FILE, RunWriter, iter_cases, write_summary
+from mybackprop.spec.problem import SpecError
+from mybackprop.sweep.sweeps import (
+    RUN_FILE,
+    SMALLEST_FILE,
+    Run,
+    _State,
+    chunks,
+    read_done,
+    shrink_first_failures,
+    slug,
+    start_workers,
+    sweep,
+)
+
+DEFAULT_REPORTS = Path("reports")
+
+
+@dataclass(frozen=True)
+class Checked:
+    """What a check left: its run folder and its summary (summary.json's contents)."""
+
+    folder: Path
+    summary: dict[str, Any]
+
+    @property
+    def failed(self) -> int:
+        """Cases (times candidates) whose verdict is fail or error."""
+        return sum(self.summary["verdicts"][v] for v in FAILING)
+
+
+def check(settings: RunSettings, say: Callable[[str], None] = print) -> Checked:
+    """Run the check `settings` describe; `say` gets each line meant for a person (none when
+    settings.quiet). Raises SettingsError, one line, when a candidate, an oracle or the run
+    folder cannot be used."""
+    with contextlib.ExitStack() as stack:  # on the way out: the parent's state, then workers
+        # Workers start here and load while this process does; an error below stops them.
+        helpers = start_workers(settings)
+        if helpers is not None:
+            stack.enter_context(helpers)
+        try:
+            candidates = settings.load_candidates()
+            oracles = settings.load_oracles()
+        except (SpecError, CandidateLoadError, OracleUnavailable) as exc:
+            raise SettingsError(str(exc)) from None
+        names = tuple(c.name for c in candidates)
+        folder = settings.out or default_folder(names[0] if len(names) == 1 else
+                                                f"{len(names)}-candidates", settings.seed)
+        run = Run(settings, str(folder), names)
+        parent = _State(run, candidates, oracles)  # runs the cases (one worker), shrinks
+        stack.callback(parent.close)
+        return _sweep_and_summarize(run, parent, helpers, say)
+
+
+def _sweep_and_summarize(run: Run, parent: _State, helpers: Any,
+                         say: Callable[[str], None]) -> Checked:
+    """Run the cases not yet recorded, shrink failures, write the summary."""
+    from tqdm import tqdm
+
+    settings, folder, names = run.settings, Path(run.folder), list(run.candidates)
+    quiet = settings.quiet
+    done = prepare_folder(folder, run)
+    record = {"candidates": names, "seed": settings.seed, "cases": settings.cases,
+              "space": dict(vars(settings.space)),
+              "oracles": {o.name: o.describe() for o in parent.oracles},
+              "tolerance_factor": settings.tolerance.factor, "workers": settings.workers,
+              "executor": settings.executor, "chunk": settings.chunk,
+              "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    left = sum(len(done.get(case, ())) < len(names) for case in range(settings.cases))
+    if not quiet:
+        versions = ", ".join(f"{name} {d['version']}" for name, d in record["oracles"].items())
+        resumed = f", resuming: {settings.cases - left} done" if settings.resume else ""
+        workers = f"{settings.workers} worker{'s' if settings.workers > 1 else ''}"
+        say(f"mybackprop check: {', '.join(names)} vs {versions}; {settings.cases} cases, "
+            f"seed {settings.seed}, {workers}{resumed}")
+    writer = RunWriter(folder)
+    started = time.perf_counter()
+    progress = tqdm(total=settings.cases, initial=settings.cases - left, unit="case",
+                    disable=quiet, file=sys.stderr, dynamic_ncols=True)
+    spent: dict[str, float] = {}
+    try:
+        for finished, seconds in sweep(run, chunks(run, done), parent, started=helpers):
+            writer.add_lines(line for _, line, _ in finished)
+            for _, _, message in finished:
+                if message and not quiet:
+                    progress.write(message)
+            for part, value in seconds.items():
+                spent[part] = spent.get(part, 0.0) + value
+            progress.update(len({case for case, _, _ in finished}))
+    finally:
+        progress.close()
+        writer.close()
+    if settings.shrink:
+        smallest = shrink_first_failures(parent, iter_cases(folder),
+                                         lambda line: None if quiet else say(line))
+        (folder / SMALLEST_FILE).write_text(
+            "".join(json.dumps(r) + "\n" for r in smallest), encoding="utf-8")
+    record["seconds"] = round(time.perf_counter() - started, 3)
+    # Where this invocation's time went, summed over workers (a resumed run: its own part).
+    record["seconds_by_part"] = {part: round(value, 3) for part, value in sorted(spent.items())}
+    return Checked(folder, write_summary(folder, record))
+
+
+def prepare_folder(folder: Path, run: Run) -> dict[int, set[str]]:
+    """A new run folder, or (resume) the one to continue: its settings must match."""
+    run_file = folder / RUN_FILE
+    if run.settings.resume:
+        if not run_file.exists():
+            raise SettingsError(f"--resume: {folder} holds no run to resume ({RUN_FILE} is "
+                                "missing); give the --out folder of an interrupted run")
+        recorded = json.loads(run_file.read_text(encoding="utf-8"))
+        if recorded != run.comparable():
+            changed = sorted(k for k in recorded if recorded[k] != run.comparable().get(k))
+            raise SettingsError(f"--resume: {folder} was started with other settings "
+                                f"({', '.join(changed)}); repeat the original options")
+        return read_done(folder)
+    if (folder / CASES_FILE).exists():
+        raise SettingsError(f"{folder} already holds a run: choose another --out, remove it, "
+                            "or add --resume to continue it")
+    folder.mkdir(parents=True, exist_ok=True)
+    run_file.write_text(json.dumps(run.comparable(), indent=2) + "\n", encoding="utf-8")
+    return {}
+
+
+def default_folder(impl: str, seed: int) -> Path:
+    """reports/<time>-<candidate>-seed<seed>, numbered when it exists."""
+    base = DEFAULT_REPORTS / f"{time.strftime('%Y%m%d-%H%M%S')}-{slug(impl)}-seed{seed}"
+    folder, n = base, 1
+    while folder.exists():
+        n += 1
+        folder = base.with_name(f"{base.name}-{n}")
+    return folder
