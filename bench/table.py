@@ -1,12 +1,12 @@
-"""Regenerate the README's performance section: every benchmark of issue 8, in one run.
+"""Regenerate docs/performance.md's tables: every benchmark of issue 8, in one run.
 
-    .venv/bin/python bench/table.py             # the full set (20-25 min); rewrites README
-    .venv/bin/python bench/table.py --quick     # small sizes, to try it (prints, README untouched)
+    .venv/bin/python bench/table.py             # the full set (20-25 min); rewrites the page
+    .venv/bin/python bench/table.py --quick     # small sizes, to try it (prints only)
 
 It runs bench/speed.py's rows (the matrix level against PyTorch, JAX and the GEMM floor), then
 bench/throughput.py's (cases per second with 1 and 2 workers and on a Dask local cluster, peak
 memory of sweeps up to 100,000 cases, the pytest suite's examples per second), and writes them,
-with the machine and the command, between the README's performance markers.
+with the machine and the command, between docs/performance.md's markers.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import speed  # noqa: E402  (bench/ is not a package)
 import throughput  # noqa: E402
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+PAGE = Path(__file__).resolve().parent.parent / "docs" / "performance.md"
 BEGIN, END = "<!-- performance table: begin -->", "<!-- performance table: end -->"
 
 
@@ -101,19 +101,19 @@ def build(quick: bool) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
-                        help="small sizes; print the section, leave the README alone")
+                        help="small sizes; print the section, leave the page alone")
     args = parser.parse_args()
     section = build(args.quick)
     if args.quick:
         print("\n" + section)
         return
-    text = README.read_text(encoding="utf-8")
+    text = PAGE.read_text(encoding="utf-8")
     pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.S)
     if not pattern.search(text):
-        raise SystemExit(f"{README} has no {BEGIN} ... {END} markers to write between")
-    README.write_text(pattern.sub(lambda _: f"{BEGIN}\n{section}\n{END}", text),
+        raise SystemExit(f"{PAGE} has no {BEGIN} ... {END} markers to write between")
+    PAGE.write_text(pattern.sub(lambda _: f"{BEGIN}\n{section}\n{END}", text),
                       encoding="utf-8")
-    print(f"\nwrote the performance section of {README}")
+    print(f"\nwrote the performance section of {PAGE}")
 
 
 if __name__ == "__main__":
