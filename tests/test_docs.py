@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -58,6 +59,9 @@ def test_the_site_builds_offline(tmp_path):
     assert result.returncode == 0, result.stderr
     page = (tmp_path / "site" / "reference" / "table" / "index.html").read_text()
     assert "leaky_relu" in page and "batch_mean" in page
+    # It reads offline too: no script or style sheet from elsewhere.
+    for built in (tmp_path / "site").rglob("*.html"):
+        assert not re.search(r'(src|href)="(https?:)?//[^"]*\.(js|css)"', built.read_text()), built
 
 
 def test_the_readme_is_a_short_front_door():
