@@ -13,7 +13,7 @@ A candidate is any callable ``candidate(problem) -> {"loss": ..., "dW": [...], "
 from mybackprop._version import __version__
 from mybackprop.api import check, run_settings
 from mybackprop.harness.cases import problem_from_config
-from mybackprop.harness.contract import Candidate, Supports, candidate
+from mybackprop.harness.contract import Candidate, Supports, Unsupported, candidate
 from mybackprop.harness.loading import load_candidate
 from mybackprop.harness.settings import RunSettings, SettingsError
 from mybackprop.levels.element import element
@@ -56,6 +56,7 @@ __all__ = [
     "SettingsError",
     "SpecError",
     "Supports",
+    "Unsupported",
     "__version__",
     "candidate",
     "check",

@@ -1,7 +1,8 @@
 """The command line: ``mybackprop check`` runs random cases against the oracles and writes a report.
 
 Imports stay light here: torch and jax load only when a command needs an oracle.
-Exit codes: 0 every case passed (or was skipped), 1 some case failed or errored, 2 usage error.
+Exit codes: 0 every checked case passed, 1 some case failed or errored or a candidate had nothing
+checked, 2 usage error.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any, NoReturn
 
 # numpy only: --help needs no torch, jax or matplotlib
 from mybackprop.harness.runner import DEFAULT_TIME_LIMIT
-from mybackprop.harness.settings import CHUNK, EXECUTORS, RunSettings
+from mybackprop.harness.settings import CHUNK, EXECUTORS, SPACES, RunSettings
 from mybackprop.spec.problem import SpecError
 
 EXIT_OK, EXIT_FAILURES, EXIT_USAGE = 0, 1, 2
@@ -57,6 +58,32 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--max-depth", type=int, default=5, help="layers per network (5)")
     check.add_argument("--max-width", type=int, default=16, help="units per layer (16)")
     check.add_argument("--max-batch", type=int, default=64, help="samples per batch (64)")
+    check.add_argument("--depth", metavar="N|LO-HI",
+                       help="layers per network, exactly N or from LO to HI (instead of "
+                            "1 to --max-depth)")
+    check.add_argument("--widths", metavar="N0,N1,...",
+                       help="exact widths: the input's, then each layer's (e.g. 4,8,3: two "
+                            "layers)")
+    check.add_argument("--batch", metavar="N|LO-HI",
+                       help="samples per batch, exactly N or from LO to HI (instead of 1 to "
+                            "--max-batch)")
+    check.add_argument("--hidden-activations", type=_names, metavar="A,B",
+                       help="what hidden layers may use (default: --activations)")
+    check.add_argument("--output-activations", type=_names, metavar="A,B",
+                       help="what the output layer may use (default: --activations)")
+    check.add_argument("--bias", choices=("any", "always", "never"), default="any",
+                       help="any: each layer has a bias or not at random (default); always; "
+                            "never")
+    check.add_argument("--space", choices=SPACES, default="default",
+                       help="the scales drawn: default (inputs 1e-3 to 1e3, logits up to 1e3 "
+                            "times larger: saturated networks, overflow); ordinary (inputs "
+                            "0.1 to 10, ordinary logits: every gradient carries signal); "
+                            "stress (inputs 1e2 to 1e3, logits 1e3 times larger)")
+    check.add_argument("--input-scale", metavar="LO:HI",
+                       help="inputs' scale from LO to HI, e.g. 0.1:10 (overrides --space)")
+    check.add_argument("--logit-scale", type=float, metavar="MAX",
+                       help="the output layer's weights up to MAX times the hidden scale, a "
+                            "power of 10, e.g. 1 or 1000 (overrides --space)")
     check.add_argument("--oracles", type=_names, default=("torch", "jax"), metavar="A,B",
                        help="oracles to judge against (torch,jax); finite differences break "
                             "ties when they disagree")
@@ -137,7 +164,7 @@ def _check(args: argparse.Namespace) -> int:
     except SpecError as exc:  # SettingsError too: one line, exit 2
         raise UsageError(str(exc)) from None
     _print_summary(checked.summary, checked.folder)
-    return EXIT_FAILURES if checked.failed else EXIT_OK
+    return EXIT_OK if checked.status == "pass" else EXIT_FAILURES
 
 
 def _diff(args: argparse.Namespace) -> int:
@@ -198,6 +225,7 @@ def _print_summary(summary: dict[str, Any], folder: Path) -> None:
     per = f" x {len(summary['by_candidate'])} candidates" if several else ""
     print(f"{summary['cases']} cases{per}: {counts}{worst_text}; "
           f"{summary['run']['seconds']:.1f} s")
+    print(summary["status"]["headline"])
     print(f"report: {folder / 'report.md'}")
 
 

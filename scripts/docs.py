@@ -26,8 +26,9 @@ def cli_page() -> str:
 
     parser = build_parser()
     lines = [GENERATED, "", "# Command line", "", parser.description or "", "",
-             "Exit codes: 0 every case passed (or was skipped), 1 some case failed or errored, "
-             "2 a bad command line (one line on stderr: what, and how to fix it).", ""]
+             "Exit codes: 0 every checked case passed, 1 some case failed or errored or a "
+             "candidate had nothing checked, 2 a bad command line (one line on stderr: what, "
+             "and how to fix it).", ""]
     commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     helps = {choice.dest: choice.help for choice in commands._choices_actions}
     for name, command in commands.choices.items():

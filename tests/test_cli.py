@@ -33,7 +33,7 @@ def test_check_300_cases_passes_and_covers_the_whole_table(tmp_path):
                        ("by_reduction", mb.REDUCTIONS), ("by_dtype", mb.DTYPES)):
         assert set(summary[key]) == set(names), key
     assert len(read_jsonl(tmp_path / "run" / "cases.jsonl")) == 300
-    assert "**PASS**: 300 cases" in (tmp_path / "run" / "report.md").read_text()
+    assert "**PASS: 300 checked cases pass**" in (tmp_path / "run" / "report.md").read_text()
 
 
 def test_broken_candidate_fails_on_the_affected_parameters(tmp_path):

@@ -195,8 +195,8 @@ def test_every_room_says_what_it_is_for(room):
 PUBLIC = {
     "ACTIVATIONS", "DTYPES", "KINKED_ACTIVATIONS", "LOSSES", "REDUCTIONS", "SMOOTH_ACTIVATIONS",
     "Architecture", "Candidate", "Gradients", "Layer", "Problem", "RunSettings", "SettingsError",
-    "SpecError", "Supports", "__version__", "candidate", "check", "element", "load_candidate",
-    "matrix", "problem_from_config", "run_settings", "vector",
+    "SpecError", "Supports", "Unsupported", "__version__", "candidate", "check", "element",
+    "load_candidate", "matrix", "problem_from_config", "run_settings", "vector",
 }
 
 

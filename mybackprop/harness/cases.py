@@ -37,9 +37,23 @@ class KinkUnavoidable(Exception):
     """The data keeps landing on a kink (e.g. a dead relu feeding a relu with no bias)."""
 
 
+def exact_widths(widths: Any) -> tuple[int, ...]:
+    """(input width, then each layer's), checked: at least one layer, every width >= 1."""
+    widths = tuple(widths)
+    if len(widths) < 2 or not all(isinstance(w, int) and w >= 1 for w in widths):
+        raise SpecError(f"widths {widths} are not the input's width and then each layer's, "
+                        "all integers >= 1: e.g. 4,8,3")
+    return widths
+
+
 @dataclass(frozen=True)
 class CaseSpace:
-    """The ranges random cases are drawn from. Bounds are checked when it is made."""
+    """The ranges random cases are drawn from. Bounds are checked when it is made.
+
+    The architecture fields narrow the draw to a network a candidate is written for: a depth
+    range, exact widths, which activations may sit in hidden layers and which in the output
+    layer, biases everywhere or nowhere, a batch range, a parameter budget. Their defaults draw
+    exactly as before they existed (the same random stream, the same cases)."""
 
     max_depth: int = 5
     max_width: int = 16
@@ -54,27 +68,67 @@ class CaseSpace:
     # "avoid": no pre-activation near a kink. "hit": one unit of every kinked layer sits exactly
     # on its kink for every sample (its weight row and bias are set to 0); no other unit is near.
     kinks: str = "avoid"
+    min_depth: int = 1
+    min_width: int = 1
+    min_batch: int = 1
+    widths: tuple[int, ...] | None = None  # exact: the input's width, then each layer's
+    hidden_activations: tuple[str, ...] | None = None  # None: any of activations
+    output_activations: tuple[str, ...] | None = None  # None: any of activations
+    bias: bool | None = None  # True: every layer has a bias; False: none has; None: either
+    max_parameters: int | None = None  # weights and biases together
 
     def __post_init__(self) -> None:
-        for name in ("max_depth", "max_width", "max_batch"):
+        for name in ("max_depth", "max_width", "max_batch", "min_depth", "min_width",
+                     "min_batch"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise SpecError(f"{name} is {value!r}: it must be an integer >= 1")
+        for low, high in (("min_depth", "max_depth"), ("min_width", "max_width"),
+                          ("min_batch", "max_batch")):
+            if getattr(self, low) > getattr(self, high):
+                raise SpecError(f"{low} {getattr(self, low)} is over {high} "
+                                f"{getattr(self, high)}: nothing to draw")
         for field_name, kind, table in (("activations", "activation", ACTIVATIONS),
                                         ("losses", "loss", LOSSES),
                                         ("reductions", "reduction", REDUCTIONS),
-                                        ("dtypes", "dtype", DTYPES)):
+                                        ("dtypes", "dtype", DTYPES),
+                                        ("hidden_activations", "activation", ACTIVATIONS),
+                                        ("output_activations", "activation", ACTIVATIONS)):
+            if getattr(self, field_name) is None:
+                continue
             values = tuple(getattr(self, field_name))
             if not values:
-                raise SpecError(f"no {field_name} to draw from: give at least one")
+                raise SpecError(f"no {field_name.replace('_', ' ')} to draw from: give at "
+                                "least one")
             for value in values:
                 choose(kind, value, table)
             object.__setattr__(self, field_name, values)
+        if self.widths is not None:
+            object.__setattr__(self, "widths", exact_widths(self.widths))
+        if self.max_parameters is not None and self.max_parameters < 2:
+            raise SpecError(f"max_parameters is {self.max_parameters}: a network has at least "
+                            "one weight")
         if self.kinks not in KINK_MODES:
             raise SpecError(f"kinks is {self.kinks!r}: choose one of {', '.join(KINK_MODES)}")
         lo, hi = self.input_log10_scale
         if lo > hi:
             raise SpecError(f"input_log10_scale {self.input_log10_scale} is empty: give lo <= hi")
+
+    @property
+    def hidden(self) -> tuple[str, ...]:
+        """The activations a hidden layer may have."""
+        return self.activations if self.hidden_activations is None else self.hidden_activations
+
+    @property
+    def output(self) -> tuple[str, ...]:
+        """The activations the output layer may have."""
+        return self.activations if self.output_activations is None else self.output_activations
+
+    def depths(self) -> tuple[int, int]:
+        """The depths it draws, lowest and highest."""
+        if self.widths is not None:
+            return len(self.widths) - 1, len(self.widths) - 1
+        return self.min_depth, self.max_depth
 
 
 @dataclass(frozen=True)
@@ -118,21 +172,27 @@ def problem_from_config(config: CaseConfig | Mapping[str, Any]) -> Problem:
 
 
 def sample_config(rng: np.random.Generator, space: CaseSpace) -> CaseConfig:
-    """Draw one config; depth, widths and batch are uniform in their ranges."""
+    """Draw one config; depth, widths and batch are uniform in their ranges. A space with the
+    default architecture fields makes exactly the draws it made before they existed."""
     def choice(options: tuple[str, ...]) -> str:  # rng.choice's stream, 5x faster
         return options[int(rng.integers(len(options)))]
 
-    depth = int(rng.integers(1, space.max_depth + 1))
+    def width(position: int) -> int:
+        if space.widths is not None:
+            return space.widths[position]
+        return int(rng.integers(space.min_width, space.max_width + 1))
+
+    low, high = space.depths()
+    depth = high if space.widths is not None else int(rng.integers(low, high + 1))
     layers = tuple(
-        Layer(int(rng.integers(1, space.max_width + 1)), choice(space.activations),
-              bool(rng.integers(2)))
-        for _ in range(depth))
-    arch = Architecture(int(rng.integers(1, space.max_width + 1)), layers,
-                        choice(space.losses), choice(space.reductions))
+        Layer(width(l), choice(space.output if l == depth else space.hidden),
+              bool(rng.integers(2)) if space.bias is None else space.bias)
+        for l in range(1, depth + 1))
+    arch = Architecture(width(0), layers, choice(space.losses), choice(space.reductions))
     lo, hi = space.input_log10_scale
     return CaseConfig(
         architecture=arch,
-        batch_size=int(rng.integers(1, space.max_batch + 1)),
+        batch_size=int(rng.integers(space.min_batch, space.max_batch + 1)),
         dtype=choice(space.dtypes),
         input_scale=float(10 ** rng.uniform(lo, hi)),
         output_scale=float(10 ** rng.integers(0, space.max_output_log10_scale + 1)),
@@ -226,11 +286,22 @@ MAX_CONFIG_DRAWS = 1000
 
 
 def sample_problem(rng: np.random.Generator, space: CaseSpace) -> Problem:
-    """Draw configs until one has data off every kink (a few percent land on one)."""
+    """Draw configs until one has data off every kink (a few percent land on one) and keeps to
+    the space's parameter budget."""
+    over_budget = 0
     for _ in range(MAX_CONFIG_DRAWS):
+        config = sample_config(rng, space)
+        if (space.max_parameters is not None
+                and config.architecture.n_parameters > space.max_parameters):
+            over_budget += 1
+            continue
         try:
-            return build_problem(sample_config(rng, space))
+            return build_problem(config)
         except KinkUnavoidable:
             continue
+    if over_budget > MAX_CONFIG_DRAWS // 2:
+        raise SpecError(f"{over_budget} of {MAX_CONFIG_DRAWS} random networks in a row had "
+                        f"over {space.max_parameters} parameters: allow more parameters, or "
+                        "narrower or fewer layers")
     raise SpecError(f"{MAX_CONFIG_DRAWS} random networks in a row kept units on a kink of "
                     "relu/leaky_relu: allow wider layers or other activations")

@@ -9,13 +9,15 @@ what the candidate handles; other cases are skipped, never crashed.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
 
-from mybackprop.spec.problem import Gradients, Problem, choose
+from mybackprop.harness.cases import CaseSpace, exact_widths
+from mybackprop.spec.problem import Gradients, Problem, SpecError, choose
 from mybackprop.spec.table import ACTIVATIONS, DTYPES, LOSSES, REDUCTIONS
 
 
@@ -27,9 +29,31 @@ class CandidateError(Exception):
     """The candidate's answer breaks the contract; the message is the verdict's reason."""
 
 
+class Unsupported(Exception):
+    """Raised by a candidate for a problem it does not handle (``raise Unsupported("two layers
+    only")``): the case is skipped with that reason, like one outside its declaration."""
+
+
+class Refusal(str):
+    """Why a candidate refused a case (it raised Unsupported or NotImplementedError): the
+    reason of a skipped verdict, never of an error."""
+
+
+def _range(name: str, value: Any) -> tuple[int, int] | None:
+    """(lo, hi) from an int (exact) or a pair; None stays None."""
+    if value is None:
+        return None
+    low, high = (value, value) if isinstance(value, int) else tuple(value)
+    if not (isinstance(low, int) and isinstance(high, int) and 1 <= low <= high):
+        raise CandidateLoadError(f"supports {name} is {value!r}: give an integer >= 1 or a "
+                                 "range (lo, hi) with 1 <= lo <= hi")
+    return low, high
+
+
 @dataclass(frozen=True)
 class Supports:
-    """What a candidate handles. Cases outside it are skipped with the reason."""
+    """What a candidate handles. The run draws its cases from it (within the command line's
+    options); a case outside it, or one the candidate refuses, is skipped with the reason."""
 
     activations: frozenset[str] = frozenset(ACTIVATIONS)
     losses: frozenset[str] = frozenset(LOSSES)
@@ -41,17 +65,37 @@ class Supports:
     # True: the answer also holds "intermediates": {"Z": [...], "A": [...], "delta": [...]}, one
     # (N, n_l) array per layer (pre-activations, activations, dL/dZ), for localising a mistake
     returns_intermediates: bool = False
+    # The architecture it is written for (None: any):
+    depth: tuple[int, int] | None = None  # layers: an int (exact) or (lo, hi)
+    widths: tuple[int, ...] | None = None  # exact widths: the input's, then each layer's
+    width: tuple[int, int] | None = None  # every width (the input's too): an int or (lo, hi)
+    hidden_activations: frozenset[str] | None = None  # what a hidden layer may use
+    output_activations: frozenset[str] | None = None  # what the output layer may use
+    bias: bool | None = None  # True: every layer has a bias; False: none has
+    batch: tuple[int, int] | None = None  # samples per batch: an int (exact) or (lo, hi)
 
     def __post_init__(self) -> None:
         for name, kind, table in (("activations", "activation", ACTIVATIONS),
                                   ("losses", "loss", LOSSES),
                                   ("reductions", "reduction", REDUCTIONS),
-                                  ("dtypes", "dtype", DTYPES)):
+                                  ("dtypes", "dtype", DTYPES),
+                                  ("hidden_activations", "activation", ACTIVATIONS),
+                                  ("output_activations", "activation", ACTIVATIONS)):
             values = getattr(self, name)
+            if values is None:
+                continue
             values = frozenset([values] if isinstance(values, str) else values)
             for value in values:
                 choose(kind, value, table)
             object.__setattr__(self, name, values)
+        object.__setattr__(self, "depth", _range("depth", self.depth))
+        object.__setattr__(self, "batch", _range("batch", self.batch))
+        object.__setattr__(self, "width", _range("width", self.width))
+        if self.widths is not None:
+            object.__setattr__(self, "widths", exact_widths(self.widths))
+        if self.bias not in (None, True, False):
+            raise CandidateLoadError(f"supports bias is {self.bias!r}: give True (every layer "
+                                     "has a bias), False (none has) or None (either)")
 
     @classmethod
     def coerce(cls, value: Any) -> Supports:
@@ -65,7 +109,10 @@ class Supports:
             if unknown:
                 raise CandidateLoadError(f"supports has unknown keys {sorted(unknown)}: "
                                          f"use {', '.join(sorted(known))}")
-            return cls(**value)
+            try:
+                return cls(**value)
+            except SpecError as exc:  # a bad name or range: one line, like any load error
+                raise CandidateLoadError(f"supports: {exc}") from None
         raise CandidateLoadError(f"supports is a {type(value).__name__}: give a dict or Supports")
 
     def describe(self) -> str:
@@ -76,8 +123,23 @@ class Supports:
             values = getattr(self, name)
             parts.append(f"all {name}" if values == frozenset(table)
                          else f"{name} {', '.join(sorted(values))}")
+        if self.depth is not None:
+            low, high = self.depth
+            parts.append(f"{low} layer{'s' if low > 1 else ''}" if low == high
+                         else f"{low} to {high} layers")
+        if self.widths is not None:
+            parts.append("widths " + "-".join(map(str, self.widths)))
+        if self.width is not None:
+            parts.append(f"widths {self.width[0]} to {self.width[1]}")
+        for name in ("hidden_activations", "output_activations"):
+            if getattr(self, name) is not None:
+                parts.append(f"{name.replace('_', ' ')} {', '.join(sorted(getattr(self, name)))}")
+        if self.bias is not None:
+            parts.append("biases everywhere" if self.bias else "no biases")
         if self.max_parameters is not None:
             parts.append(f"at most {self.max_parameters} parameters")
+        if self.batch is not None:
+            parts.append(f"batches of {self.batch[0]} to {self.batch[1]}")
         if self.max_batch is not None:
             parts.append(f"at most {self.max_batch} samples")
         if not self.returns_dX:
@@ -100,7 +162,102 @@ class Supports:
             return f"{n} parameters over the declared limit of {self.max_parameters}"
         if self.max_batch is not None and problem.batch_size > self.max_batch:
             return f"batch of {problem.batch_size} over the declared limit of {self.max_batch}"
+        return self._architecture_skip(problem)
+
+    def _architecture_skip(self, problem: Problem) -> str | None:
+        arch = problem.architecture
+        if self.depth is not None and not self.depth[0] <= arch.depth <= self.depth[1]:
+            return f"{arch.depth} layers, outside the declared {self.depth[0]}-{self.depth[1]}"
+        if self.widths is not None and tuple(arch.widths) != self.widths:
+            return (f"widths {'-'.join(map(str, arch.widths))}, not the declared "
+                    f"{'-'.join(map(str, self.widths))}")
+        if self.width is not None and not all(self.width[0] <= w <= self.width[1]
+                                              for w in arch.widths):
+            return f"widths {'-'.join(map(str, arch.widths))}, outside the declared " \
+                   f"{self.width[0]}-{self.width[1]}"
+        names = problem.activations
+        if self.hidden_activations is not None and set(names[:-1]) - self.hidden_activations:
+            wrong = sorted(set(names[:-1]) - self.hidden_activations)
+            return f"hidden activation {', '.join(wrong)} not supported"
+        if self.output_activations is not None and names[-1] not in self.output_activations:
+            return f"output activation {names[-1]} not supported"
+        if self.bias is not None and any((b is not None) != self.bias for b in problem.biases):
+            return "a layer without bias" if self.bias else "a layer with a bias"
+        if self.batch is not None and not self.batch[0] <= problem.batch_size <= self.batch[1]:
+            return (f"batch of {problem.batch_size}, outside the declared "
+                    f"{self.batch[0]}-{self.batch[1]}")
         return None
+
+    def within(self, space: CaseSpace, name: str = "the candidate") -> CaseSpace:
+        """The part of `space` this candidate takes: the run's cases for it are drawn there.
+        Raises SpecError, one line naming both sides, when nothing is left."""
+        def common(field: str, drawn: tuple[str, ...], declared: frozenset[str] | None
+                   ) -> tuple[str, ...]:
+            kept = tuple(v for v in drawn if declared is None or v in declared)
+            if not kept:
+                raise SpecError(f"the run draws {field} {', '.join(drawn)} and {name} declares "
+                                f"{', '.join(sorted(declared or ()))}: nothing to check; "
+                                f"draw some of those (--{field.replace(' ', '-')})")
+            return kept
+
+        losses = common("losses", space.losses, self.losses)
+        reductions = common("reductions", space.reductions, self.reductions)
+        dtypes = common("dtypes", space.dtypes, self.dtypes)
+        activations = common("activations", space.activations, self.activations)
+        output = common("output activations", tuple(a for a in space.output if a in activations),
+                        self.output_activations)
+        hidden = tuple(a for a in space.hidden if a in activations and (
+            self.hidden_activations is None or a in self.hidden_activations))
+        low, high = space.depths()
+        if self.depth is not None:
+            low, high = max(low, self.depth[0]), min(high, self.depth[1])
+        widths = space.widths
+        if self.widths is not None:  # exact widths: the network it is written for
+            if widths is not None and widths != self.widths:
+                raise SpecError(f"the run draws widths {'-'.join(map(str, widths))} and {name} "
+                                f"declares {'-'.join(map(str, self.widths))}: nothing to check")
+            widths, low, high = self.widths, len(self.widths) - 1, len(self.widths) - 1
+            if self.depth is not None and not self.depth[0] <= low <= self.depth[1]:
+                raise SpecError(f"{name} declares widths {self.widths} and depth {self.depth}, "
+                                "which do not agree: fix its supports")
+        min_width, max_width = space.min_width, space.max_width
+        if self.width is not None:
+            min_width, max_width = max(min_width, self.width[0]), min(max_width, self.width[1])
+            if widths is not None and not all(min_width <= w <= max_width for w in widths):
+                raise SpecError(f"{name} declares widths {self.width[0]} to {self.width[1]} and "
+                                f"{'-'.join(map(str, widths))}: nothing to check")
+            if min_width > max_width:
+                raise SpecError(f"the run draws widths {space.min_width} to {space.max_width} "
+                                f"and {name} declares {self.width[0]} to {self.width[1]}: "
+                                "nothing to check")
+        if not hidden:  # only the output layer can be drawn
+            high = min(high, 1)
+        if low > high:
+            raise SpecError(f"the run draws {space.depths()[0]} to {space.depths()[1]} layers "
+                            f"and {name} declares {self.describe()}: nothing to check")
+        bias = space.bias
+        if self.bias is not None:
+            if bias is not None and bias != self.bias:
+                raise SpecError(f"the run draws {'only' if bias else 'no'} biases and {name} "
+                                f"declares {'only' if self.bias else 'no'} biases: nothing "
+                                "to check")
+            bias = self.bias
+        min_batch, max_batch = space.min_batch, space.max_batch
+        for limit in (self.max_batch, self.batch[1] if self.batch else None):
+            max_batch = max_batch if limit is None else min(max_batch, limit)
+        if self.batch is not None:
+            min_batch = max(min_batch, self.batch[0])
+        if min_batch > max_batch:
+            raise SpecError(f"the run draws batches of {space.min_batch} to {space.max_batch} "
+                            f"and {name} declares {self.describe()}: nothing to check")
+        budget = [b for b in (space.max_parameters, self.max_parameters) if b is not None]
+        return dataclasses.replace(
+            space, activations=activations, losses=losses, reductions=reductions,
+            dtypes=dtypes, hidden_activations=None if hidden in ((), activations) else hidden,
+            output_activations=None if output == activations else output,
+            min_depth=low, max_depth=high, widths=widths, min_width=min_width,
+            max_width=max_width, bias=bias, min_batch=min_batch,
+            max_batch=max_batch, max_parameters=min(budget) if budget else None)
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import importlib.util
+import inspect
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -45,24 +47,13 @@ def load_candidate(spec: str) -> Candidate:
     if module_name.endswith(".py"):
         module = _import_file(Path(module_name), spec)
     else:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            hint = (f"; for the folder of candidates write {module_name}/:{attr}"
-                    if Path(module_name).is_dir() else "")
-            raise CandidateLoadError(f"--impl {spec!r}: no module named {exc.name!r}; install it "
-                                     f"or run from the folder that holds it{hint}") from None
-        except Exception as exc:  # the candidate's own import failed: say so, in one line
-            raise CandidateLoadError(f"--impl {spec!r}: importing {module_name} raised "
-                                     f"{type(exc).__name__}: {exc}") from None
+        module = _import_module(module_name, spec, attr)
     try:
         function = getattr(module, attr)
     except AttributeError:
         raise CandidateLoadError(f"--impl {spec!r}: module {module_name} has no attribute "
                                  f"{attr!r}") from None
-    if not callable(function):
-        raise CandidateLoadError(f"--impl {spec!r} is a {type(function).__name__}, not callable: "
-                                 "point at a function taking a Problem")
+    _check_callable(spec, attr, function)
     return Candidate(spec, function, Supports.coerce(getattr(function, "supports", None)))
 
 
@@ -119,9 +110,61 @@ def _load_or_report(spec: str, isolate: bool, memory_limit: int | None) -> Candi
         return Candidate(spec, unloadable)
 
 
+CONTRACT = "a candidate is called as candidate(problem) and returns {'loss', 'dW', 'db', 'dX'}"
+
+
+def _check_callable(spec: str, attr: str, function: Any) -> None:
+    """A usage error before the first case for what cannot be a candidate: not callable, a
+    class, or a callable that cannot take one argument."""
+    if inspect.isclass(function):
+        raise CandidateLoadError(f"--impl {spec!r} is a class: {CONTRACT}; point at a function, "
+                                 "or at an instance with __call__(self, problem)")
+    if not callable(function):
+        raise CandidateLoadError(f"--impl {spec!r} is a {type(function).__name__}, not "
+                                 f"callable: {CONTRACT}")
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError):  # a builtin without a signature: the first case will tell
+        return
+    try:
+        signature.bind(None)
+    except TypeError:
+        name = getattr(function, "__name__", attr)
+        raise CandidateLoadError(f"--impl {spec!r}: {name}{signature} cannot be called with one "
+                                 f"argument: {CONTRACT}") from None
+
+
+def _import_module(module_name: str, spec: str, attr: str) -> Any:
+    """Import `module_name` as ``python -m`` would: the current folder comes first."""
+    here = os.getcwd()
+    if here not in sys.path and "" not in sys.path:
+        sys.path.insert(0, here)
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name is None or not (module_name == exc.name
+                                    or module_name.startswith(exc.name + ".")):
+            raise CandidateLoadError(f"--impl {spec!r}: importing {module_name} raised "
+                                     f"ModuleNotFoundError: {exc}") from None
+        hint = (f"; for the folder of candidates write {module_name}/:{attr}"
+                if Path(module_name).is_dir() else "")
+        raise CandidateLoadError(f"--impl {spec!r}: no module named {exc.name!r} in {here} or "
+                                 f"the installed packages: run from the folder that holds "
+                                 f"{exc.name.split('.')[0]}.py, or give its path as "
+                                 f"FILE.py:{attr}{hint}") from None
+    except Exception as exc:  # the candidate's own import failed: say so, in one line
+        raise CandidateLoadError(f"--impl {spec!r}: importing {module_name} raised "
+                                 f"{type(exc).__name__}: {exc}") from None
+
+
 def _import_file(path: Path, spec: str) -> Any:
+    """Run the file as a module of its own; its folder comes first on sys.path, as for
+    ``python path/to/file.py``, so that it imports the modules beside it."""
     if not path.is_file():
         raise CandidateLoadError(f"--impl {spec!r}: file {str(path)!r} does not exist")
+    folder = str(path.resolve().parent)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
     name = f"_mybackprop_candidate_{abs(hash(path.resolve()))}"
     module_spec = importlib.util.spec_from_file_location(name, path)
     assert module_spec is not None and module_spec.loader is not None

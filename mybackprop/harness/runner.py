@@ -17,7 +17,13 @@ from typing import Any
 import numpy as np
 
 from mybackprop.diagnosis.diagnose import Diagnosis, diagnose_error, diagnose_fail
-from mybackprop.harness.contract import Candidate, CandidateError, to_gradients
+from mybackprop.harness.contract import (
+    Candidate,
+    CandidateError,
+    Refusal,
+    Unsupported,
+    to_gradients,
+)
 from mybackprop.judging.compare import TensorComparison, compare, flat, tensor_names, within
 from mybackprop.judging.kinks import convention_answers, convention_note
 from mybackprop.judging.tolerance import Scales, Tolerance, scales_for
@@ -218,7 +224,8 @@ class Checker:
             answer, problem_error = run_in_process(candidate, problem, self.time_limit)
         outcome.seconds["candidate"] = time.perf_counter() - started
         if problem_error:
-            return outcome.ends("error", problem_error)
+            refused = isinstance(problem_error, Refusal)
+            return outcome.ends("skipped" if refused else "error", problem_error)
         assert answer is not None
         answers = references.answers
         if not candidate.supports.returns_dX:
@@ -324,6 +331,11 @@ def run_in_process(candidate: Candidate, problem: Problem,
             raw = candidate.function(given)
     except CandidateTimeout:
         return None, f"hung: no answer within the time limit of {time_limit:g} s"
+    except Unsupported as exc:
+        return None, Refusal(f"refused: {exc}".splitlines()[0] if str(exc) else "refused")
+    except NotImplementedError as exc:
+        return None, Refusal(f"refused: raised NotImplementedError: {exc}".splitlines()[0]
+                             if str(exc) else "refused: raised NotImplementedError")
     except SystemExit as exc:
         return None, f"called sys.exit({exc.code})"
     except MemoryError:

@@ -9,6 +9,7 @@ picklable, so a sweep's workers rebuild their checker from it alone.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,8 @@ from mybackprop.spec.problem import SpecError
 
 DEFAULT_IMPL = ("mybackprop:matrix",)
 DEFAULT_ORACLES = ("torch", "jax")
+# Named scales: (log10 of the inputs' scale, lo and hi; the highest power of 10 of the logits)
+SPACES = {"default": ((-3.0, 3.0), 3), "ordinary": ((-1.0, 1.0), 0), "stress": ((2.0, 3.0), 3)}
 CHUNK = 256  # cases per chunk: enough to fill the oracles' stacks, small enough to spread
 EXECUTORS = ("process", "dask")
 
@@ -85,6 +88,13 @@ class RunSettings:
               losses: str | Iterable[str] | None = None,
               reductions: str | Iterable[str] | None = None, max_depth: int = 5,
               max_width: int = 16, max_batch: int = 64, kinks: str = "avoid",
+              depth: str | int | tuple[int, int] | None = None,
+              widths: str | Iterable[int] | None = None,
+              batch: str | int | tuple[int, int] | None = None,
+              hidden_activations: str | Iterable[str] | None = None,
+              output_activations: str | Iterable[str] | None = None, bias: str = "any",
+              space: str = "default", input_scale: str | tuple[float, float] | None = None,
+              logit_scale: float | None = None,
               oracles: str | Iterable[str] | None = None,
               tolerance_factor: str | Mapping[str, float] | None = None,
               memory_limit: float = DEFAULT_MEMORY_LIMIT / 2**30,
@@ -100,13 +110,18 @@ class RunSettings:
             raise SettingsError(f"unknown setting {unknown[0]!r}: see mybackprop check --help "
                                 "for the settings")
         try:
-            space, tolerance = _space(activations, losses, reductions, dtype, max_depth,
-                                      max_width, max_batch, kinks), _tolerance(tolerance_factor)
+            drawn = _space(activations=activations, losses=losses, reductions=reductions,
+                           dtype=dtype, max_depth=max_depth, max_width=max_width,
+                           max_batch=max_batch, kinks=kinks, depth=depth, widths=widths,
+                           batch=batch, hidden_activations=hidden_activations,
+                           output_activations=output_activations, bias=bias, space=space,
+                           input_scale=input_scale, logit_scale=logit_scale)
+            tolerance = _tolerance(tolerance_factor)
         except SpecError as exc:  # the table's and the tolerance's own checks: one line too
             raise SettingsError(str(exc)) from None
         if not memory_limit > 0:  # before it is turned into bytes
             raise SettingsError(f"--memory-limit is {memory_limit:g}: give GiB > 0")
-        return cls(impl=names(impl) if impl else DEFAULT_IMPL, space=space,
+        return cls(impl=names(impl) if impl else DEFAULT_IMPL, space=drawn,
                    oracles=DEFAULT_ORACLES if oracles is None else names(oracles),
                    tolerance=tolerance, memory_limit=int(memory_limit * 2**30),
                    out=None if out is None else Path(out), **plain)
@@ -132,17 +147,73 @@ class RunSettings:
                        time_limit=self.time_limit)
 
 
-def _space(activations: Any, losses: Any, reductions: Any, dtype: str | None, max_depth: int,
-           max_width: int, max_batch: int, kinks: str) -> CaseSpace:
-    space: dict[str, Any] = {"max_depth": max_depth, "max_width": max_width,
-                             "max_batch": max_batch, "kinks": kinks}
+def _space(*, activations: Any, losses: Any, reductions: Any, dtype: str | None,
+           max_depth: int, max_width: int, max_batch: int, kinks: str, depth: Any, widths: Any,
+           batch: Any, hidden_activations: Any, output_activations: Any, bias: str, space: str,
+           input_scale: Any, logit_scale: float | None) -> CaseSpace:
+    """The CaseSpace of a door's drawing options (the ranges as 'N' or 'LO-HI' text or ints)."""
+    options: dict[str, Any] = {"max_depth": max_depth, "max_width": max_width,
+                               "max_batch": max_batch, "kinks": kinks}
     for name, value in (("activations", activations), ("losses", losses),
-                        ("reductions", reductions)):
+                        ("reductions", reductions), ("hidden_activations", hidden_activations),
+                        ("output_activations", output_activations)):
         if value:
-            space[name] = names(value)
+            options[name] = names(value)
     if dtype:
-        space["dtypes"] = (dtype,)
-    return CaseSpace(**space)
+        options["dtypes"] = (dtype,)
+    if depth is not None:
+        options["min_depth"], options["max_depth"] = _int_range("--depth", depth)
+    if batch is not None:
+        options["min_batch"], options["max_batch"] = _int_range("--batch", batch)
+    if widths:
+        try:
+            options["widths"] = tuple(int(w) for w in names(widths) if w) if isinstance(
+                widths, str) else tuple(widths)
+        except ValueError:
+            raise SettingsError(f"--widths {widths!r} is not a list of integers, e.g. "
+                                "4,8,3") from None
+    biases = {"any": None, "always": True, "never": False}
+    if bias not in biases:
+        raise SettingsError(f"--bias is {bias!r}: choose one of any, always, never")
+    options["bias"] = biases[bias]
+    if space not in SPACES:
+        raise SettingsError(f"--space is {space!r}: choose one of {', '.join(SPACES)}")
+    options["input_log10_scale"], options["max_output_log10_scale"] = SPACES[space]
+    if input_scale is not None:
+        options["input_log10_scale"] = _log_range(input_scale)
+    if logit_scale is not None:
+        power = math.log10(logit_scale) if logit_scale > 0 else math.nan
+        if not (power >= 0 and power == round(power)):
+            raise SettingsError(f"--logit-scale is {logit_scale:g}: give a power of 10 >= 1, "
+                                "e.g. 1, 10 or 1000")
+        options["max_output_log10_scale"] = int(round(power))
+    return CaseSpace(**options)
+
+
+def _int_range(option: str, value: Any) -> tuple[int, int]:
+    """(lo, hi) from 3, '3', '2-4' or (2, 4)."""
+    try:
+        if isinstance(value, str):
+            low, _, high = value.partition("-")
+            return int(low), int(high or low)
+        if isinstance(value, int):
+            return value, value
+        low, high = value
+        return int(low), int(high)
+    except (TypeError, ValueError):
+        raise SettingsError(f"{option} {value!r} is not N or LO-HI, e.g. 2 or 1-3") from None
+
+
+def _log_range(value: Any) -> tuple[float, float]:
+    """log10 (lo, hi) from '0.1:10' or (0.1, 10)."""
+    try:
+        low, high = (float(v) for v in (value.split(":") if isinstance(value, str) else value))
+        if not 0 < low <= high:
+            raise ValueError
+    except ValueError:
+        raise SettingsError(f"--input-scale {value!r} is not LO:HI with 0 < LO <= HI, e.g. "
+                            "0.1:10") from None
+    return math.log10(low), math.log10(high)
 
 
 def _tolerance(factor: str | Mapping[str, float] | None) -> Tolerance:

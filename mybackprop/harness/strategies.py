@@ -14,7 +14,9 @@ table, and unit scales, which is what a person wants to read.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
+from typing import Any
 
 from hypothesis import assume
 from hypothesis import strategies as st
@@ -35,10 +37,33 @@ def architectures(*, max_depth: int = 5, max_width: int = 16,
 
 
 def _architectures(space: CaseSpace) -> st.SearchStrategy[Architecture]:
-    width = st.integers(1, space.max_width)
-    layer = st.builds(Layer, width, st.sampled_from(space.activations), st.booleans())
-    return st.builds(Architecture, width, st.lists(layer, min_size=1, max_size=space.max_depth),
-                     st.sampled_from(space.losses), st.sampled_from(space.reductions))
+    """Architectures of the space: its depths and widths (or its exact widths), hidden and
+    output activations, biases and parameter budget. A space that does not narrow the
+    architecture gets the plain strategy it always had (the same examples)."""
+    bias = st.booleans() if space.bias is None else st.just(space.bias)
+    if space.widths is not None:
+        depth = len(space.widths) - 1
+        layers: st.SearchStrategy[Any] = st.tuples(*(
+            st.builds(Layer, st.just(w), st.sampled_from(space.output if l == depth
+                                                          else space.hidden), bias)
+            for l, w in enumerate(space.widths[1:], start=1)))
+        input_width: st.SearchStrategy[int] = st.just(space.widths[0])
+    else:
+        input_width = st.integers(space.min_width, space.max_width)
+        layer = st.builds(Layer, input_width, st.sampled_from(space.hidden), bias)
+        layers = st.lists(layer, min_size=space.min_depth, max_size=space.max_depth)
+        if space.hidden_activations is not None or space.output_activations is not None:
+            layers = st.builds(_with_output, layers, st.sampled_from(space.output))
+    architectures = st.builds(Architecture, input_width, layers, st.sampled_from(space.losses),
+                              st.sampled_from(space.reductions))
+    budget = space.max_parameters
+    return architectures if budget is None else architectures.filter(
+        lambda arch: arch.n_parameters <= budget)
+
+
+def _with_output(layers: list[Layer], activation: str) -> list[Layer]:
+    """The layers with the output layer's activation replaced."""
+    return [*layers[:-1], dataclasses.replace(layers[-1], activation=activation)]
 
 
 def case_configs(space: CaseSpace | None = None) -> st.SearchStrategy[CaseConfig]:
@@ -48,7 +73,7 @@ def case_configs(space: CaseSpace | None = None) -> st.SearchStrategy[CaseConfig
     return st.builds(
         CaseConfig,
         architecture=_architectures(space),
-        batch_size=st.integers(1, space.max_batch),
+        batch_size=st.integers(space.min_batch, space.max_batch),
         dtype=st.sampled_from(space.dtypes),
         # Exponents shrink toward 0, i.e. toward unit scales.
         input_scale=st.floats(lo, hi).map(lambda e: float(10**e)),

@@ -71,7 +71,7 @@ def render_html(summary: dict[str, Any], records: list[dict[str, Any]]) -> str:
     candidates = summary["run"]["candidates"]
     return environment.get_template("report.html.j2").render(
         summary=summary, run=summary["run"], candidates=candidates, failures=failures,
-        ok=summary["verdicts"]["fail"] == 0 and summary["verdicts"]["error"] == 0,
+        status=summary["status"],
         heatmaps={c: _svg(_heatmap(records, c)) for c in candidates},
         distribution=_svg(_distribution(records)),
         against_size=_svg(_against_size(records)),

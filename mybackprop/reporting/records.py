@@ -10,7 +10,7 @@ from typing import Any, TextIO
 
 from mybackprop.harness.runner import VERDICTS
 
-SUMMARY_SCHEMA_VERSION = 1
+SUMMARY_SCHEMA_VERSION = 2
 # The JSON Schema summary.json follows, shipped in the package (tests validate against it).
 SUMMARY_SCHEMA = (Path(__file__).parent / "schemas"
                   / f"summary-v{SUMMARY_SCHEMA_VERSION}.schema.json")
@@ -55,6 +55,7 @@ def summarize(records: Iterable[dict[str, Any]], run: dict[str, Any]) -> dict[st
         key: defaultdict(Counter) for key in ("candidate", "activation", "loss", "reduction",
                                               "dtype")}
     worst: list[dict[str, Any]] = []
+    skip_reasons: dict[str, Counter[str]] = defaultdict(Counter)
     seen = bytearray()  # one byte per case number: which cases have a record
     records_seen, ratio = 0, None
     for r in records:
@@ -65,6 +66,8 @@ def summarize(records: Iterable[dict[str, Any]], run: dict[str, Any]) -> dict[st
         if r.get("max_err_over_tol") is not None:
             ratio = max(r["max_err_over_tol"], ratio if ratio is not None else 0.0)
         overall[r["verdict"]] += 1
+        if r["verdict"] == "skipped":
+            skip_reasons[r["candidate"]][r["reason"]] += 1
         for activation in r["activations"]:
             groups["activation"][activation][r["verdict"]] += 1
         for key in ("candidate", "loss", "reduction", "dtype"):
@@ -75,8 +78,11 @@ def summarize(records: Iterable[dict[str, Any]], run: dict[str, Any]) -> dict[st
                                                 "max_err_over_tol")},
                           "diagnosis": (r.get("diagnosis") or {}).get("summary", ""),
                           "repro": r.get("repro", "")})
+    by_candidate = {name: {v: c.get(v, 0) for v in VERDICTS}
+                    for name, c in groups["candidate"].items()}
     return {
         "schema_version": SUMMARY_SCHEMA_VERSION,
+        "status": run_status(run, by_candidate, skip_reasons),
         "run": run,
         "cases": sum(seen),
         "records": records_seen,  # one per case and candidate
@@ -87,6 +93,60 @@ def summarize(records: Iterable[dict[str, Any]], run: dict[str, Any]) -> dict[st
         "max_err_over_tol": ratio,
         "problems": worst,
     }
+
+
+MOSTLY_SKIPPED = 0.5  # a candidate that skipped more than this share of its cases is named
+
+
+def run_status(run: dict[str, Any], by_candidate: dict[str, dict[str, int]],
+               skip_reasons: dict[str, Counter[str]]) -> dict[str, Any]:
+    """pass, fail or nothing_checked, for the run and for each candidate, with one headline.
+
+    A candidate with no checked case (every one skipped: outside its declaration, or refused)
+    never passes: the run's status is nothing_checked unless something failed outright."""
+    candidates: dict[str, dict[str, Any]] = {}
+    for name in run["candidates"]:
+        counts = by_candidate.get(name, dict.fromkeys(VERDICTS, 0))
+        checked = sum(counts.values()) - counts["skipped"]
+        reasons = skip_reasons.get(name)
+        candidates[name] = {
+            "status": ("nothing_checked" if not checked else
+                       "fail" if counts["fail"] or counts["error"] else "pass"),
+            "checked": checked, "skipped": counts["skipped"],
+            "skip_reason": reasons.most_common(1)[0][0] if reasons else "",
+            "declared": run.get("declared", {}).get(name, "")}
+    statuses = {c["status"] for c in candidates.values()}
+    status = next(s for s in ("fail", "nothing_checked", "pass") if s in statuses or s == "pass")
+    return {"status": status, "headline": _headline(status, candidates),
+            "by_candidate": candidates}
+
+
+def _headline(status: str, candidates: dict[str, dict[str, Any]]) -> str:
+    """'FAIL: 1 of 2 candidates failed; NOTHING CHECKED for x: ...'."""
+    def skipped_note(name: str, c: dict[str, Any]) -> str:
+        total = c["checked"] + c["skipped"]
+        declared = (f"; it declares {c['declared']}"
+                    if c["declared"] and not c["skip_reason"].startswith("refused") else "")
+        return (f"{name} skipped {c['skipped']} of {total} cases ({c['skip_reason']}"
+                f"{declared})")
+
+    empty = [skipped_note(n, c) for n, c in candidates.items() if c["status"] ==
+             "nothing_checked"]
+    mostly = [skipped_note(n, c) for n, c in candidates.items()
+              if c["status"] != "nothing_checked" and c["skipped"]
+              > MOSTLY_SKIPPED * (c["checked"] + c["skipped"])]
+    failed = [n for n, c in candidates.items() if c["status"] == "fail"]
+    checked = sum(c["checked"] for c in candidates.values())
+    parts = []
+    if status == "fail":
+        parts.append(f"FAIL: {', '.join(failed)} failed" if len(candidates) > 1 else "FAIL")
+    elif status == "pass":
+        parts.append(f"PASS: {checked} checked case{'s pass' if checked != 1 else ' passes'}")
+    if empty:
+        parts.append("NOTHING CHECKED: " + "; ".join(empty))
+    if mostly:
+        parts.append("Mostly skipped: " + "; ".join(mostly))
+    return ". ".join(parts)
 
 
 def write_summary(folder: Path, run: dict[str, Any]) -> dict[str, Any]:
@@ -105,23 +165,39 @@ def _table(title: str, rows: dict[str, dict[str, int]]) -> list[str]:
     return lines
 
 
+def _checked(candidates: dict[str, dict[str, Any]]) -> list[str]:
+    """What each candidate had checked, and what it declares (shown when some were skipped or
+    there are several candidates)."""
+    if len(candidates) < 2 and not any(c["skipped"] for c in candidates.values()):
+        return []
+    lines = ["## Checked, by candidate", "",
+             "| candidate | status | checked | skipped | most common skip | declares |",
+             "|---|---|---:|---:|---|---|"]
+    lines += [f"| {name} | {c['status']} | {c['checked']} | {c['skipped']} | "
+              f"{c['skip_reason'].replace('|', '/')} | {c['declared']} |"
+              for name, c in candidates.items()]
+    return [*lines, ""]
+
+
 def render_markdown(summary: dict[str, Any], max_problems: int = 20) -> str:
     run = summary["run"]
     verdicts = summary["verdicts"]
-    ok = verdicts["fail"] == 0 and verdicts["error"] == 0
     oracles = ", ".join(f"{name} {d['version']}" for name, d in run["oracles"].items())
     worst = summary["max_err_over_tol"]
     several = len(run["candidates"]) > 1
     lines = [
         f"# mybackprop check: {', '.join(run['candidates'])}",
         "",
-        f"**{'PASS' if ok else 'FAIL'}**: {run['cases']} cases"
+        f"**{summary['status']['headline']}**",
+        "",
+        f"{run['cases']} cases"
         + (f" x {len(run['candidates'])} candidates" if several else "")
         + f", seed {run['seed']}, oracles {oracles}. Worst error: "
         + ("n/a" if worst is None else f"{worst:.3g}x tolerance") + ".",
         "",
         *_table("verdict", {"all cases": verdicts}),
         "",
+        *_checked(summary["status"]["by_candidate"]),
         *(["## By candidate", "", *_table("candidate", summary["by_candidate"]), ""]
           if several else []),
         "## By activation (a case counts once for each activation it uses)",

@@ -7,6 +7,8 @@ run and in every pytest-xdist worker, so grading is reproducible.
 
 from __future__ import annotations
 
+import collections
+import dataclasses
 from typing import Any
 
 import pytest
@@ -15,12 +17,14 @@ from hypothesis import HealthCheck, assume, given, settings
 from mybackprop.harness.cases import CaseConfig, CaseSpace, build_problem
 from mybackprop.harness.strategies import case_configs, problem_or_reject
 from mybackprop.pytest_plugin import count_example
-from mybackprop.spec.problem import Architecture, Layer
+from mybackprop.spec.problem import Architecture, Layer, SpecError
 from mybackprop.spec.table import ACTIVATIONS, DTYPES, KINKED_ACTIVATIONS, LOSSES, REDUCTIONS
 
 
 def _space(candidate: Any, activations: tuple[str, ...], losses: tuple[str, ...],
            kinks: str = "avoid") -> CaseSpace:
+    """The cases of one test, within what the candidate declares; a test its declaration
+    leaves nothing to check is skipped, saying why."""
     supports = candidate.supports
     missing = [a for a in activations if a not in supports.activations]
     missing += [loss for loss in losses if loss not in supports.losses]
@@ -33,9 +37,26 @@ def _space(candidate: Any, activations: tuple[str, ...], losses: tuple[str, ...]
         while (max_width > 1
                and max_depth * (max_width * max_width + max_width) > supports.max_parameters):
             max_width -= 1
-    return CaseSpace(max_width=max_width, max_batch=max_batch, activations=activations,
-                     losses=losses, reductions=tuple(sorted(supports.reductions)),
-                     dtypes=tuple(sorted(supports.dtypes)), kinks=kinks)
+    space = CaseSpace(max_width=max_width, max_batch=max_batch, activations=activations,
+                      losses=losses, reductions=tuple(sorted(supports.reductions)),
+                      dtypes=tuple(sorted(supports.dtypes)), kinks=kinks)
+    if len(activations) == 1 and (supports.hidden_activations is not None
+                                  or supports.output_activations is not None):
+        # One activation, for a network with a fixed hidden/output split: the activation
+        # wherever the declaration allows it, what it declares elsewhere.
+        (name,) = activations
+        hidden = supports.hidden_activations is None or name in supports.hidden_activations
+        output = supports.output_activations is None or name in supports.output_activations
+        if not (hidden or output):
+            pytest.skip(f"{candidate.name} declares {name} neither for hidden layers nor for "
+                        "the output layer")
+        space = dataclasses.replace(space, activations=tuple(sorted(supports.activations)),
+                                    hidden_activations=(name,) if hidden else None,
+                                    output_activations=(name,) if output else None)
+    try:
+        return supports.within(space, candidate.name)
+    except SpecError as exc:
+        pytest.skip(str(exc))
 
 
 def _check_cases(candidate: Any, checker: Any, space: CaseSpace, examples: int,
@@ -60,15 +81,21 @@ def _check_cases(candidate: Any, checker: Any, space: CaseSpace, examples: int,
             drawn.append((config, problem))
             return
         outcome = checker.check(candidate, problem)
-        if outcome.verdict not in allowed:
+        # A refused case (Unsupported) neither fails nor is rejected: rejecting it here would
+        # change which cases this second pass draws.
+        if outcome.verdict not in (*allowed, "skipped"):
             pytest.fail(_failure(outcome, config), pytrace=False)
 
     property_holds()
     kept, drawn = drawn, None
     references = checker.references_many([problem for _, problem in kept])
-    first_failure = None
+    first_failure, checked, refusals = None, 0, collections.Counter()
     for (config, problem), refs in zip(kept, references, strict=True):
         outcome = checker.check(candidate, problem, refs)
+        if outcome.verdict == "skipped":  # the candidate refused it
+            refusals[outcome.reason] += 1
+            continue
+        checked += 1
         count_example()
         if outcome.verdict not in allowed and first_failure is None:
             first_failure = _failure(outcome, config)
@@ -77,6 +104,10 @@ def _check_cases(candidate: Any, checker: Any, space: CaseSpace, examples: int,
         pytest.fail(f"{first_failure}\n  (run again one case at a time it passed, so it was "
                     "not shrunk: a result within rounding of the tolerance, or a candidate "
                     "that does not give the same answer twice)", pytrace=False)
+    if not checked:  # nothing checked is never a pass
+        reason, count = refusals.most_common(1)[0] if refusals else ("no case drawn", 0)
+        pytest.skip(f"nothing checked: {candidate.name} refused all {len(kept)} cases "
+                    f"({reason}{'' if count == len(kept) else ', and others'})")
 
 
 def _problem(candidate: Any, config: Any) -> Any:
@@ -139,15 +170,22 @@ def test_large_logits(mybackprop_candidate, mybackprop_checker, mybackprop_examp
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_smallest_network(mybackprop_candidate, mybackprop_checker, dtype):
-    """One input, one unit, one sample: the simplest case, and the first to read if it fails."""
+    """One input, one unit, one sample: the simplest case, and the first to read if it fails
+    (as small as the candidate's declaration allows)."""
     supports = mybackprop_candidate.supports
     if dtype not in supports.dtypes:
         pytest.skip(f"{mybackprop_candidate.name} declares no support for {dtype}")
-    activation = next(a for a in ACTIVATIONS if a in supports.activations)
     loss = next(loss for loss in LOSSES if loss in supports.losses)
-    reduction = next(r for r in REDUCTIONS if r in supports.reductions)
-    arch = Architecture(1, (Layer(1, activation),), loss, reduction)
-    problem = build_problem(CaseConfig(arch, 1, dtype, 1.0, 1.0, seed=0))
+    space = _space(mybackprop_candidate, tuple(a for a in ACTIVATIONS if a in
+                                               supports.activations), (loss,))
+    depth = space.depths()[0]
+    widths = space.widths or (1,) * (depth + 1)
+    layers = tuple(Layer(widths[l], space.output[0] if l == depth else space.hidden[0],
+                         True if space.bias is None else space.bias)
+                   for l in range(1, depth + 1))
+    reduction = next(r for r in REDUCTIONS if r in space.reductions)
+    arch = Architecture(widths[0], layers, loss, reduction)
+    problem = build_problem(CaseConfig(arch, space.min_batch, dtype, 1.0, 1.0, seed=0))
     outcome = mybackprop_checker.check(mybackprop_candidate, problem)
     if outcome.verdict != "pass":
         pytest.fail(outcome.message(), pytrace=False)

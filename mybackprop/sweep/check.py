@@ -47,6 +47,11 @@ class Checked:
         """Cases (times candidates) whose verdict is fail or error."""
         return sum(self.summary["verdicts"][v] for v in FAILING)
 
+    @property
+    def status(self) -> str:
+        """pass, fail, or nothing_checked (a candidate had no case it took: never a pass)."""
+        return self.summary["status"]["status"]
+
 
 def check(settings: RunSettings, say: Callable[[str], None] = print) -> Checked:
     """Run the check `settings` describe; `say` gets each line meant for a person (none when
@@ -59,6 +64,9 @@ def check(settings: RunSettings, say: Callable[[str], None] = print) -> Checked:
             stack.enter_context(helpers)
         try:
             candidates = settings.load_candidates()
+            stack.callback(_close, candidates)  # isolated ones hold a worker process
+            for candidate in candidates:  # each has something to check, or it is said now
+                candidate.supports.within(settings.space, candidate.name)
             oracles = settings.load_oracles()
         except (SpecError, CandidateLoadError, OracleUnavailable) as exc:
             raise SettingsError(str(exc)) from None
@@ -67,8 +75,13 @@ def check(settings: RunSettings, say: Callable[[str], None] = print) -> Checked:
                                                 f"{len(names)}-candidates", settings.seed)
         run = Run(settings, str(folder), names)
         parent = _State(run, candidates, oracles)  # runs the cases (one worker), shrinks
-        stack.callback(parent.close)
         return _sweep_and_summarize(run, parent, helpers, say)
+
+
+def _close(candidates: list[Any]) -> None:
+    for candidate in candidates:
+        if candidate.isolated is not None:
+            candidate.isolated.close()
 
 
 def _sweep_and_summarize(run: Run, parent: _State, helpers: Any,
@@ -84,7 +97,8 @@ def _sweep_and_summarize(run: Run, parent: _State, helpers: Any,
               "oracles": {o.name: o.describe() for o in parent.oracles},
               "tolerance_factor": settings.tolerance.factor, "workers": settings.workers,
               "executor": settings.executor, "chunk": settings.chunk,
-              "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+              "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+              "declared": {c.name: c.supports.describe() for c in parent.candidates}}
     left = sum(len(done.get(case, ())) < len(names) for case in range(settings.cases))
     if not quiet:
         versions = ", ".join(f"{name} {d['version']}" for name, d in record["oracles"].items())

@@ -27,6 +27,7 @@ import multiprocessing.pool
 import re
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,9 +58,12 @@ Job = tuple[int, frozenset[str]]  # a case and the candidates it already has rec
 ChunkResult = tuple[list[tuple[int, str, str]], dict[str, float]]
 
 
-def case_problem(seed: int, case: int, space: CaseSpace) -> Problem:
-    """Case `case` of the run with `seed`: the same whatever else runs, and in whatever order."""
-    return sample_problem(np.random.default_rng([seed, case]), space)
+def case_problem(seed: int, case: int, space: CaseSpace, own: bool = False) -> Problem:
+    """Case `case` of the run with `seed`: the same whatever else runs, and in whatever order.
+    own: the case drawn for a candidate's own part of the space (see _State.case_problems),
+    from a stream of its own, named by that part."""
+    key = [seed, case, zlib.crc32(repr(space).encode())] if own else [seed, case]
+    return sample_problem(np.random.default_rng(key), space)
 
 
 @dataclass(frozen=True)
@@ -92,6 +96,8 @@ class _State:
         self.space = settings.space
         self.tolerance = settings.tolerance
         self.candidates = candidates or settings.load_candidates()
+        # Each candidate's part of the run's space: what it declares, within the options.
+        self.spaces = {c.name: c.supports.within(self.space, c.name) for c in self.candidates}
         self.oracles = oracles or settings.load_oracles()
         self.checker = settings.checker(self.oracles)
         freeze_loaded()  # torch and JAX are in: keep the collector off their objects
@@ -100,15 +106,28 @@ class _State:
         """Records and messages for a chunk of cases; the oracles answer them together."""
         seconds: collections.Counter[str] = collections.Counter()
         started = time.perf_counter()
-        problems = [case_problem(self.settings.seed, case, self.space) for case, _ in jobs]
+        by_case = [self.case_problems(case) for case, _ in jobs]
+        # The oracles answer the shared draws together, and each candidate's own draws apart:
+        # an answer's rounding depends on what it is batched with, so none depends on which
+        # other candidates run.
+        batches: dict[Any, dict[int, Problem]] = collections.defaultdict(dict)
+        for problems in by_case:
+            for group, problem in problems.values():
+                batches[group][id(problem)] = problem
         seconds["drawing cases"] += time.perf_counter() - started
-        references = self.checker.references_many(problems)
-        out = []
-        for (case, skip), problem, refs in zip(jobs, problems, references, strict=True):
+        answers = {}
+        for batch in batches.values():
+            answers.update(zip(batch, self.checker.references_many(list(batch.values())),
+                               strict=True))
+        for refs in answers.values():
             for name, spent in refs.seconds.items():
                 seconds[f"oracle {name}"] += spent
+        out = []
+        for (case, skip), problems in zip(jobs, by_case, strict=True):
             wanted = [c for c in self.candidates if c.name not in skip]
             for candidate in wanted:
+                problem = problems[candidate.name][1]
+                refs = answers[id(problem)]
                 started = time.perf_counter()
                 outcome = self.checker.check(candidate, problem, refs)
                 spent = time.perf_counter() - started
@@ -126,10 +145,23 @@ class _State:
                 out.append((case, line + "\n", message))
         return out, dict(seconds)
 
-    def close(self) -> None:
+    def case_problems(self, case: int) -> dict[str, tuple[CaseSpace | None, Problem]]:
+        """Each candidate's problem for case `case`, with where it was drawn: the run's shared
+        draw (None) where its declaration takes it, so candidates can be compared case by
+        case, else its own part of the space. A candidate's cases depend on the seed, the
+        options and its own declaration, never on which other candidates run beside it."""
+        shared = case_problem(self.settings.seed, case, self.space)
+        problems: dict[str, tuple[CaseSpace | None, Problem]] = {}
+        own: dict[CaseSpace, Problem] = {}
         for candidate in self.candidates:
-            if candidate.isolated is not None:
-                candidate.isolated.close()
+            if candidate.supports.reason_to_skip(shared) is None:
+                problems[candidate.name] = (None, shared)
+                continue
+            space = self.spaces[candidate.name]
+            if space not in own:
+                own[space] = case_problem(self.settings.seed, case, space, own=True)
+            problems[candidate.name] = (space, own[space])
+        return problems
 
 
 def slug(text: str) -> str:
@@ -392,7 +424,7 @@ def shrink_first_failures(state: _State, records: Iterable[dict[str, Any]],
     results = []
     for (name, _), record in sorted(first.items(), key=lambda kv: kv[1]["case"]):
         candidate = by_name[name]
-        problem = case_problem(state.settings.seed, record["case"], state.space)
+        problem = state.case_problems(record["case"])[name][1]
         outcome = state.checker.check(candidate, problem)
         smallest, attempts = shrink(state.checker, candidate, outcome)
         path = f"repro/case-{record['case']:05d}-smallest-{slug(name)}.py"
