@@ -38,9 +38,14 @@ def test_a_broken_candidate_fails_with_the_smallest_network_and_a_repro(pytester
     result = pytester.runpytest_subprocess(
         "--impl", f"{CANDIDATES}:dw_not_averaged", "-k", "test_gradients and tanh and mse", *FAST)
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*fail [*dw_not_averaged vs torch+jax, 1-1(tanh*N=2, *",
-                                 "*dW1[[]0, 0]: candidate *",
-                                 "*reproduce: from mybackprop import problem_from_config; *"])
+    # The drawn case, the line that rebuilds it, then the smallest case that keeps the
+    # diagnosis, found by mybackprop's shrinker.
+    result.stdout.fnmatch_lines(["*fail [*dw_not_averaged vs torch+jax, *",
+                                 "*dW1[[]*]: candidate *",
+                                 "*reproduce: from mybackprop import problem_from_config; *",
+                                 "*smallest case that keeps this diagnosis (*): 1-1(tanh*N=2 *",
+                                 "*fail [*dw_not_averaged vs torch+jax, 1-1(tanh*N=2, *",
+                                 "*diagnosis (constant_factor)*"])
     # The reproduce line runs exactly as printed, in a fresh interpreter, and rebuilds the case
     # that failed: its architecture and batch, and the same failure from the candidate.
     context = next(line for line in result.outlines if "fail [" in line)
@@ -59,15 +64,15 @@ def test_a_broken_candidate_fails_with_the_smallest_network_and_a_repro(pytester
 
 
 def test_a_failure_that_does_not_come_back_is_reported_unshrunk(pytester):
-    # The suite judges a test's cases together, then runs them again one at a time to shrink
-    # the first failure; a failure the second run does not see is still reported.
+    # The suite judges a test's cases together, then checks the first failing case once more
+    # alone before shrinking it; a failure that does not come back is still reported.
     result = pytester.runpytest_subprocess(
         "--impl", f"{CANDIDATES}:wrong_the_first_time", "-k", "test_gradients and tanh and mse",
         *FAST)
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*fail [*wrong_the_first_time vs torch+jax, *",
                                  "*reproduce: from mybackprop import problem_from_config; *",
-                                 "*one case at a time it passed, so it was not shrunk*"])
+                                 "*run again alone it gave pass, so it was not shrunk*"])
 
 
 def test_unsupported_activations_are_skipped_not_crashed(pytester):
@@ -102,3 +107,12 @@ def test_two_workers_give_the_same_verdicts_as_one_process(pytester):
     parallel = outcomes(pytester.runpytest_subprocess(*args, "-n", "2"))
     assert alone == parallel
     assert sorted(set(alone.values())) == ["FAILED", "PASSED"]
+
+
+def test_each_mistake_is_shrunk_once_a_session(pytester):
+    result = pytester.runpytest_subprocess("--impl", "mybackprop.zoo:batch_sum", "-k",
+                                           "test_gradients and (tanh or sigmoid) and mse", *FAST)
+    result.assert_outcomes(failed=2)
+    text = result.stdout.str()
+    assert text.count("smallest case that keeps this diagnosis") == 2
+    assert text.count("(shrunk once for this diagnosis, in an earlier test)") == 1

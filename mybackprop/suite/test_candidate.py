@@ -15,6 +15,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 
 from mybackprop.harness.cases import CaseConfig, CaseSpace, build_problem
+from mybackprop.harness.shrink import shrink, size
 from mybackprop.harness.strategies import case_configs, problem_or_reject
 from mybackprop.pytest_plugin import count_example
 from mybackprop.spec.problem import Architecture, Layer, SpecError
@@ -61,53 +62,69 @@ def _space(candidate: Any, activations: tuple[str, ...], losses: tuple[str, ...]
 
 def _check_cases(candidate: Any, checker: Any, space: CaseSpace, examples: int,
                  allowed: tuple[str, ...] = ("pass",)) -> None:
-    """Check `examples` Hypothesis cases: drawn first, then judged together, and only if one
-    fails, drawn again one at a time so that Hypothesis shrinks it.
+    """Check `examples` Hypothesis cases: drawn first, then judged together; the first that
+    fails is shrunk by mybackprop's own shrinker, which knows networks (fewer samples, layers,
+    units, biases, while the diagnosis stays), once per diagnosis and session.
 
-    Derandomized Hypothesis draws the same cases from the same test function whatever it does
-    with them, as long as it rejects the same ones (assume). So a first pass only draws and
-    keeps them; the oracles then answer them all through their batched paths (the sweeps' way:
-    a stack per shape rather than a call per case; the answers differ only by rounding,
-    tests/test_oracles.py), and each case gets the verdict it would get alone.
+    Derandomized Hypothesis draws the same cases from the same test function on every run and
+    in every worker. They are only drawn here; the oracles then answer them all through their
+    batched paths (the sweeps' way: a stack per shape rather than a call per case; the answers
+    differ only by rounding, tests/test_oracles.py), and each case gets the verdict it would
+    get alone. Shrinking through Hypothesis instead ran every test again case by case, ~7 s a
+    failing test: a broken candidate fails dozens of tests with the same few mistakes.
     """
-    drawn: list[tuple[Any, Any]] | None = []
+    drawn: list[tuple[Any, Any]] = []
 
     @settings(max_examples=examples, derandomize=True, database=None, deadline=None,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
     @given(config=case_configs(space))
-    def property_holds(config: Any) -> None:
-        problem = _problem(candidate, config)
-        if drawn is not None:  # the first pass: keep it for later
-            drawn.append((config, problem))
-            return
-        outcome = checker.check(candidate, problem)
-        # A refused case (Unsupported) neither fails nor is rejected: rejecting it here would
-        # change which cases this second pass draws.
-        if outcome.verdict not in (*allowed, "skipped"):
-            pytest.fail(_failure(outcome, config), pytrace=False)
+    def draw(config: Any) -> None:
+        drawn.append((config, _problem(candidate, config)))
 
-    property_holds()
-    kept, drawn = drawn, None
-    references = checker.references_many([problem for _, problem in kept])
-    first_failure, checked, refusals = None, 0, collections.Counter()
-    for (config, problem), refs in zip(kept, references, strict=True):
+    draw()
+    references = checker.references_many([problem for _, problem in drawn])
+    checked, refusals = 0, collections.Counter()
+    for (config, problem), refs in zip(drawn, references, strict=True):
         outcome = checker.check(candidate, problem, refs)
         if outcome.verdict == "skipped":  # the candidate refused it
             refusals[outcome.reason] += 1
             continue
         checked += 1
         count_example()
-        if outcome.verdict not in allowed and first_failure is None:
-            first_failure = _failure(outcome, config)
-    if first_failure is not None:
-        property_holds()  # the same cases one at a time: Hypothesis shrinks the first failure
-        pytest.fail(f"{first_failure}\n  (run again one case at a time it passed, so it was "
-                    "not shrunk: a result within rounding of the tolerance, or a candidate "
-                    "that does not give the same answer twice)", pytrace=False)
+        if outcome.verdict not in allowed:
+            pytest.fail(f"{_failure(outcome, config)}\n{_smallest(candidate, checker, outcome)}",
+                        pytrace=False)
     if not checked:  # nothing checked is never a pass
         reason, count = refusals.most_common(1)[0] if refusals else ("no case drawn", 0)
-        pytest.skip(f"nothing checked: {candidate.name} refused all {len(kept)} cases "
-                    f"({reason}{'' if count == len(kept) else ', and others'})")
+        pytest.skip(f"nothing checked: {candidate.name} refused all {len(drawn)} cases "
+                    f"({reason}{'' if count == len(drawn) else ', and others'})")
+
+
+# (candidate, verdict, diagnosis) -> what shrinking found: each mistake is shrunk once a session
+_SHRUNK: dict[tuple[str, str, str], str] = {}
+
+
+def _smallest(candidate: Any, checker: Any, outcome: Any) -> str:
+    """The smallest case that keeps the failure's diagnosis, found by mybackprop's shrinker
+    (or said once found, for a diagnosis an earlier test shrank already)."""
+    again = checker.check(candidate, outcome.problem)
+    if again.verdict != outcome.verdict:
+        return (f"  (run again alone it gave {again.verdict}, so it was not shrunk: a result "
+                "within rounding of the tolerance, or a candidate that does not give the same "
+                "answer twice)")
+    pattern = again.diagnosis.pattern if again.diagnosis else again.reason
+    key = (candidate.name, again.verdict, pattern)
+    if key in _SHRUNK:
+        return f"{_SHRUNK[key]}\n  (shrunk once for this diagnosis, in an earlier test)"
+    smallest, tries = shrink(checker, candidate, again)
+    before, after = size(again.problem), size(smallest.problem)
+    lines = [f"  smallest case that keeps this diagnosis ({tries} tries): "
+             f"{smallest.problem.architecture.describe()}, N={smallest.problem.batch_size} "
+             f"({after[0]} parameters, was {before[0]})"]
+    if smallest is not again:
+        lines += [f"    {line}" for line in smallest.message().splitlines()]
+    _SHRUNK[key] = "\n".join(lines)
+    return _SHRUNK[key]
 
 
 def _problem(candidate: Any, config: Any) -> Any:
