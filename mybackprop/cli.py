@@ -14,7 +14,7 @@ from typing import Any, NoReturn
 
 # numpy only: --help needs no torch, jax or matplotlib
 from mybackprop.harness.runner import DEFAULT_TIME_LIMIT
-from mybackprop.harness.settings import CHUNK, EXECUTORS, SPACES, RunSettings
+from mybackprop.harness.settings import CHUNK, EXECUTORS, REPRO_MODES, SPACES, RunSettings
 from mybackprop.spec.problem import SpecError
 
 EXIT_OK, EXIT_FAILURES, EXIT_USAGE = 0, 1, 2
@@ -120,6 +120,15 @@ def build_parser() -> argparse.ArgumentParser:
                        help="continue the interrupted run in --out (Ctrl-C, kill -9): the cases "
                             "without a record run, no case twice")
     check.add_argument("--quiet", action="store_true", help="print only the summary")
+    check.add_argument("--verbose", action="store_true",
+                       help="print every case that does not pass, as it finishes (by default "
+                            "each kind of mistake is printed once, with its count)")
+    check.add_argument("--repro", choices=REPRO_MODES, default="first",
+                       help="repro scripts: first (default): the first case of each kind of "
+                            "mistake and its smallest case; all: every failing case; none")
+    check.add_argument("--no-html", dest="html", action="store_false",
+                       help="do not write report.html (mybackprop report RUN_DIR writes it "
+                            "later)")
     commands.add_parser("list", help="show the candidates and oracles found",
                         description="Show every registered candidate (entry-point group "
                         "mybackprop.candidates) with what it supports, and every oracle.")
@@ -216,17 +225,20 @@ def _list() -> int:
 
 
 def _print_summary(summary: dict[str, Any], folder: Path) -> None:
+    from mybackprop.reporting.records import findings_lines
+
     counts = ", ".join(f"{n} {v}" for v, n in summary["verdicts"].items() if n)
     worst = summary["max_err_over_tol"]
     worst_text = "" if worst is None else f"; worst error {worst:.3g}x tolerance"
+    for line in findings_lines(summary, folder):
+        print(line)
     several = len(summary["by_candidate"]) > 1
-    for name, verdicts in summary["by_candidate"].items() if several else ():
-        print(f"  {name}: " + ", ".join(f"{n} {v}" for v, n in verdicts.items() if n))
     per = f" x {len(summary['by_candidate'])} candidates" if several else ""
     print(f"{summary['cases']} cases{per}: {counts}{worst_text}; "
           f"{summary['run']['seconds']:.1f} s")
     print(summary["status"]["headline"])
-    print(f"report: {folder / 'report.md'}")
+    html = folder / "report.html"
+    print(f"report: {folder / 'report.md'}" + (f", {html}" if html.exists() else ""))
 
 
 if __name__ == "__main__":

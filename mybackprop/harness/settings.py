@@ -27,6 +27,7 @@ DEFAULT_ORACLES = ("torch", "jax")
 SPACES = {"default": ((-3.0, 3.0), 3), "ordinary": ((-1.0, 1.0), 0), "stress": ((2.0, 3.0), 3)}
 CHUNK = 256  # cases per chunk: enough to fill the oracles' stacks, small enough to spread
 EXECUTORS = ("process", "dask")
+REPRO_MODES = ("first", "all", "none")
 
 
 class SettingsError(SpecError):
@@ -53,7 +54,10 @@ class RunSettings:
     chunk: int = CHUNK
     out: Path | None = None  # the run folder; None: a new one under reports/
     resume: bool = False
-    quiet: bool = False
+    quiet: bool = False  # only the summary
+    verbose: bool = False  # every case that did not pass, as it finishes
+    html: bool = True  # write report.html at the end
+    repro: str = "first"  # repro scripts: all failing cases, each mistake's first, or none
 
     def __post_init__(self) -> None:
         for name, unit in (("cases", "a number of cases >= 1"), ("chunk", "a number of cases >= 1"),
@@ -73,6 +77,9 @@ class RunSettings:
         if self.executor not in EXECUTORS:
             raise SettingsError(f"--executor is {self.executor!r}: choose one of "
                                 f"{', '.join(EXECUTORS)}")
+        if self.repro not in REPRO_MODES:
+            raise SettingsError(f"--repro is {self.repro!r}: choose one of "
+                                f"{', '.join(REPRO_MODES)}")
         if self.scheduler and self.executor != "dask":
             raise SettingsError("--scheduler goes with --executor dask: add --executor dask")
         if self.executor == "dask":
@@ -102,7 +109,8 @@ class RunSettings:
         """Settings from a door's options, named as ``mybackprop check``'s (``max_depth`` for
         --max-depth). Lists may be given as 'a,b' or as sequences; memory_limit is in GiB;
         tolerance_factor as 'float32=8' or {'float32': 8}. The rest (cases, seed, time_limit,
-        isolate, shrink, workers, executor, scheduler, chunk, resume, quiet) go as they are.
+        isolate, shrink, workers, executor, scheduler, chunk, resume, quiet, verbose, html,
+        repro) go as they are.
         Raises SettingsError, one line, for anything that cannot be used."""
         unknown = sorted(set(plain) - ({f.name for f in dataclasses.fields(cls)}
                                        - {"space", "tolerance"}))

@@ -25,8 +25,7 @@ from mybackprop.reporting.records import (
     MARKDOWN_FILE,
     SUMMARY_FILE,
     read_cases,
-    render_markdown,
-    summarize,
+    write_summary,
 )
 
 HTML_FILE = "report.html"
@@ -40,9 +39,7 @@ def render_run(folder: Path) -> dict[str, Path]:
                                 "mybackprop check")
     records = read_cases(folder)
     run = _run_settings(folder, records)
-    summary = summarize(records, run)
-    (folder / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    (folder / MARKDOWN_FILE).write_text(render_markdown(summary), encoding="utf-8")
+    summary = write_summary(folder, run, records)
     html = render_html(summary, records)
     (folder / HTML_FILE).write_text(html, encoding="utf-8")
     return {name: folder / name for name in (HTML_FILE, MARKDOWN_FILE, SUMMARY_FILE)}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -55,6 +56,7 @@ def summarize(records: Iterable[dict[str, Any]], run: dict[str, Any]) -> dict[st
         key: defaultdict(Counter) for key in ("candidate", "activation", "loss", "reduction",
                                               "dtype")}
     worst: list[dict[str, Any]] = []
+    findings: dict[tuple[str, str, str], dict[str, Any]] = {}
     skip_reasons: dict[str, Counter[str]] = defaultdict(Counter)
     seen = bytearray()  # one byte per case number: which cases have a record
     records_seen, ratio = 0, None
@@ -73,6 +75,7 @@ def summarize(records: Iterable[dict[str, Any]], run: dict[str, Any]) -> dict[st
         for key in ("candidate", "loss", "reduction", "dtype"):
             groups[key][r[key]][r["verdict"]] += 1
         if r["verdict"] in ("fail", "error", "oracle_disagreement"):
+            _add_finding(findings, r)
             worst.append({**{k: r[k] for k in ("case", "candidate", "verdict", "reason",
                                                 "architecture", "batch_size", "dtype",
                                                 "max_err_over_tol")},
@@ -91,8 +94,54 @@ def summarize(records: Iterable[dict[str, Any]], run: dict[str, Any]) -> dict[st
                          for name, c in sorted(table.items())}
            for key, table in groups.items()},
         "max_err_over_tol": ratio,
+        "findings": sorted(findings.values(), key=lambda f: (f["candidate"], f["example"]["case"])),
         "problems": worst,
     }
+
+
+def failure_kind(record: dict[str, Any]) -> str:
+    """What groups failures: the diagnosis's pattern, else the reason with its numbers blanked
+    ('dW has # entries for # layers')."""
+    pattern = (record.get("diagnosis") or {}).get("pattern")
+    return pattern or re.sub(r"\d+(?:\.\d+)?(?:e[-+]?\d+)?", "#", record["reason"])
+
+
+def _add_finding(findings: dict[tuple[str, str, str], dict[str, Any]],
+                 record: dict[str, Any]) -> None:
+    """Count the record in its (candidate, verdict, kind) group; keep the lowest case as the
+    group's example."""
+    key = (record["candidate"], record["verdict"], failure_kind(record))
+    found = findings.get(key)
+    if found is not None:
+        found["count"] += 1
+        if record["case"] >= found["example"]["case"]:
+            return
+    failing = [c for c in record.get("comparisons", []) if not c.get("passed", True)]
+    worst = max(failing, key=lambda c: c["err_over_tol"], default=None)
+    diagnosis = record.get("diagnosis") or {}
+    findings[key] = {
+        "candidate": key[0], "verdict": key[1], "kind": key[2],
+        "count": found["count"] if found else 1,
+        "summary": diagnosis.get("summary") or record["reason"],
+        "example": {"case": record["case"], "architecture": record["architecture"],
+                    "batch_size": record["batch_size"], "dtype": record["dtype"],
+                    "worst": (f"{worst['name']}{list(worst['worst_index'])}: "
+                              f"{worst['err_over_tol']:.2g}x tolerance") if worst else "",
+                    "repro": record.get("repro", "")},
+        "smallest": None}
+
+
+def attach_smallest(summary: dict[str, Any], smallest: Iterable[dict[str, Any]]) -> None:
+    """Each finding's smallest case (smallest.jsonl's line for its candidate and kind)."""
+    by_key = {(s["candidate"], s.get("kind")): s for s in smallest}
+    for finding in summary["findings"]:
+        found = by_key.get((finding["candidate"], finding["kind"]))
+        if found is None:
+            continue
+        finding["example"]["repro"] = finding["example"]["repro"] or found.get("first_repro", "")
+        if "architecture" in found:  # shrunk (not under --no-shrink)
+            finding["smallest"] = {k: found[k] for k in ("case", "architecture", "batch_size",
+                                                         "parameters", "repro")}
 
 
 MOSTLY_SKIPPED = 0.5  # a candidate that skipped more than this share of its cases is named
@@ -149,9 +198,50 @@ def _headline(status: str, candidates: dict[str, dict[str, Any]]) -> str:
     return ". ".join(parts)
 
 
-def write_summary(folder: Path, run: dict[str, Any]) -> dict[str, Any]:
-    """Render summary.json and report.md from the folder's cases.jsonl alone."""
-    summary = summarize(iter_cases(folder), run)
+SMALLEST_FILE = "smallest.jsonl"
+KINDS_SHOWN = 5  # kinds of mistake listed per candidate in a terminal; report.md has them all
+
+
+def findings_lines(summary: dict[str, Any], folder: Path, most: int = KINDS_SHOWN) -> list[str]:
+    """Per candidate, its verdict counts, then each kind of mistake once: how many cases, what
+    the diagnosis says, the first case and the smallest one (what `check` prints)."""
+    by_candidate: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for finding in summary["findings"]:
+        by_candidate[finding["candidate"]].append(finding)
+    lines = []
+    for name, counts in summary["by_candidate"].items():
+        found = sorted(by_candidate.get(name, []), key=lambda f: -f["count"])
+        if len(summary["by_candidate"]) == 1 and not found:
+            continue  # the run's own count line says it all
+        lines.append(f"{name}: " + ", ".join(f"{n} {v}" for v, n in counts.items() if n))
+        for finding in found[:most]:
+            example = finding["example"]
+            lines += [f"  {finding['count']} {finding['verdict']}, {finding['kind']}: "
+                      f"{finding['summary']}",
+                      f"    first: case {example['case']}, {example['architecture']}, "
+                      f"N={example['batch_size']}, {example['dtype']}"
+                      + (f"; {example['worst']}" if example["worst"] else "")]
+            smallest = finding["smallest"]
+            if smallest:
+                lines.append(f"    smallest: {smallest['architecture']}, "
+                             f"N={smallest['batch_size']} ({smallest['parameters']} parameters)"
+                             + (f"; repro: {folder / smallest['repro']}"
+                                if smallest["repro"] else ""))
+            elif example["repro"]:
+                lines.append(f"    repro: {folder / example['repro']}")
+        if len(found) > most:
+            lines.append(f"  ... and {len(found) - most} more kinds: see report.md")
+    return lines
+
+
+def write_summary(folder: Path, run: dict[str, Any],
+                  records: Iterable[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Render summary.json and report.md from the folder's cases.jsonl (or `records`, read
+    from it already) and smallest.jsonl."""
+    summary = summarize(iter_cases(folder) if records is None else records, run)
+    if (folder / SMALLEST_FILE).exists():
+        with open(folder / SMALLEST_FILE, encoding="utf-8") as lines:
+            attach_smallest(summary, (json.loads(line) for line in lines if line.strip()))
     (folder / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     (folder / MARKDOWN_FILE).write_text(render_markdown(summary), encoding="utf-8")
     return summary

@@ -17,16 +17,21 @@ from mybackprop.harness.contract import CandidateLoadError
 from mybackprop.harness.runner import FAILING
 from mybackprop.harness.settings import RunSettings, SettingsError
 from mybackprop.oracles import OracleUnavailable
-from mybackprop.reporting.records import CASES_FILE, RunWriter, iter_cases, write_summary
+from mybackprop.reporting.records import (
+    CASES_FILE,
+    SMALLEST_FILE,
+    RunWriter,
+    iter_cases,
+    write_summary,
+)
 from mybackprop.spec.problem import SpecError
 from mybackprop.sweep.sweeps import (
     RUN_FILE,
-    SMALLEST_FILE,
     Run,
     _State,
     chunks,
+    first_failures,
     read_done,
-    shrink_first_failures,
     slug,
     start_workers,
     sweep,
@@ -115,7 +120,7 @@ def _sweep_and_summarize(run: Run, parent: _State, helpers: Any,
         for finished, seconds in sweep(run, chunks(run, done), parent, started=helpers):
             writer.add_lines(line for _, line, _ in finished)
             for _, _, message in finished:
-                if message and not quiet:
+                if message and settings.verbose and not quiet:
                     progress.write(message)
             for part, value in seconds.items():
                 spent[part] = spent.get(part, 0.0) + value
@@ -123,15 +128,21 @@ def _sweep_and_summarize(run: Run, parent: _State, helpers: Any,
     finally:
         progress.close()
         writer.close()
-    if settings.shrink:
-        smallest = shrink_first_failures(parent, iter_cases(folder),
-                                         lambda line: None if quiet else say(line))
+    if settings.shrink or settings.repro == "first":
+        firsts = first_failures(parent, iter_cases(folder),
+                                lambda line: say(line) if settings.verbose and not quiet
+                                else None)
         (folder / SMALLEST_FILE).write_text(
-            "".join(json.dumps(r) + "\n" for r in smallest), encoding="utf-8")
+            "".join(json.dumps(r) + "\n" for r in firsts), encoding="utf-8")
     record["seconds"] = round(time.perf_counter() - started, 3)
     # Where this invocation's time went, summed over workers (a resumed run: its own part).
     record["seconds_by_part"] = {part: round(value, 3) for part, value in sorted(spent.items())}
-    return Checked(folder, write_summary(folder, record))
+    summary = write_summary(folder, record)
+    if settings.html:
+        from mybackprop.reporting.html import render_run  # matplotlib: only when drawing
+
+        render_run(folder)
+    return Checked(folder, summary)
 
 
 def prepare_folder(folder: Path, run: Run) -> dict[int, set[str]]:

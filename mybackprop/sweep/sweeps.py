@@ -39,7 +39,7 @@ from mybackprop.harness.cases import CaseSpace, sample_problem
 from mybackprop.harness.runner import FAILING
 from mybackprop.harness.settings import RunSettings
 from mybackprop.harness.shrink import shrink, size
-from mybackprop.reporting.records import CASES_FILE
+from mybackprop.reporting.records import CASES_FILE, failure_kind
 from mybackprop.reporting.repro import write_repro
 from mybackprop.spec.problem import Problem
 from mybackprop.sweep.threads import (
@@ -50,7 +50,7 @@ from mybackprop.sweep.threads import (
     one_thread_children,
 )
 
-RUN_FILE, SMALLEST_FILE = "run.json", "smallest.jsonl"
+RUN_FILE = "run.json"
 Job = tuple[int, frozenset[str]]  # a case and the candidates it already has records for
 # What a chunk sends back: (case, record as a cases.jsonl line, message) per case and candidate,
 # and seconds per part. Workers write the JSON: the parent, which writes every line of the run,
@@ -134,8 +134,9 @@ class _State:
                 seconds[f"candidate {candidate.name}"] += outcome.seconds.get("candidate", 0.0)
                 seconds["judging"] += spent - outcome.seconds.get("candidate", 0.0)
                 record = {"case": case, "seed": self.settings.seed, **outcome.to_record()}
-                if outcome.verdict in FAILING and outcome.reference_answer is not None:
-                    name = f"repro/case-{case:05d}-{slug(candidate.name)}.py"
+                if (self.settings.repro == "all" and outcome.verdict in FAILING
+                        and outcome.reference_answer is not None):
+                    name = repro_name(case, candidate.name)
                     write_repro(Path(self.run.folder) / name, outcome, candidate.name,
                                 self.tolerance)
                     record["repro"] = name
@@ -410,34 +411,52 @@ def read_done(folder: Path) -> dict[int, set[str]]:
     return done
 
 
-def shrink_first_failures(state: _State, records: Iterable[dict[str, Any]],
-                          report: Callable[[str], None]) -> list[dict[str, Any]]:
-    """Shrink the lowest-numbered failure of each candidate and diagnosis; write their repros."""
+def repro_name(case: int, candidate: str, smallest: bool = False) -> str:
+    """The repro script of a case, relative to the run folder."""
+    return f"repro/case-{case:05d}-{'smallest-' if smallest else ''}{slug(candidate)}.py"
+
+
+def first_failures(state: _State, records: Iterable[dict[str, Any]],
+                   report: Callable[[str], None]) -> list[dict[str, Any]]:
+    """The lowest-numbered failure of each candidate and kind of mistake, checked again: its
+    repro script written (--repro first; --repro all wrote every one already) and, unless
+    --no-shrink, shrunk to the smallest case that keeps its diagnosis, with its own repro."""
+    settings = state.settings
     first: dict[tuple[str, str], dict[str, Any]] = {}
     for record in records:  # streamed: only the first failure of each kind is kept
-        if record["verdict"] in FAILING and record.get("repro"):
-            key = (record["candidate"], (record.get("diagnosis") or {}).get("pattern")
-                   or record["reason"])
+        if record["verdict"] in FAILING:
+            key = (record["candidate"], failure_kind(record))
             if key not in first or record["case"] < first[key]["case"]:
                 first[key] = record
     by_name = {c.name: c for c in state.candidates}
+    folder = Path(state.run.folder)
     results = []
-    for (name, _), record in sorted(first.items(), key=lambda kv: kv[1]["case"]):
+    for (name, kind), record in sorted(first.items(), key=lambda kv: kv[1]["case"]):
         candidate = by_name[name]
         problem = state.case_problems(record["case"])[name][1]
         outcome = state.checker.check(candidate, problem)
-        smallest, attempts = shrink(state.checker, candidate, outcome)
-        path = f"repro/case-{record['case']:05d}-smallest-{slug(name)}.py"
-        write_repro(Path(state.run.folder) / path, smallest, name, state.tolerance)
-        before, after = size(problem), size(smallest.problem)
-        result = {"case": record["case"], "candidate": name,
-                  "architecture": smallest.problem.architecture.describe(),
-                  "batch_size": smallest.problem.batch_size, "parameters": after[0],
-                  "was_parameters": before[0], "attempts": attempts, "repro": path,
-                  "diagnosis": smallest.diagnosis.to_dict() if smallest.diagnosis else None}
-        report(f"case {record['case']} [{name}]: smallest case that keeps this diagnosis "
-               f"({attempts} tries): {result['architecture']}, N={result['batch_size']} "
-               f"({after[0]} parameters, was {before[0]}); repro: "
-               f"{Path(state.run.folder) / path}")
+        if outcome.reference_answer is None:  # no oracle answer (an oracle failed): no repro
+            continue
+        result: dict[str, Any] = {"case": record["case"], "candidate": name, "kind": kind,
+                                  "first_repro": record.get("repro", "")}
+        if settings.repro == "first":
+            result["first_repro"] = repro_name(record["case"], name)
+            write_repro(folder / result["first_repro"], outcome, name, state.tolerance)
+        if settings.shrink:
+            smallest, attempts = shrink(state.checker, candidate, outcome)
+            path = repro_name(record["case"], name, smallest=True)
+            if settings.repro != "none":
+                write_repro(folder / path, smallest, name, state.tolerance)
+            before, after = size(problem), size(smallest.problem)
+            result.update({
+                "architecture": smallest.problem.architecture.describe(),
+                "batch_size": smallest.problem.batch_size, "parameters": after[0],
+                "was_parameters": before[0], "attempts": attempts,
+                "repro": path if settings.repro != "none" else "",
+                "diagnosis": smallest.diagnosis.to_dict() if smallest.diagnosis else None})
+            report(f"case {record['case']} [{name}]: smallest case that keeps this diagnosis "
+                   f"({attempts} tries): {result['architecture']}, N={result['batch_size']} "
+                   f"({after[0]} parameters, was {before[0]})"
+                   + (f"; repro: {folder / path}" if result["repro"] else ""))
         results.append(result)
     return results
