@@ -225,20 +225,9 @@ def _list() -> int:
 
 
 def _print_summary(summary: dict[str, Any], folder: Path) -> None:
-    from mybackprop.reporting.records import findings_lines
+    from mybackprop.reporting.records import summary_lines
 
-    counts = ", ".join(f"{n} {v}" for v, n in summary["verdicts"].items() if n)
-    worst = summary["max_err_over_tol"]
-    worst_text = "" if worst is None else f"; worst error {worst:.3g}x tolerance"
-    for line in findings_lines(summary, folder):
-        print(line)
-    several = len(summary["by_candidate"]) > 1
-    per = f" x {len(summary['by_candidate'])} candidates" if several else ""
-    print(f"{summary['cases']} cases{per}: {counts}{worst_text}; "
-          f"{summary['run']['seconds']:.1f} s")
-    print(summary["status"]["headline"])
-    html = folder / "report.html"
-    print(f"report: {folder / 'report.md'}" + (f", {html}" if html.exists() else ""))
+    print("\n".join(summary_lines(summary, folder)))
 
 
 if __name__ == "__main__":

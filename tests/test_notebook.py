@@ -65,7 +65,7 @@ def test_a_notebook_checks_a_function_and_shows_the_report_inline(tmp_path):
 
     html = next(o for o in bad if o.output_type == "execute_result").data["text/html"]
     assert "FAIL" in html and "constant_factor" in html
-    assert "summed over the batch instead of averaged" in html
+    assert "times the right value" in html
     assert "smallest" in html and "report.html" in html
 
     printed = "".join(o.text for o in text if o.output_type == "stream")

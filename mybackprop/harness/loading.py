@@ -57,6 +57,16 @@ def load_candidate(spec: str) -> Candidate:
     return Candidate(spec, function, Supports.coerce(getattr(function, "supports", None)))
 
 
+def candidate_of(function: Any) -> Candidate:
+    """A function object (or callable object) as a candidate, run in this process: named by its
+    module and name ('backprop' for one defined in a notebook or a script)."""
+    qualname = getattr(function, "__qualname__", type(function).__name__)
+    module = getattr(function, "__module__", None)
+    name = qualname if module in (None, "__main__") else f"{module}:{qualname}"
+    _check_callable(name, qualname, function)
+    return Candidate(name, function, Supports.coerce(getattr(function, "supports", None)))
+
+
 def load_candidates(specs: list[str], isolate: bool = False,
                     memory_limit: int | None = None) -> list[Candidate]:
     """Load every --impl; DIR/:ATTR stands for each .py file in DIR (a class's submissions).

@@ -199,3 +199,44 @@ def _worst_bars(records: list[dict[str, Any]]) -> Any:
     axes.set_xlabel("log10(error / tolerance) per tensor (red: out of tolerance)")
     axes.set_title(f"per-tensor errors of the {len(worst)} worst failures")
     return figure
+
+
+def inline_html(summary: dict[str, Any], folder: Path) -> str:
+    """A compact report for a notebook: the headline, the verdicts by candidate, and each kind
+    of mistake once with its count, first case and smallest case; report.html has the rest."""
+    from html import escape
+
+    status = summary["status"]
+    colour = "#d4edda" if status["status"] == "pass" else "#f8d7da"
+    cell = "padding:2px 8px;text-align:left;border-bottom:1px solid #ddd"
+    worst = summary["max_err_over_tol"]
+    html_file = folder / HTML_FILE
+    parts = [f'<div class="mybackprop"><p><b style="background:{colour};padding:2px 6px">'
+             f"{escape(status['headline'])}</b></p>",
+             f"<p>{summary['cases']} cases, seed {summary['run']['seed']}; worst error "
+             + ("n/a" if worst is None else f"{worst:.3g}&times; tolerance")
+             + (f'; <a href="{escape(str(html_file))}">report.html</a>'
+                if html_file.exists() else "")
+             + f" in <code>{escape(str(folder))}</code></p>",
+             "<table><tr>" + "".join(f'<th style="{cell}">{escape(h)}</th>'
+                                     for h in ("candidate", *summary["verdicts"])) + "</tr>"]
+    for name, counts in summary["by_candidate"].items():
+        parts.append("<tr>" + "".join(f'<td style="{cell}">{escape(str(v))}</td>'
+                                      for v in (name, *counts.values())) + "</tr>")
+    parts.append("</table>")
+    if summary["findings"]:
+        parts.append('<table style="margin-top:1em"><tr>' + "".join(
+            f'<th style="{cell}">{h}</th>' for h in ("candidate", "cases", "kind", "what",
+                                                   "first case", "smallest case")) + "</tr>")
+        for finding in summary["findings"]:
+            example, smallest = finding["example"], finding["smallest"]
+            first = (f"case {example['case']}: {example['architecture']}, "
+                     f"N={example['batch_size']}, {example['dtype']}")
+            small = (f"{smallest['architecture']}, N={smallest['batch_size']} "
+                     f"({smallest['parameters']} parameters)" if smallest else "")
+            parts.append("<tr>" + "".join(
+                f'<td style="{cell}">{escape(str(v))}</td>'
+                for v in (finding["candidate"], f"{finding['count']} {finding['verdict']}",
+                          finding["kind"], finding["summary"], first, small)) + "</tr>")
+        parts.append("</table>")
+    return "\n".join([*parts, "</div>"])

@@ -161,7 +161,8 @@ def run_status(run: dict[str, Any], by_candidate: dict[str, dict[str, int]],
         candidates[name] = {
             "status": ("nothing_checked" if not checked else
                        "fail" if counts["fail"] or counts["error"] else "pass"),
-            "checked": checked, "skipped": counts["skipped"],
+            "checked": checked, "failed": counts["fail"] + counts["error"],
+            "skipped": counts["skipped"],
             "skip_reason": reasons.most_common(1)[0][0] if reasons else "",
             "declared": run.get("declared", {}).get(name, "")}
     statuses = {c["status"] for c in candidates.values()}
@@ -184,11 +185,12 @@ def _headline(status: str, candidates: dict[str, dict[str, Any]]) -> str:
     mostly = [skipped_note(n, c) for n, c in candidates.items()
               if c["status"] != "nothing_checked" and c["skipped"]
               > MOSTLY_SKIPPED * (c["checked"] + c["skipped"])]
-    failed = [n for n, c in candidates.items() if c["status"] == "fail"]
+    failed = [f"{n} failed {c['failed']} of {c['checked']} checked cases"
+              for n, c in candidates.items() if c["status"] == "fail"]
     checked = sum(c["checked"] for c in candidates.values())
     parts = []
     if status == "fail":
-        parts.append(f"FAIL: {', '.join(failed)} failed" if len(candidates) > 1 else "FAIL")
+        parts.append(f"FAIL: {'; '.join(failed)}")
     elif status == "pass":
         parts.append(f"PASS: {checked} checked case{'s pass' if checked != 1 else ' passes'}")
     if empty:
@@ -200,6 +202,22 @@ def _headline(status: str, candidates: dict[str, dict[str, Any]]) -> str:
 
 SMALLEST_FILE = "smallest.jsonl"
 KINDS_SHOWN = 5  # kinds of mistake listed per candidate in a terminal; report.md has them all
+
+
+def summary_lines(summary: dict[str, Any], folder: Path) -> list[str]:
+    """What `check` prints at the end: the findings, the counts, the headline, the reports."""
+    counts = ", ".join(f"{n} {v}" for v, n in summary["verdicts"].items() if n)
+    worst = summary["max_err_over_tol"]
+    worst_text = "" if worst is None else f"; worst error {worst:.3g}x tolerance"
+    several = len(summary["by_candidate"]) > 1
+    per = f" x {len(summary['by_candidate'])} candidates" if several else ""
+    seconds = summary["run"].get("seconds")
+    html = folder / "report.html"
+    return [*findings_lines(summary, folder),
+            f"{summary['cases']} cases{per}: {counts}{worst_text}"
+            + ("" if seconds is None else f"; {seconds:.1f} s"),
+            summary["status"]["headline"],
+            f"report: {folder / MARKDOWN_FILE}" + (f", {html}" if html.exists() else "")]
 
 
 def findings_lines(summary: dict[str, Any], folder: Path, most: int = KINDS_SHOWN) -> list[str]:

@@ -22,6 +22,7 @@ from mybackprop.reporting.records import (
     SMALLEST_FILE,
     RunWriter,
     iter_cases,
+    summary_lines,
     write_summary,
 )
 from mybackprop.spec.problem import SpecError
@@ -42,7 +43,8 @@ DEFAULT_REPORTS = Path("reports")
 
 @dataclass(frozen=True)
 class Checked:
-    """What a check left: its run folder and its summary (summary.json's contents)."""
+    """What a check left: its run folder and its summary (summary.json's contents). Shown as
+    text in a terminal and as a compact report in Jupyter."""
 
     folder: Path
     summary: dict[str, Any]
@@ -57,18 +59,37 @@ class Checked:
         """pass, fail, or nothing_checked (a candidate had no case it took: never a pass)."""
         return self.summary["status"]["status"]
 
+    @property
+    def verdicts(self) -> dict[str, int]:
+        return self.summary["verdicts"]
 
-def check(settings: RunSettings, say: Callable[[str], None] = print) -> Checked:
+    @property
+    def findings(self) -> list[dict[str, Any]]:
+        """Each kind of mistake: candidate, verdict, kind, count, summary, first case, smallest."""
+        return self.summary["findings"]
+
+    def __repr__(self) -> str:
+        return "\n".join(summary_lines(self.summary, self.folder))
+
+    def _repr_html_(self) -> str:
+        from mybackprop.reporting.html import inline_html
+
+        return inline_html(self.summary, self.folder)
+
+
+def check(settings: RunSettings, say: Callable[[str], None] = print,
+          candidates: list[Any] | None = None) -> Checked:
     """Run the check `settings` describe; `say` gets each line meant for a person (none when
-    settings.quiet). Raises SettingsError, one line, when a candidate, an oracle or the run
-    folder cannot be used."""
+    settings.quiet). `candidates`: loaded already (a function object from the Python API),
+    instead of loading settings.impl. Raises SettingsError, one line, when a candidate, an
+    oracle or the run folder cannot be used."""
     with contextlib.ExitStack() as stack:  # on the way out: the parent's state, then workers
         # Workers start here and load while this process does; an error below stops them.
         helpers = start_workers(settings)
         if helpers is not None:
             stack.enter_context(helpers)
         try:
-            candidates = settings.load_candidates()
+            candidates = candidates or settings.load_candidates()
             stack.callback(_close, candidates)  # isolated ones hold a worker process
             for candidate in candidates:  # each has something to check, or it is said now
                 candidate.supports.within(settings.space, candidate.name)
