@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import re
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -63,20 +64,32 @@ def render_html(summary: dict[str, Any], records: list[dict[str, Any]]) -> str:
     environment = jinja2.Environment(
         loader=jinja2.PackageLoader("mybackprop.reporting", "templates"),
         autoescape=True, undefined=jinja2.StrictUndefined)
-    failures = [_failure_row(r) for r in records if r["verdict"] in BAD]
+    # Architectures, names and paths have no spaces: let them break after - / : . (a
+    # zero-width space), so that a long one does not squeeze the diagnosis beside it.
+    environment.filters["breakable"] = lambda text: re.sub(r"([-/:.])", "\\1\u200b", str(text))
+    # Under --repro first, a kind's first case has its script though its record does not say so.
+    scripts = {(f["candidate"], f["example"]["case"]): f["example"]["repro"]
+               for f in summary["findings"]}
+    failures = [_failure_row(r, scripts.get((r["candidate"], r["case"]), ""))
+                for r in records if r["verdict"] == "fail"]
     failures.sort(key=lambda row: -(row["err"] if row["err"] is not None else math.inf))
+    # Errors (the candidate raised, hung, returned the wrong shape...) are refusals of the
+    # contract, not wrong numbers: grouped by kind, apart from the failures.
+    errors = [f for f in summary["findings"] if f["verdict"] == "error"]
     candidates = summary["run"]["candidates"]
+    checked = {name: c["checked"] for name, c in summary["status"]["by_candidate"].items()}
     return environment.get_template("report.html.j2").render(
         summary=summary, run=summary["run"], candidates=candidates, failures=failures,
-        status=summary["status"],
-        heatmaps={c: _svg(_heatmap(records, c)) for c in candidates},
+        errors=errors, status=summary["status"],
+        heatmaps={c: _svg(_heatmap(records, c)) if checked.get(c) else "" for c in candidates},
         distribution=_svg(_distribution(records)),
         against_size=_svg(_against_size(records)),
-        worst_bars=_svg(_worst_bars(records)) if failures else "",
+        worst_bars=_svg(_worst_bars(records)) if any(r["verdict"] in BAD and r.get(
+            "comparisons") for r in records) else "",
         oracles=summary["run"].get("oracles", {}))
 
 
-def _failure_row(record: dict[str, Any]) -> dict[str, Any]:
+def _failure_row(record: dict[str, Any], script: str = "") -> dict[str, Any]:
     diagnosis = record.get("diagnosis") or {}
     failing = [c["name"] for c in record.get("comparisons", []) if not c.get("passed", True)]
     return {"case": record["case"], "candidate": record["candidate"],
@@ -86,7 +99,7 @@ def _failure_row(record: dict[str, Any]) -> dict[str, Any]:
             "pattern": diagnosis.get("pattern", ""),
             "summary": diagnosis.get("summary") or record.get("reason", ""),
             "tensors": ", ".join(diagnosis.get("parameters") or failing),
-            "repro": record.get("repro", "")}
+            "repro": record.get("repro") or script}
 
 
 def _svg(figure: Any) -> str:
@@ -125,11 +138,13 @@ def _heatmap(records: list[dict[str, Any]], candidate: str) -> Any:
             cell = counts[(activation, r["loss"])]
             cell[0] += r["verdict"] in BAD
             cell[1] += 1
-    rows, columns = list(ACTIVATIONS), list(LOSSES)
+    # Only what was drawn, in the table's order: rows of activations no case used say nothing.
+    rows = [a for a in ACTIVATIONS if any(key[0] == a for key in counts)]
+    columns = [loss for loss in LOSSES if any(key[1] == loss for key in counts)]
     share = np.full((len(rows), len(columns)), np.nan)
     for (activation, loss), (bad, total) in counts.items():
         share[rows.index(activation), columns.index(loss)] = bad / total
-    figure, axes = _figure(7.5, 4.8)
+    figure, axes = _figure(1.6 + 1.5 * len(columns), 1.0 + 0.42 * len(rows))
     image = axes.imshow(share, cmap="RdYlGn_r", vmin=0, vmax=1, aspect="auto")
     axes.set_xticks(range(len(columns)), [c.replace("_", " ") for c in columns], rotation=20,
                     ha="right")
@@ -137,7 +152,10 @@ def _heatmap(records: list[dict[str, Any]], candidate: str) -> Any:
     for (i, j), value in np.ndenumerate(share):
         if not np.isnan(value):
             bad, total = counts[(rows[i], columns[j])]
-            axes.text(j, i, f"{bad}/{total}", ha="center", va="center", fontsize=8)
+            # White on the map's dark ends (deep green, deep red), black in its light middle.
+            colour = "white" if value < 0.2 or value > 0.8 else "black"
+            axes.text(j, i, f"{bad}/{total}", ha="center", va="center", fontsize=9,
+                      fontweight="bold", color=colour)
     axes.set_title("cases failing or in error, by activation and loss")
     figure.colorbar(image, ax=axes, label="share not passing")
     return figure

@@ -234,8 +234,9 @@ def findings_lines(summary: dict[str, Any], folder: Path, most: int = KINDS_SHOW
         lines.append(f"{name}: " + ", ".join(f"{n} {v}" for v, n in counts.items() if n))
         for finding in found[:most]:
             example = finding["example"]
-            lines += [f"  {finding['count']} {finding['verdict']}, {finding['kind']}: "
-                      f"{finding['summary']}",
+            named = "" if failure_kind({"reason": finding["summary"]}) == finding["kind"] \
+                else f", {finding['kind']}"  # a reason needs no name of its own
+            lines += [f"  {finding['count']} {finding['verdict']}{named}: {finding['summary']}",
                       f"    first: case {example['case']}, {example['architecture']}, "
                       f"N={example['batch_size']}, {example['dtype']}"
                       + (f"; {example['worst']}" if example["worst"] else "")]
