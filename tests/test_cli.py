@@ -212,3 +212,24 @@ def test_isolate_gives_the_same_verdicts_as_in_process_for_a_well_behaved_candid
     verdicts = [[(r["verdict"], r["reason"]) for r in read_jsonl(tmp_path / m / "cases.jsonl")]
                 for m in ("in_process", "isolated")]
     assert verdicts[0] == verdicts[1]
+
+
+def test_a_broken_candidate_on_400_cases_prints_each_mistake_once(tmp_path):
+    result = run("check", "--impl", "mybackprop.zoo:tanh_missing_square", "--activations",
+                 "tanh,relu", "--cases", "400", "--seed", "3", "--out", str(tmp_path / "run"))
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    assert len(lines) < 60, result.stdout
+    assert any(line.startswith("  ") and "fail, wrong_activation_derivative: " in line
+               for line in lines)
+    assert sum("smallest: " in line for line in lines) >= 1
+    assert (tmp_path / "run" / "report.html").is_file()  # written without a second command
+    # --verbose: every case that did not pass, as before
+    verbose = run("check", "--impl", "mybackprop.zoo:tanh_missing_square", "--activations",
+                  "tanh,relu", "--cases", "40", "--seed", "3", "--verbose", "--no-html",
+                  "--out", str(tmp_path / "verbose"))
+    failing = sum(r["verdict"] == "fail" for r in read_jsonl(tmp_path / "verbose" /
+                                                              "cases.jsonl"))
+    assert sum(line.startswith("case ") and ": fail [" in line
+               for line in verbose.stdout.splitlines()) == failing
+    assert not (tmp_path / "verbose" / "report.html").exists()

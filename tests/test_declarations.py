@@ -51,7 +51,7 @@ def test_options_that_leave_a_candidate_nothing_are_one_line_naming_both(tmp_pat
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert "the run draws losses mse, huber" in result.stderr
-    assert "declares softmax_cross_entropy: nothing to check" in result.stderr
+    assert "declares softmax_cross_entropy: nothing checked" in result.stderr
     assert not (tmp_path / "run").exists()
 
 
@@ -183,7 +183,7 @@ def test_within_keeps_only_what_both_sides_allow():
     with pytest.raises(SpecError, match="the run draws output activations relu, tanh, "
                                         "identity and net declares softmax"):
         Supports(output_activations={"softmax"}).within(space, "net")
-    with pytest.raises(SpecError, match="nothing to check"):
+    with pytest.raises(SpecError, match="nothing checked"):
         Supports(depth=5).within(space, "net")
 
 

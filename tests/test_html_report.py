@@ -44,6 +44,21 @@ def test_the_page_is_self_contained_and_escapes_what_candidates_wrote(report):
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "&lt;img src=x onerror=alert(1)&gt;" in html
     assert "wrong pattern" not in html and "constant_factor" in html  # sign_flipped diagnosed
+    # Errors (the hostile candidate raised) have their own section, apart from the failures.
+    failures, errors = html.split('id="failures"')[1], html.split('id="errors"')[1]
+    assert "&lt;script&gt;" not in failures.split("</table>")[0]
+    assert "raised ValueError: &lt;script&gt;alert(1)&lt;/script&gt;" in errors
+
+
+def test_the_heatmap_shows_only_what_was_drawn(tmp_path):
+    out = tmp_path / "run"
+    result = run("check", "--impl", "mybackprop.zoo:sign_flipped", "--activations", "tanh,relu",
+                 "--losses", "mse", "--cases", "10", "--no-shrink", "--quiet", "--out", str(out))
+    assert result.returncode == 1, result.stderr
+    heatmap = (out / "report.html").read_text().split("<svg")[1]
+    assert "tanh" in heatmap and "relu" in heatmap and "mse" in heatmap
+    for never_drawn in ("softplus", "softmax", "huber", "sigmoid"):
+        assert never_drawn not in heatmap
 
 
 def test_report_of_a_folder_without_cases_is_one_line_and_exit_2(tmp_path):

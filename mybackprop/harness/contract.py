@@ -196,7 +196,7 @@ class Supports:
             kept = tuple(v for v in drawn if declared is None or v in declared)
             if not kept:
                 raise SpecError(f"the run draws {field} {', '.join(drawn)} and {name} declares "
-                                f"{', '.join(sorted(declared or ()))}: nothing to check; "
+                                f"{', '.join(sorted(declared or ()))}: nothing checked; "
                                 f"draw some of those (--{field.replace(' ', '-')})")
             return kept
 
@@ -215,7 +215,7 @@ class Supports:
         if self.widths is not None:  # exact widths: the network it is written for
             if widths is not None and widths != self.widths:
                 raise SpecError(f"the run draws widths {'-'.join(map(str, widths))} and {name} "
-                                f"declares {'-'.join(map(str, self.widths))}: nothing to check")
+                                f"declares {'-'.join(map(str, self.widths))}: nothing checked")
             widths, low, high = self.widths, len(self.widths) - 1, len(self.widths) - 1
             if self.depth is not None and not self.depth[0] <= low <= self.depth[1]:
                 raise SpecError(f"{name} declares widths {self.widths} and depth {self.depth}, "
@@ -225,22 +225,22 @@ class Supports:
             min_width, max_width = max(min_width, self.width[0]), min(max_width, self.width[1])
             if widths is not None and not all(min_width <= w <= max_width for w in widths):
                 raise SpecError(f"{name} declares widths {self.width[0]} to {self.width[1]} and "
-                                f"{'-'.join(map(str, widths))}: nothing to check")
+                                f"{'-'.join(map(str, widths))}: nothing checked")
             if min_width > max_width:
                 raise SpecError(f"the run draws widths {space.min_width} to {space.max_width} "
                                 f"and {name} declares {self.width[0]} to {self.width[1]}: "
-                                "nothing to check")
+                                "nothing checked")
         if not hidden:  # only the output layer can be drawn
             high = min(high, 1)
         if low > high:
             raise SpecError(f"the run draws {space.depths()[0]} to {space.depths()[1]} layers "
-                            f"and {name} declares {self.describe()}: nothing to check")
+                            f"and {name} declares {self.describe()}: nothing checked")
         bias = space.bias
         if self.bias is not None:
             if bias is not None and bias != self.bias:
                 raise SpecError(f"the run draws {'only' if bias else 'no'} biases and {name} "
                                 f"declares {'only' if self.bias else 'no'} biases: nothing "
-                                "to check")
+                                "checked")
             bias = self.bias
         min_batch, max_batch = space.min_batch, space.max_batch
         for limit in (self.max_batch, self.batch[1] if self.batch else None):
@@ -249,7 +249,7 @@ class Supports:
             min_batch = max(min_batch, self.batch[0])
         if min_batch > max_batch:
             raise SpecError(f"the run draws batches of {space.min_batch} to {space.max_batch} "
-                            f"and {name} declares {self.describe()}: nothing to check")
+                            f"and {name} declares {self.describe()}: nothing checked")
         budget = [b for b in (space.max_parameters, self.max_parameters) if b is not None]
         return dataclasses.replace(
             space, activations=activations, losses=losses, reductions=reductions,
