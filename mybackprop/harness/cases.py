@@ -37,6 +37,15 @@ class KinkUnavoidable(Exception):
     """The data keeps landing on a kink (e.g. a dead relu feeding a relu with no bias)."""
 
 
+# The fields of a case space and of a declaration that hold names of the table, with the kind of
+# name and the table that checks it.
+NAMED_FIELDS: tuple[tuple[str, str, dict[str, Any]], ...] = (
+    ("activations", "activation", ACTIVATIONS), ("losses", "loss", LOSSES),
+    ("reductions", "reduction", REDUCTIONS), ("dtypes", "dtype", DTYPES),
+    ("hidden_activations", "activation", ACTIVATIONS),
+    ("output_activations", "activation", ACTIVATIONS))
+
+
 def exact_widths(widths: Any) -> tuple[int, ...]:
     """(input width, then each layer's), checked: at least one layer, every width >= 1."""
     widths = tuple(widths)
@@ -88,12 +97,7 @@ class CaseSpace:
             if getattr(self, low) > getattr(self, high):
                 raise SpecError(f"{low} {getattr(self, low)} is over {high} "
                                 f"{getattr(self, high)}: nothing to draw")
-        for field_name, kind, table in (("activations", "activation", ACTIVATIONS),
-                                        ("losses", "loss", LOSSES),
-                                        ("reductions", "reduction", REDUCTIONS),
-                                        ("dtypes", "dtype", DTYPES),
-                                        ("hidden_activations", "activation", ACTIVATIONS),
-                                        ("output_activations", "activation", ACTIVATIONS)):
+        for field_name, kind, table in NAMED_FIELDS:
             if getattr(self, field_name) is None:
                 continue
             values = tuple(getattr(self, field_name))

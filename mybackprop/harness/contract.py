@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from mybackprop.harness.cases import CaseSpace, exact_widths
+from mybackprop.harness.cases import NAMED_FIELDS, CaseSpace, exact_widths
 from mybackprop.spec.problem import Gradients, Problem, SpecError, choose
 from mybackprop.spec.table import ACTIVATIONS, DTYPES, LOSSES, REDUCTIONS
 
@@ -75,12 +75,7 @@ class Supports:
     batch: tuple[int, int] | None = None  # samples per batch: an int (exact) or (lo, hi)
 
     def __post_init__(self) -> None:
-        for name, kind, table in (("activations", "activation", ACTIVATIONS),
-                                  ("losses", "loss", LOSSES),
-                                  ("reductions", "reduction", REDUCTIONS),
-                                  ("dtypes", "dtype", DTYPES),
-                                  ("hidden_activations", "activation", ACTIVATIONS),
-                                  ("output_activations", "activation", ACTIVATIONS)):
+        for name, kind, table in NAMED_FIELDS:
             values = getattr(self, name)
             if values is None:
                 continue
