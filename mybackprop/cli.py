@@ -64,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--widths", metavar="N0,N1,...",
                        help="exact widths: the input's, then each layer's (e.g. 4,8,3: two "
                             "layers)")
+    check.add_argument("--width", metavar="N|LO-HI",
+                       help="every width (the input's too), exactly N or from LO to HI "
+                            "(instead of 1 to --max-width)")
     check.add_argument("--batch", metavar="N|LO-HI",
                        help="samples per batch, exactly N or from LO to HI (instead of 1 to "
                             "--max-batch)")

@@ -145,10 +145,13 @@ def test_a_wrong_signature_is_one_line_before_any_case(tmp_path, source, message
 def test_architecture_options_draw_what_they_say(tmp_path):
     result = run("check", "--cases", "60", "--depth", "2-3", "--bias", "always",
                  "--hidden-activations", "relu,tanh", "--output-activations", "identity",
-                 "--batch", "4-8", "--space", "ordinary", "--out", str(tmp_path / "run"))
+                 "--batch", "4-8", "--width", "3-5", "--space", "ordinary",
+                 "--out", str(tmp_path / "run"))
     assert result.returncode == 0, result.stderr
     for record in records(tmp_path / "run"):
         layers = record["config"]["architecture"]["layers"]
+        assert 3 <= record["config"]["architecture"]["input_width"] <= 5
+        assert all(3 <= layer["width"] <= 5 for layer in layers)
         assert 2 <= len(layers) <= 3 and 4 <= record["batch_size"] <= 8
         assert all(layer["bias"] for layer in layers)
         assert {layer["activation"] for layer in layers[:-1]} <= {"relu", "tanh"}
@@ -159,7 +162,8 @@ def test_architecture_options_draw_what_they_say(tmp_path):
     assert run_file["space"]["input_log10_scale"] == [-1.0, 1.0]
     resumed = run("check", "--cases", "60", "--depth", "2-3", "--bias", "always",
                   "--hidden-activations", "relu,tanh", "--output-activations", "identity",
-                  "--batch", "4-8", "--out", str(tmp_path / "run"), "--resume")
+                  "--batch", "4-8", "--width", "3-5", "--out", str(tmp_path / "run"),
+                  "--resume")
     assert resumed.returncode == 2 and "other settings (space)" in resumed.stderr
 
 

@@ -97,6 +97,7 @@ class RunSettings:
               max_width: int = 16, max_batch: int = 64, kinks: str = "avoid",
               depth: str | int | tuple[int, int] | None = None,
               widths: str | Iterable[int] | None = None,
+              width: str | int | tuple[int, int] | None = None,
               batch: str | int | tuple[int, int] | None = None,
               hidden_activations: str | Iterable[str] | None = None,
               output_activations: str | Iterable[str] | None = None, bias: str = "any",
@@ -121,6 +122,7 @@ class RunSettings:
             drawn = _space(activations=activations, losses=losses, reductions=reductions,
                            dtype=dtype, max_depth=max_depth, max_width=max_width,
                            max_batch=max_batch, kinks=kinks, depth=depth, widths=widths,
+                           width=width,
                            batch=batch, hidden_activations=hidden_activations,
                            output_activations=output_activations, bias=bias, space=space,
                            input_scale=input_scale, logit_scale=logit_scale)
@@ -157,8 +159,8 @@ class RunSettings:
 
 def _space(*, activations: Any, losses: Any, reductions: Any, dtype: str | None,
            max_depth: int, max_width: int, max_batch: int, kinks: str, depth: Any, widths: Any,
-           batch: Any, hidden_activations: Any, output_activations: Any, bias: str, space: str,
-           input_scale: Any, logit_scale: float | None) -> CaseSpace:
+           width: Any, batch: Any, hidden_activations: Any, output_activations: Any, bias: str,
+           space: str, input_scale: Any, logit_scale: float | None) -> CaseSpace:
     """The CaseSpace of a door's drawing options (the ranges as 'N' or 'LO-HI' text or ints)."""
     options: dict[str, Any] = {"max_depth": max_depth, "max_width": max_width,
                                "max_batch": max_batch, "kinks": kinks}
@@ -171,6 +173,8 @@ def _space(*, activations: Any, losses: Any, reductions: Any, dtype: str | None,
         options["dtypes"] = (dtype,)
     if depth is not None:
         options["min_depth"], options["max_depth"] = _int_range("--depth", depth)
+    if width is not None:
+        options["min_width"], options["max_width"] = _int_range("--width", width)
     if batch is not None:
         options["min_batch"], options["max_batch"] = _int_range("--batch", batch)
     if widths:
