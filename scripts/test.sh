@@ -12,4 +12,5 @@ if ! command -v chromium >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get 
         >/dev/null) || echo "test: could not install chromium; the browser test will skip" >&2
 fi
 .venv/bin/ruff check --quiet .
-exec .venv/bin/python -m pytest "$@"
+# Two workers (pytest-xdist), one per core of these machines; `-n 0` (or -n N) after it wins.
+exec .venv/bin/python -m pytest -n "${MYBACKPROP_TEST_WORKERS:-2}" "$@"

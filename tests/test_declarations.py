@@ -84,7 +84,7 @@ def test_a_refusal_is_a_skip_and_the_rest_is_checked(tmp_path):
 
 
 def test_a_fixed_two_layer_network_is_checked_as_declared_and_its_bug_diagnosed(tmp_path):
-    good = run("check", "--impl", f"{LEARNERS / 'two_layer.py'}:backprop", "--cases", "200",
+    good = run("check", "--impl", f"{LEARNERS / 'two_layer.py'}:backprop", "--cases", "100",
                "--out", str(tmp_path / "good"))
     assert good.returncode == 0, good.stdout + good.stderr
     verdicts = {r["verdict"] for r in records(tmp_path / "good")}
@@ -93,7 +93,7 @@ def test_a_fixed_two_layer_network_is_checked_as_declared_and_its_bug_diagnosed(
         layers = record["config"]["architecture"]["layers"]
         assert [layer["activation"] for layer in layers] == ["relu", "identity"]
         assert all(layer["bias"] for layer in layers)
-    bad = run("check", "--impl", f"{LEARNERS / 'two_layer.py'}:buggy", "--cases", "100",
+    bad = run("check", "--impl", f"{LEARNERS / 'two_layer.py'}:buggy", "--cases", "60",
               "--out", str(tmp_path / "bad"))
     assert bad.returncode == 1
     failing = [r for r in records(tmp_path / "bad") if r["verdict"] != "pass"]
