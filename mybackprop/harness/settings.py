@@ -9,6 +9,7 @@ picklable, so a sweep's workers rebuild their checker from it alone.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -91,42 +92,24 @@ class RunSettings:
 
     @classmethod
     def build(cls, *, impl: str | Iterable[str] | None = None,
-              dtype: str | None = None, activations: str | Iterable[str] | None = None,
-              losses: str | Iterable[str] | None = None,
-              reductions: str | Iterable[str] | None = None, max_depth: int = 5,
-              max_width: int = 16, max_batch: int = 64, kinks: str = "avoid",
-              depth: str | int | tuple[int, int] | None = None,
-              widths: str | Iterable[int] | None = None,
-              width: str | int | tuple[int, int] | None = None,
-              batch: str | int | tuple[int, int] | None = None,
-              hidden_activations: str | Iterable[str] | None = None,
-              output_activations: str | Iterable[str] | None = None, bias: str = "any",
-              space: str = "default", input_scale: str | tuple[float, float] | None = None,
-              logit_scale: float | None = None,
               oracles: str | Iterable[str] | None = None,
               tolerance_factor: str | Mapping[str, float] | None = None,
               memory_limit: float = DEFAULT_MEMORY_LIMIT / 2**30,
-              out: str | Path | None = None, **plain: Any) -> RunSettings:
+              out: str | Path | None = None, **options: Any) -> RunSettings:
         """Settings from a door's options, named as ``mybackprop check``'s (``max_depth`` for
         --max-depth). Lists may be given as 'a,b' or as sequences; memory_limit is in GiB;
-        tolerance_factor as 'float32=8' or {'float32': 8}. The rest (cases, seed, time_limit,
-        isolate, shrink, workers, executor, scheduler, chunk, resume, quiet, verbose, html,
-        repro) go as they are.
+        tolerance_factor as 'float32=8' or {'float32': 8}. The drawing options (see _space)
+        make the CaseSpace; the rest (cases, seed, time_limit, isolate, shrink, workers,
+        executor, scheduler, chunk, resume, quiet, verbose, html, repro) go as they are.
         Raises SettingsError, one line, for anything that cannot be used."""
-        unknown = sorted(set(plain) - ({f.name for f in dataclasses.fields(cls)}
-                                       - {"space", "tolerance"}))
+        drawing = {name: options.pop(name) for name in DRAWING_OPTIONS if name in options}
+        unknown = sorted(set(options) - ({f.name for f in dataclasses.fields(cls)}
+                                         - {"space", "tolerance"}))
         if unknown:
             raise SettingsError(f"unknown setting {unknown[0]!r}: see mybackprop check --help "
                                 "for the settings")
         try:
-            drawn = _space(activations=activations, losses=losses, reductions=reductions,
-                           dtype=dtype, max_depth=max_depth, max_width=max_width,
-                           max_batch=max_batch, kinks=kinks, depth=depth, widths=widths,
-                           width=width,
-                           batch=batch, hidden_activations=hidden_activations,
-                           output_activations=output_activations, bias=bias, space=space,
-                           input_scale=input_scale, logit_scale=logit_scale)
-            tolerance = _tolerance(tolerance_factor)
+            drawn, tolerance = _space(**drawing), _tolerance(tolerance_factor)
         except SpecError as exc:  # the table's and the tolerance's own checks: one line too
             raise SettingsError(str(exc)) from None
         if not memory_limit > 0:  # before it is turned into bytes
@@ -134,7 +117,7 @@ class RunSettings:
         return cls(impl=names(impl) if impl else DEFAULT_IMPL, space=drawn,
                    oracles=DEFAULT_ORACLES if oracles is None else names(oracles),
                    tolerance=tolerance, memory_limit=int(memory_limit * 2**30),
-                   out=None if out is None else Path(out), **plain)
+                   out=None if out is None else Path(out), **options)
 
     def load_candidates(self) -> list[Any]:
         """The candidates named by impl, in this process or (isolate) in workers of their own."""
@@ -157,10 +140,12 @@ class RunSettings:
                        time_limit=self.time_limit)
 
 
-def _space(*, activations: Any, losses: Any, reductions: Any, dtype: str | None,
-           max_depth: int, max_width: int, max_batch: int, kinks: str, depth: Any, widths: Any,
-           width: Any, batch: Any, hidden_activations: Any, output_activations: Any, bias: str,
-           space: str, input_scale: Any, logit_scale: float | None) -> CaseSpace:
+def _space(*, activations: Any = None, losses: Any = None, reductions: Any = None,
+           dtype: str | None = None, max_depth: int = 5, max_width: int = 16,
+           max_batch: int = 64, kinks: str = "avoid", depth: Any = None, widths: Any = None,
+           width: Any = None, batch: Any = None, hidden_activations: Any = None,
+           output_activations: Any = None, bias: str = "any", space: str = "default",
+           input_scale: Any = None, logit_scale: float | None = None) -> CaseSpace:
     """The CaseSpace of a door's drawing options (the ranges as 'N' or 'LO-HI' text or ints)."""
     options: dict[str, Any] = {"max_depth": max_depth, "max_width": max_width,
                                "max_batch": max_batch, "kinks": kinks}
@@ -200,6 +185,10 @@ def _space(*, activations: Any, losses: Any, reductions: Any, dtype: str | None,
                                 "e.g. 1, 10 or 1000")
         options["max_output_log10_scale"] = int(round(power))
     return CaseSpace(**options)
+
+
+# The options that draw the cases: _space's keywords, read from it so they are written once.
+DRAWING_OPTIONS = tuple(inspect.signature(_space).parameters)
 
 
 def _int_range(option: str, value: Any) -> tuple[int, int]:

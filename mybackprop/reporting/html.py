@@ -40,10 +40,13 @@ def render_run(folder: Path) -> dict[str, Path]:
                                 "mybackprop check")
     records = read_cases(folder)
     run = _run_settings(folder, records)
-    summary = write_summary(folder, run, records)
-    html = render_html(summary, records)
-    (folder / HTML_FILE).write_text(html, encoding="utf-8")
+    write_html(folder, write_summary(folder, run, records), records)
     return {name: folder / name for name in (HTML_FILE, MARKDOWN_FILE, SUMMARY_FILE)}
+
+
+def write_html(folder: Path, summary: dict[str, Any], records: list[dict[str, Any]]) -> None:
+    """report.html, from a summary and the records it was made from."""
+    (folder / HTML_FILE).write_text(render_html(summary, records), encoding="utf-8")
 
 
 def _run_settings(folder: Path, records: list[dict[str, Any]]) -> dict[str, Any]:

@@ -81,18 +81,16 @@ def summarize(records: Iterable[dict[str, Any]], run: dict[str, Any]) -> dict[st
                                                 "max_err_over_tol")},
                           "diagnosis": (r.get("diagnosis") or {}).get("summary", ""),
                           "repro": r.get("repro", "")})
-    by_candidate = {name: {v: c.get(v, 0) for v in VERDICTS}
-                    for name, c in groups["candidate"].items()}
+    tables = {key: {name: {v: c.get(v, 0) for v in VERDICTS}
+                    for name, c in sorted(table.items())} for key, table in groups.items()}
     return {
         "schema_version": SUMMARY_SCHEMA_VERSION,
-        "status": run_status(run, by_candidate, skip_reasons),
+        "status": run_status(run, tables["candidate"], skip_reasons),
         "run": run,
         "cases": sum(seen),
         "records": records_seen,  # one per case and candidate
         "verdicts": {v: overall.get(v, 0) for v in VERDICTS},
-        **{f"by_{key}": {name: {v: c.get(v, 0) for v in VERDICTS}
-                         for name, c in sorted(table.items())}
-           for key, table in groups.items()},
+        **{f"by_{key}": table for key, table in tables.items()},
         "max_err_over_tol": ratio,
         "findings": sorted(findings.values(), key=lambda f: (f["candidate"], f["example"]["case"])),
         "problems": worst,
@@ -166,13 +164,15 @@ def run_status(run: dict[str, Any], by_candidate: dict[str, dict[str, int]],
             "skip_reason": reasons.most_common(1)[0][0] if reasons else "",
             "declared": run.get("declared", {}).get(name, "")}
     statuses = {c["status"] for c in candidates.values()}
-    status = next(s for s in ("fail", "nothing_checked", "pass") if s in statuses or s == "pass")
+    status = ("fail" if "fail" in statuses else
+              "nothing_checked" if "nothing_checked" in statuses else "pass")
     return {"status": status, "headline": _headline(status, candidates),
             "by_candidate": candidates}
 
 
 def _headline(status: str, candidates: dict[str, dict[str, Any]]) -> str:
-    """'FAIL: 1 of 2 candidates failed; NOTHING CHECKED for x: ...'."""
+    """'FAIL: a failed 3 of 40 checked cases. NOTHING CHECKED: b skipped 40 of 40 cases
+    (activation relu not supported; it declares ...)'."""
     def skipped_note(name: str, c: dict[str, Any]) -> str:
         total = c["checked"] + c["skipped"]
         declared = (f"; it declares {c['declared']}"

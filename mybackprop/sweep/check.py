@@ -158,11 +158,13 @@ def _sweep_and_summarize(run: Run, parent: _State, helpers: Any,
     record["seconds"] = round(time.perf_counter() - started, 3)
     # Where this invocation's time went, summed over workers (a resumed run: its own part).
     record["seconds_by_part"] = {part: round(value, 3) for part, value in sorted(spent.items())}
-    summary = write_summary(folder, record)
-    if settings.html:
-        from mybackprop.reporting.html import render_run  # matplotlib: only when drawing
+    # The plots need every record; read once, they make the summary too.
+    records = list(iter_cases(folder)) if settings.html else None
+    summary = write_summary(folder, record, records)
+    if records is not None:
+        from mybackprop.reporting.html import write_html  # matplotlib: only when drawing
 
-        render_run(folder)
+        write_html(folder, summary, records)
     return Checked(folder, summary)
 
 
