@@ -36,9 +36,12 @@ ELEMENT_MAX_BATCH = 64
 
 # The built-in candidates declare themselves through the same contract a third party uses:
 # --impl mybackprop:element, mybackprop:vector, mybackprop:matrix.
-element = candidate(max_parameters=ELEMENT_MAX_PARAMETERS, max_batch=ELEMENT_MAX_BATCH)(element)
-vector = candidate()(vector)
-matrix = candidate()(matrix)
+# They read the L2 penalty from the problem: any coefficient, either form, biases or not.
+READS_PENALTY = {"l2": None, "l2_half": None, "l2_biases": None}
+element = candidate(max_parameters=ELEMENT_MAX_PARAMETERS, max_batch=ELEMENT_MAX_BATCH,
+                    **READS_PENALTY)(element)
+vector = candidate(**READS_PENALTY)(vector)
+matrix = candidate(**READS_PENALTY)(matrix)
 
 __all__ = [
     "ACTIVATIONS",

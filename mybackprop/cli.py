@@ -87,6 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--logit-scale", type=float, metavar="MAX",
                        help="the output layer's weights up to MAX times the hidden scale, a "
                             "power of 10, e.g. 1 or 1000 (overrides --space)")
+    check.add_argument("--l2", metavar="C,C",
+                       help="the L2 penalty coefficients drawn, e.g. 0,0.01 (default: each "
+                            "candidate's declared one; 0, 0.01, 0.5 for one that reads it)")
     check.add_argument("--oracles", type=_names, default=("torch", "jax"), metavar="A,B",
                        help="oracles to judge against (torch,jax); finite differences break "
                             "ties when they disagree")

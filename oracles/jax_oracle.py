@@ -98,7 +98,9 @@ def _padded_loss(X: Any, weights: Any, biases: Any, structure: dict[str, Any]) -
     y_hat, _ = lax.scan(layer, X, (weights, biases, s["activation"], s["active"], s["masks"]))
     terms = lax.switch(s["loss"], _LOSS_BRANCHES, y_hat, s["Y"], s["labels"], s["out_mask"],
                        s["loss"])
-    return jnp.sum(jnp.where(s["rows"][:, None], terms, 0.0)) / s["divisor"]
+    data = jnp.sum(jnp.where(s["rows"][:, None], terms, 0.0)) / s["divisor"]
+    # the L2 penalty: padded weights and biases are zeros, so they add nothing
+    return data + s["l2_W"] * jnp.sum(weights ** 2) + s["l2_b"] * jnp.sum(biases ** 2)
 
 
 _JITTED = {"one": jax.jit(jax.value_and_grad(_padded_loss, argnums=(0, 1, 2))),
@@ -249,6 +251,8 @@ def _pack(p: Problem, shape: tuple[int, int, int]) -> tuple[Any, ...]:
         "Y": padded.Y,
         "labels": padded.labels,
         "loss": np.int32(_LOSS_INDEX[loss.name]),
+        "l2_W": np.float64(arch.penalty_coefficient()),
+        "l2_b": np.float64(arch.penalty_coefficient() if arch.l2_biases else 0.0),
         "divisor": np.float64(
             arch.reduction_spec.divisor(p.batch_size, loss.terms_per_sample(arch.widths[-1]))),
     }

@@ -45,6 +45,7 @@ class TorchOracle:
         loss = loss_spec.torch(torch, a, Y, reduction.torch_native)
         if reduction.torch_divides_by_batch:
             loss = loss / p.batch_size
+        loss = loss + _penalty(torch, arch, weights, biases)
         inputs = [X, *weights, *(b for b in biases if b is not None)]
         grads = iter(torch.autograd.grad(loss, inputs))
         dX = next(grads).numpy()
@@ -84,6 +85,17 @@ class TorchOracle:
         return {"Z": [z.detach().numpy() for z in zs],
                 "A": [a.detach().numpy() for a in activations],
                 "delta": [d.numpy() for d in deltas]}
+
+
+def _penalty(torch: Any, arch: Any, weights: list[Any], biases: list[Any]) -> Any:
+    """The L2 penalty, spelled in torch (0 when there is none)."""
+    if not arch.l2:
+        return 0.0
+    c = arch.penalty_coefficient()
+    total = sum((W ** 2).sum() for W in weights)
+    if arch.l2_biases:
+        total = total + sum((b ** 2).sum() for b in biases if b is not None)
+    return c * total
 
 
 def _stacked(problems: list[Problem]) -> list[Gradients]:
@@ -141,9 +153,16 @@ def _stacked(problems: list[Problem]) -> list[Gradients]:
             terms = terms.reshape(len(cases), n) * rows[index]
             sums = terms.sum(dim=1)
         else:
-            terms = spec.torch(torch, y_hat, torch.tensor(dense[cases]), "none")
+            # padded units read 1/2, a probability any loss takes (log(0) would put NaN in)
+            inside = torch.where(unit, y_hat, torch.full_like(y_hat, 0.5))
+            terms = spec.torch(torch, inside, torch.tensor(dense[cases]), "none")
             sums = (terms * (rows[index].unsqueeze(2) & unit)).sum(dim=(1, 2))
         per_case = per_case.index_add(0, index, sums / divisors[index])
+    if any(arch.l2 for arch in archs):  # padded weights are zeros: they add nothing
+        c = torch.tensor([arch.penalty_coefficient() for arch in archs], dtype=torch.float64)
+        with_b = torch.tensor([arch.l2_biases for arch in archs], dtype=torch.float64)
+        per_case = per_case + c * ((W_t ** 2).sum(dim=(1, 2, 3))
+                                   + with_b * (b_t ** 2).sum(dim=(1, 2)))
     gX, gW, gb = (g.numpy() for g in torch.autograd.grad(per_case.sum(), [X_t, W_t, b_t]))
     values = per_case.detach().numpy()
 

@@ -44,13 +44,21 @@ def test_broken_candidate_fails_on_the_affected_parameters(tmp_path):
                  "--out", str(tmp_path / "run"))
     assert result.returncode == 1, result.stdout + result.stderr
     records = read_jsonl(tmp_path / "run" / "cases.jsonl")
+    whole = 0
     for record in records:
         failing = {c["name"] for c in record["comparisons"] if not c["passed"]}
+        weights = {f"dW{l}" for l in range(1, record["depth"] + 1)}
         if record["batch_size"] == 1:  # N = 1: not dividing by N is harmless
             assert record["verdict"] == "pass"
-        else:
-            assert record["verdict"] == "fail"
-            assert failing == {f"dW{l}" for l in range(1, record["depth"] + 1)}
+        elif record["verdict"] == "fail":  # only the weights: never db or dX
+            assert failing and failing <= weights, failing
+            whole += failing == weights
+        else:  # a saturated network whose every gradient is below its tolerance: N x 0 is 0
+            assert record["verdict"] == "pass"
+            assert all(c["max_abs_err"] <= c["tolerance"] for c in record["comparisons"])
+    # A layer behind saturated units can carry a gradient of exactly 0, which N times is still
+    # right; in most cases every dW_l shows the mistake.
+    assert whole >= 0.7 * sum(r["batch_size"] > 1 for r in records)
     # Each kind of mistake once, with its count and its first case (--verbose: every case).
     assert "fail, constant_factor: " in result.stdout and "first: case " in result.stdout
 

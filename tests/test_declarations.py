@@ -183,7 +183,8 @@ def test_within_keeps_only_what_both_sides_allow():
     mine = supports.within(space, "net")
     assert mine.hidden == ("relu",) and mine.output == ("identity",)
     assert mine.depths() == (2, 4) and mine.max_batch == 10 and mine.dtypes == ("float64",)
-    assert Supports().within(space) == space  # a candidate that takes everything: the run's
+    # a candidate that takes everything (a penalty too): the run's
+    assert Supports(l2=None, l2_half=None, l2_biases=None).within(space) == space
     with pytest.raises(SpecError, match="the run draws output activations relu, tanh, "
                                         "identity and net declares softmax"):
         Supports(output_activations={"softmax"}).within(space, "net")

@@ -30,7 +30,7 @@ import numpy as np
 
 from mybackprop.judging.compare import TensorComparison
 from mybackprop.levels.matrix import forward
-from mybackprop.spec.problem import Gradients, Problem
+from mybackprop.spec.problem import Gradients, Problem, penalty
 from mybackprop.spec.table import ACTIVATIONS, LOSSES, Activation
 
 Array = np.ndarray
@@ -75,6 +75,7 @@ PATTERNS: dict[str, str] = {
     "shifted_layer": "gradients shifted by one layer",
     "wrong_loss_derivative": "a wrong derivative of the loss",
     "forward_wrong": "the forward pass or the loss value already wrong",
+    "penalty": "the L2 penalty's gradient missing, halved, doubled or on the wrong tensors",
     "overflow": "NaN or inf where the oracles are finite",
     "unknown": "none of the known patterns",
 }
@@ -96,12 +97,21 @@ def diagnose_fail(problem: Problem, answer: Gradients, reference: Gradients,
                      worst=ctx.worst())
     if answer.intermediates is not None and intermediates is not None:
         base = replace(base, step=_step(ctx, intermediates()))
-    for hypothesis in (_forward_wrong, _zero, _factor, _transposed, _slips, _shifted):
+    unnamed = None  # a constant factor none of N, 2, ... names: a slip may explain it better
+    for hypothesis in (_penalty_slip, _forward_wrong, _zero, _factor, _transposed, _slips,
+                       _shifted):
         found = hypothesis(ctx)
+        if found is not None and found[0] == "constant_factor" and found[3].get(
+                "factor", "").replace(".", "").lstrip("-").isdigit():
+            unnamed = found
+            continue
         if found is not None:
-            pattern, summary, evidence, extra = found
-            return replace(base, pattern=pattern, summary=summary, evidence=tuple(evidence),
-                           **extra)
+            break
+    found = found or unnamed
+    if found is not None:
+        pattern, summary, evidence, extra = found
+        return replace(base, pattern=pattern, summary=summary, evidence=tuple(evidence),
+                       **extra)
     return replace(base, summary=_unknown_summary(ctx), evidence=tuple(ctx.factor_evidence()))
 
 
@@ -419,6 +429,16 @@ def _slip_catalogue(problem: Problem) -> list[_Slip]:
                 f"evaluated at the activation A instead of the pre-activation Z "
                 f"({_layer_list(layers)}): f'(a) where f'(z) belongs", layers,
                 {l: _at_activation(ACTIVATIONS[problem.activations[l]]) for l in layers}))
+    # ... or in the hidden layers only, the output layer's delta being written out by hand
+    output = arch.depth - 1
+    for name in smooth:
+        hidden = tuple(l for l in by_name[name] if l != output)
+        if hidden and output in by_name[name]:
+            slips.append(_Slip(
+                "derivative_at_activation", f"the derivative of {name} is evaluated at the "
+                f"activation A instead of the pre-activation Z in the hidden layers "
+                f"({_layer_list(hidden)}): f'(a) where f'(z) belongs", hidden,
+                {l: _at_activation(ACTIVATIONS[name]) for l in hidden}))
     for name, layers in by_name.items():
         where = _layer_list(layers)
         if name == "softmax":
@@ -460,6 +480,20 @@ LOSS_SLIPS: dict[str, list[tuple[str, Callable[[Array, Array], Array]]]] = {
                lambda yhat, y: yhat - y)],
     "mse": [("2 (y - yhat) ... with the target and output swapped in the square's derivative",
              lambda yhat, y: 2 * (y - yhat))],
+    "categorical_cross_entropy": [
+        ("p - y, the derivative with respect to the logits, and then takes the softmax's "
+         "Jacobian again (p - y is dL/dz of softmax and cross-entropy together: use it in place "
+         "of the softmax's backward, not as dL/dp)",
+         lambda p, y: p - np.eye(p.shape[1])[y])],
+    "binary_cross_entropy": [
+        ("p - y, the derivative with respect to the logit, and then multiplies by the "
+         "sigmoid's derivative again (p - y is dL/dz of sigmoid and cross-entropy together)",
+         lambda p, y: p - y)],
+    "multiclass_hinge": [
+        ("the target class's own margin as one more active margin (ŷ_y - ŷ_y + 1 = 1 > 0 "
+         "always counts: leave j = y out of the count)",
+         lambda yhat, y: LOSSES["multiclass_hinge"].derivative(yhat, y)
+         - np.eye(yhat.shape[1])[y])],
 }
 
 
@@ -495,7 +529,49 @@ def _simulate(problem: Problem, slip: _Slip) -> dict[str, Array] | None:
                 out[f"db{l + 1}"] = delta.sum(axis=0)
             g = delta @ p.weights[l]
         out["dX"] = g
+    _, dW, db = penalty(p)  # the penalty's gradient, which no slip here touches
+    for l, (gw, gb) in enumerate(zip(dW, db, strict=True), start=1):
+        out[f"dW{l}"] = out[f"dW{l}"] + gw
+        if gb is not None:
+            out[f"db{l}"] = out[f"db{l}"] + gb
     return out
+
+
+def _penalty_slip(ctx: _Context) -> Found:
+    """The L2 penalty's gradient missing, halved, doubled, or put on the biases wrongly."""
+    arch = ctx.problem.architecture
+    if not arch.l2:
+        return None
+    p = ctx.problem.float64()
+    c = arch.penalty_coefficient()
+    grads = {f"dW{l}": 2 * c * W for l, W in enumerate(p.weights, start=1)}
+    bias_grads = {f"db{l}": 2 * c * b for l, b in enumerate(p.biases, start=1) if b is not None}
+    form = "l2/2·ΣW²" if arch.l2_half else "l2·ΣW²"
+    on_b = arch.l2_biases
+    hypotheses = [
+        ("is missing: the gradient has the data loss's part only",
+         {**{n: -g for n, g in grads.items()}, **({n: -g for n, g in bias_grads.items()}
+                                                 if on_b else {})}),
+        (f"is half what {form} gives (the gradient of l2/2·ΣW², l2·W, where 2·l2·W belongs)"
+         if not arch.l2_half else "",
+         {n: -g / 2 for n, g in grads.items()}),
+        ("is twice what l2/2·ΣW² gives (2·l2·W, the gradient of l2·ΣW², where l2·W belongs)"
+         if arch.l2_half else "", {n: g for n, g in grads.items()}),
+        ("is applied to the biases too, though the penalty covers the weights only"
+         if not on_b else "is left off the biases, though the penalty covers them too",
+         {n: (g if not on_b else -g) for n, g in bias_grads.items()}),
+    ]
+    for sentence, change in hypotheses:
+        if not sentence or not change:
+            continue
+        moved = {n: ctx.ref[n] + change.get(n, 0.0) for n in ctx.cand}
+        if all(ctx.matches(n, moved[n]) for n in ctx.cand) and any(
+                n in change for n in ctx.failing):
+            return ("penalty", f"the L2 penalty's gradient {sentence} (penalty "
+                    f"{arch.describe_penalty().strip(' +')})",
+                    [f"the reference with that change reproduces {', '.join(ctx.cand)} to "
+                     "within rounding"], {})
+    return None
 
 
 def _slips(ctx: _Context) -> Found:

@@ -7,6 +7,8 @@ cases); the Hypothesis strategies in ``mybackprop.harness.strategies`` draw them
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
@@ -28,9 +30,14 @@ from mybackprop.spec.table import ACTIVATIONS, DTYPES, LOSSES, REDUCTIONS
 # far above the rounding of z in float32, so candidate and oracles agree on the side.
 KINK_MARGIN = 1e-4
 KINK_REDRAWS = 8
+# A loss on probabilities is drawn at most this far toward where its formula breaks down in the
+# case's dtype (Loss.soundness): the output layer is scaled down to stay there.
+SOUND_FRACTION = 0.5
 
 
 KINK_MODES = ("avoid", "hit")
+# The penalty coefficients a run draws for a candidate that reads problem.l2 (0: none).
+DEFAULT_L2: tuple[float, ...] = (0.0, 0.01, 0.5)
 
 
 class KinkUnavoidable(Exception):
@@ -85,6 +92,11 @@ class CaseSpace:
     output_activations: tuple[str, ...] | None = None  # None: any of activations
     bias: bool | None = None  # True: every layer has a bias; False: none has; None: either
     max_parameters: int | None = None  # weights and biases together
+    # The L2 penalty: the coefficients drawn (None: the run leaves it to each candidate's
+    # declaration, DEFAULT_L2 for one that reads it), and its form and bias rule (None: drawn).
+    l2: tuple[float, ...] | None = None
+    l2_half: bool | None = None
+    l2_biases: bool | None = None
 
     def __post_init__(self) -> None:
         for name in ("max_depth", "max_width", "max_batch", "min_depth", "min_width",
@@ -114,6 +126,17 @@ class CaseSpace:
                             "one weight")
         if self.kinks not in KINK_MODES:
             raise SpecError(f"kinks is {self.kinks!r}: choose one of {', '.join(KINK_MODES)}")
+        if self.l2 is not None:
+            values = tuple(self.l2)
+            if not values or not all(isinstance(v, int | float) and 0 <= v < math.inf
+                                     for v in values):
+                raise SpecError(f"l2 coefficients {self.l2!r}: give one or more numbers >= 0")
+            object.__setattr__(self, "l2", tuple(float(v) for v in values))
+        if not self.usable_losses():
+            raise SpecError(f"the losses {', '.join(self.losses)} take an output layer of "
+                            f"{', '.join(sorted({LOSSES[n].output or '' for n in self.losses}))}"
+                            f", which the output activations {', '.join(self.output)} leave "
+                            "out: allow it, or draw another loss")
         lo, hi = self.input_log10_scale
         if lo > hi:
             raise SpecError(f"input_log10_scale {self.input_log10_scale} is empty: give lo <= hi")
@@ -127,6 +150,12 @@ class CaseSpace:
     def output(self) -> tuple[str, ...]:
         """The activations the output layer may have."""
         return self.activations if self.output_activations is None else self.output_activations
+
+    def usable_losses(self) -> tuple[str, ...]:
+        """The losses that can be drawn: one written for an output activation (cross-entropy on
+        softmax probabilities) needs that activation among the output ones."""
+        return tuple(name for name in self.losses
+                     if LOSSES[name].output is None or LOSSES[name].output in self.output)
 
     def depths(self) -> tuple[int, int]:
         """The depths it draws, lowest and highest."""
@@ -192,17 +221,27 @@ def sample_config(rng: np.random.Generator, space: CaseSpace) -> CaseConfig:
         Layer(width(l), choice(space.output if l == depth else space.hidden),
               bool(rng.integers(2)) if space.bias is None else space.bias)
         for l in range(1, depth + 1))
-    arch = Architecture(width(0), layers, choice(space.losses), choice(space.reductions))
+    loss = choice(space.usable_losses())
+    output = LOSSES[loss].output
+    if output is not None and layers[-1].activation != output:  # a loss on probabilities
+        layers = (*layers[:-1], dataclasses.replace(layers[-1], activation=output))
+    reduction = choice(space.reductions)
     lo, hi = space.input_log10_scale
-    return CaseConfig(
-        architecture=arch,
+    drawn = dict(
         batch_size=int(rng.integers(space.min_batch, space.max_batch + 1)),
         dtype=choice(space.dtypes),
         input_scale=float(10 ** rng.uniform(lo, hi)),
         output_scale=float(10 ** rng.integers(0, space.max_output_log10_scale + 1)),
         seed=int(rng.integers(2**32)),
-        kinks=space.kinks,
     )
+    # Drawn last, so the fields above are what they were before penalties existed.
+    coefficients = DEFAULT_L2 if space.l2 is None else space.l2
+    l2 = coefficients[int(rng.integers(len(coefficients)))]
+    half = bool(rng.integers(2)) if space.l2_half is None else space.l2_half
+    biases = bool(rng.integers(2)) if space.l2_biases is None else space.l2_biases
+    arch = Architecture(width(0), layers, loss, reduction, l2, half and bool(l2),
+                        biases and bool(l2))
+    return CaseConfig(architecture=arch, kinks=space.kinks, **drawn)
 
 
 def build_problem(config: CaseConfig) -> Problem:
@@ -247,6 +286,16 @@ def _draw_arrays(config: CaseConfig, attempt: int) -> Problem:
                 elif f.kinks[0].at != 0.0:
                     raise SpecError(f"layer {l + 1} has no bias to put {f.name} on its kink")
 
+    if config.kinks == "hit" and loss.kinks:
+        Y = _loss_on_kink(arch, weights, biases, Y, rng)
+    if loss.soundness is not None:  # keep a loss on probabilities where its formula holds
+        z = _output_logits(arch, weights, biases, X)
+        ratio, _ = loss.soundness(z, config.dtype)
+        if ratio > SOUND_FRACTION:
+            weights[-1] = weights[-1] * (SOUND_FRACTION / ratio)
+            if biases[-1] is not None:
+                biases[-1] = biases[-1] * (SOUND_FRACTION / ratio)
+
     def cast(a: np.ndarray) -> np.ndarray:
         return a.astype(dtype) if a.dtype.kind == "f" else a
 
@@ -255,6 +304,61 @@ def _draw_arrays(config: CaseConfig, attempt: int) -> Problem:
     return unchecked_problem(arch, tuple(cast(w) for w in weights),
                              tuple(None if b is None else cast(b) for b in biases), cast(X),
                              cast(Y), {"config": config.to_dict(), "attempt": attempt})
+
+
+def _output_logits(arch: Architecture, weights: list[np.ndarray],
+                   biases: list[np.ndarray | None], X: np.ndarray) -> np.ndarray:
+    """Z_L of the float64 draws."""
+    a = X
+    for W, b, f in zip(weights, biases, arch.activation_specs, strict=True):
+        z = a @ W.T + (0.0 if b is None else b)
+        a = f.forward(z)
+    return z
+
+
+def _loss_on_kink(arch: Architecture, weights: list[np.ndarray],
+                  biases: list[np.ndarray | None], Y: np.ndarray,
+                  rng: np.random.Generator) -> np.ndarray:
+    """Targets (and output units) set so that the loss sits exactly on its kink for every
+    sample: output units with a zero weight row have Z = b exactly, so yhat = f(b) is known.
+    l1: one unit's target is f(0). multiclass_hinge: yhat_j = f(0), yhat_y = f(1) and every
+    target class y, so the margin f(0) - f(1) + 1 is 0. Left as drawn where the output
+    activation cannot give those values exactly in float32 (softmax, sigmoid, ...)."""
+    f, b_out, W_out = arch.activation_specs[-1], biases[-1], weights[-1]
+    if not f.elementwise:
+        return Y
+    at = {v: float(f.forward(np.array([v]))[0]) for v in (0.0, 1.0)}
+    exact = all(float(np.float32(x)) == x for x in at.values())
+    n_out = W_out.shape[0]
+    j = int(rng.integers(n_out))
+    if arch.loss == "l1" and exact:
+        W_out[j, :] = 0.0
+        if b_out is not None:
+            b_out[j] = 0.0
+        Y = Y.copy()
+        Y[:, j] = at[0.0]
+    elif arch.loss == "multiclass_hinge" and exact and b_out is not None and n_out >= 2 \
+            and at[0.0] - at[1.0] + 1 == 0:
+        c = (j + 1) % n_out
+        W_out[[j, c], :] = 0.0
+        b_out[j], b_out[c] = 0.0, 1.0
+        Y = np.full_like(Y, c)
+    return Y
+
+
+def loss_near_kink(problem: Problem, yhat: np.ndarray, e_yhat: np.ndarray) -> bool:
+    """Whether the loss is within the margin of a kink (l1 at yhat = y, the hinge at a zero
+    margin), judged by the rounding yhat may carry (e_yhat, units of u). In kink mode, terms
+    exactly on it were put there and do not count (saturated outputs land on it too: 0 and 1)."""
+    loss = problem.architecture.loss_spec
+    if not loss.kinks:
+        return False
+    assert loss.kink_variable is not None
+    v = loss.kink_variable(yhat, problem.float64().Y)
+    scale = e_yhat + e_yhat.max(axis=-1, keepdims=True)
+    hit = problem.meta.get("config", {}).get("kinks") == "hit"
+    return any(bool(np.any((np.abs(v - k.at) <= KINK_MARGIN * scale) & ((v != k.at) | (not hit))))
+               for k in loss.kinks)
 
 
 def placed_on_kinks(problem: Problem) -> set[tuple[int, int]]:
@@ -272,7 +376,8 @@ def on_kink(problem: Problem, exempt: set[tuple[int, int]] = frozenset()) -> boo
     judging.
     """
     specs = problem.architecture.activation_specs
-    if not any(f.kinks for f in specs):
+    loss = problem.architecture.loss_spec
+    if not any(f.kinks for f in specs) and not loss.kinks:
         return False
 
     def near_kink(l: int, z: np.ndarray, e_z: np.ndarray) -> bool:
@@ -283,7 +388,8 @@ def on_kink(problem: Problem, exempt: set[tuple[int, int]] = frozenset()) -> boo
             near |= np.abs(z - kink.at) <= KINK_MARGIN * e_z[0]
         return any((l, int(j)) not in exempt for j in np.flatnonzero(near.any(axis=0)))
 
-    return forward_unless(problem, near_kink) is None
+    fwd = forward_unless(problem, near_kink)
+    return fwd is None or loss_near_kink(problem, fwd.a[-1], fwd.e_a[-1][0])
 
 
 MAX_CONFIG_DRAWS = 1000

@@ -10,6 +10,7 @@ what the candidate handles; other cases are skipped, never crashed.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -17,7 +18,8 @@ from typing import Any
 import numpy as np
 
 from mybackprop.harness.cases import NAMED_FIELDS, CaseSpace, exact_widths
-from mybackprop.spec.problem import Gradients, Problem, SpecError, choose
+from mybackprop.harness.conventions import CONVENTION_KEYS, ConventionError, Conventions
+from mybackprop.spec.problem import Architecture, Gradients, Problem, SpecError, choose
 from mybackprop.spec.table import ACTIVATIONS, DTYPES, LOSSES, REDUCTIONS
 
 
@@ -73,8 +75,19 @@ class Supports:
     output_activations: frozenset[str] | None = None  # what the output layer may use
     bias: bool | None = None  # True: every layer has a bias; False: none has
     batch: tuple[int, int] | None = None  # samples per batch: an int (exact) or (lo, hi)
+    # The L2 penalty it adds: its coefficient (0.0: none; a number: that one; None: any, read
+    # from problem.l2), its form (False: l2 * sum W^2; True: l2/2 * sum W^2; None: either, read
+    # from problem.l2_half) and whether biases are penalised too (None: either).
+    l2: float | None = 0.0
+    l2_half: bool | None = False
+    l2_biases: bool | None = False
+    # How it wants its data (weights, layout, bias, targets, per_sample): harness/conventions.py
+    conventions: Conventions = Conventions()
 
     def __post_init__(self) -> None:
+        if self.conventions.per_sample and self.returns_intermediates:
+            raise CandidateLoadError("supports per_sample with returns_intermediates: a "
+                                     "per-sample candidate's intermediates are not read; drop one")
         for name, kind, table in NAMED_FIELDS:
             values = getattr(self, name)
             if values is None:
@@ -88,6 +101,17 @@ class Supports:
         object.__setattr__(self, "width", _range("width", self.width))
         if self.widths is not None:
             object.__setattr__(self, "widths", exact_widths(self.widths))
+        if self.l2 is not None and not (isinstance(self.l2, int | float) and self.l2 >= 0
+                                        and math.isfinite(self.l2)):
+            raise CandidateLoadError(f"supports l2 is {self.l2!r}: give the penalty's "
+                                     "coefficient (0.0 for none) or None (any, read problem.l2)")
+        for name in ("l2_half", "l2_biases"):
+            if getattr(self, name) not in (None, True, False):
+                raise CandidateLoadError(f"supports {name} is {getattr(self, name)!r}: give True, "
+                                         "False or None (either, read from the problem)")
+        if self.conventions.per_sample and self.l2 != 0.0:
+            raise CandidateLoadError("supports per_sample with an L2 penalty: the penalty is the "
+                                     "batch's, not a sample's; declare l2=0.0")
         if self.bias not in (None, True, False):
             raise CandidateLoadError(f"supports bias is {self.bias!r}: give True (every layer "
                                      "has a bias), False (none has) or None (either)")
@@ -99,14 +123,15 @@ class Supports:
         if isinstance(value, Supports):
             return value
         if isinstance(value, Mapping):
-            known = {f.name for f in fields(cls)}
+            known = ({f.name for f in fields(cls)} - {"conventions"}) | set(CONVENTION_KEYS)
             unknown = set(value) - known
             if unknown:
                 raise CandidateLoadError(f"supports has unknown keys {sorted(unknown)}: "
                                          f"use {', '.join(sorted(known))}")
             try:
-                return cls(**value)
-            except SpecError as exc:  # a bad name or range: one line, like any load error
+                conventions, rest = Conventions.split(value)
+                return cls(**rest, conventions=conventions)
+            except (SpecError, ConventionError) as exc:  # one line, like any load error
                 raise CandidateLoadError(f"supports: {exc}") from None
         raise CandidateLoadError(f"supports is a {type(value).__name__}: give a dict or Supports")
 
@@ -135,10 +160,16 @@ class Supports:
             parts.append(f"at most {self.max_parameters} parameters")
         if self.batch is not None:
             parts.append(f"batches of {self.batch[0]} to {self.batch[1]}")
+        if self.l2 != 0.0:
+            form = {None: "either form", False: "l2·ΣW²", True: "½·l2·ΣW²"}[self.l2_half]
+            parts.append(f"L2 penalty {'of any coefficient' if self.l2 is None else self.l2}, "
+                         f"{form}, biases {({None: 'either', True: 'too', False: 'not'})[self.l2_biases]}")
         if self.max_batch is not None:
             parts.append(f"at most {self.max_batch} samples")
         if not self.returns_dX:
             parts.append("no dX")
+        if not self.conventions.canonical:
+            parts.append(self.conventions.describe())
         return "; ".join(parts)
 
     def reason_to_skip(self, problem: Problem) -> str | None:
@@ -181,6 +212,17 @@ class Supports:
         if self.batch is not None and not self.batch[0] <= problem.batch_size <= self.batch[1]:
             return (f"batch of {problem.batch_size}, outside the declared "
                     f"{self.batch[0]}-{self.batch[1]}")
+        return self._penalty_skip(arch)
+
+    def _penalty_skip(self, arch: Architecture) -> str | None:
+        if self.l2 is not None and arch.l2 != self.l2:
+            return (f"L2 penalty {arch.l2:g}, not the declared {self.l2:g}" if self.l2
+                    else "an L2 penalty, which it does not declare")
+        if arch.l2 and self.l2_half is not None and arch.l2_half != self.l2_half:
+            return f"the L2 penalty's {'½' if arch.l2_half else 'full'} form, not the declared one"
+        if arch.l2 and self.l2_biases is not None and arch.l2_biases != self.l2_biases:
+            return "an L2 penalty " + ("on biases too" if arch.l2_biases else "on weights only") \
+                + ", not the declared one"
         return None
 
     def within(self, space: CaseSpace, name: str = "the candidate") -> CaseSpace:
@@ -246,13 +288,28 @@ class Supports:
             raise SpecError(f"the run draws batches of {space.min_batch} to {space.max_batch} "
                             f"and {name} declares {self.describe()}: nothing checked")
         budget = [b for b in (space.max_parameters, self.max_parameters) if b is not None]
+        l2 = space.l2
+        if self.l2 is not None:
+            if l2 is not None and self.l2 not in l2:
+                raise SpecError(f"the run draws L2 coefficients {', '.join(map(str, l2))} and "
+                                f"{name} declares {self.l2:g}: nothing checked; draw it (--l2)")
+            l2 = (self.l2,)
+        flags = {}
+        for field_name in ("l2_half", "l2_biases"):
+            drawn, declared = getattr(space, field_name), getattr(self, field_name)
+            if declared is not None and drawn is not None and drawn != declared \
+                    and l2 != (0.0,):
+                raise SpecError(f"the run draws {field_name} {drawn} and {name} declares "
+                                f"{declared}: nothing checked")
+            flags[field_name] = drawn if declared is None else declared
         return dataclasses.replace(
             space, activations=activations, losses=losses, reductions=reductions,
             dtypes=dtypes, hidden_activations=None if hidden in ((), activations) else hidden,
             output_activations=None if output == activations else output,
             min_depth=low, max_depth=high, widths=widths, min_width=min_width,
             max_width=max_width, bias=bias, min_batch=min_batch,
-            max_batch=max_batch, max_parameters=min(budget) if budget else None)
+            max_batch=max_batch, max_parameters=min(budget) if budget else None, l2=l2,
+            **flags)
 
 
 @dataclass(frozen=True)

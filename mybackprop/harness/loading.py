@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from mybackprop.harness.contract import Candidate, CandidateError, CandidateLoadError, Supports
+from mybackprop.harness.conventions import adapted
 from mybackprop.harness.isolate import DEFAULT_MEMORY_LIMIT, IsolatedRunner
 from mybackprop.spec.problem import Problem
 
@@ -54,7 +55,7 @@ def load_candidate(spec: str) -> Candidate:
         raise CandidateLoadError(f"--impl {spec!r}: module {module_name} has no attribute "
                                  f"{attr!r}") from None
     _check_callable(spec, attr, function)
-    return Candidate(spec, function, Supports.coerce(getattr(function, "supports", None)))
+    return _candidate(spec, function)
 
 
 def candidate_of(function: Any) -> Candidate:
@@ -64,7 +65,17 @@ def candidate_of(function: Any) -> Candidate:
     module = getattr(function, "__module__", None)
     name = qualname if module in (None, "__main__") else f"{module}:{qualname}"
     _check_callable(name, qualname, function)
-    return Candidate(name, function, Supports.coerce(getattr(function, "supports", None)))
+    return _candidate(name, function)
+
+
+def _candidate(name: str, function: Any) -> Candidate:
+    """The Candidate of a user's function: its declaration read, and, where it declares
+    conventions other than the canonical ones, its calls converted (harness/conventions.py)."""
+    supports = Supports.coerce(getattr(function, "supports", None))
+    if not supports.conventions.canonical:
+        function = adapted(function, supports.conventions, supports.returns_dX,
+                           supports.returns_intermediates)
+    return Candidate(name, function, supports)
 
 
 def load_candidates(specs: list[str], isolate: bool = False,

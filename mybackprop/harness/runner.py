@@ -6,6 +6,7 @@ Verdicts (DESIGN.md): pass, fail, oracle_disagreement, error, skipped.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import signal
 import threading
@@ -24,6 +25,7 @@ from mybackprop.harness.contract import (
     Unsupported,
     to_gradients,
 )
+from mybackprop.harness.conventions import AnswerError, Conventions
 from mybackprop.judging.compare import TensorComparison, compare, flat, tensor_names, within
 from mybackprop.judging.kinks import convention_answers, convention_note
 from mybackprop.judging.tolerance import Scales, Tolerance, scales_for
@@ -77,6 +79,8 @@ class Outcome:
     diagnosis: Diagnosis | None = None  # for fail, and for errors that are numbers (shape, NaN)
     reference_answer: Gradients | None = field(default=None, repr=False)  # for repro scripts
     allowed: Scales | None = field(default=None, repr=False)  # the tolerance it was judged by
+    # The candidate's conventions: messages and records show tensors in its shapes
+    conventions: Conventions = field(default_factory=Conventions, repr=False)
 
     def ends(self, verdict: str, reason: str = "") -> Outcome:
         self.verdict, self.reason = verdict, reason
@@ -99,8 +103,17 @@ class Outcome:
         head = f"{self.verdict} {self.context()}"
         diagnosis = [f"  {line}" for line in self.diagnosis.lines()] if self.diagnosis else []
         if self.verdict == "fail":
-            return "\n".join([head, *(f"  {c.describe()}" for c in self.failing), *diagnosis])
+            return "\n".join([head, *(f"  {self._framed(c).describe()}" for c in self.failing),
+                              *diagnosis])
         return "\n".join([f"{head}: {self.reason}", *diagnosis])
+
+    def _framed(self, c: TensorComparison) -> TensorComparison:
+        """A comparison with its shape and worst element as the candidate numbers them."""
+        if self.conventions.canonical:
+            return c
+        return dataclasses.replace(c, shape=self.conventions.frame_shape(c.name, c.shape),
+                                   worst_index=self.conventions.frame_index(c.name,
+                                                                            c.worst_index))
 
     def to_record(self) -> dict[str, Any]:
         arch = self.problem.architecture
@@ -118,7 +131,7 @@ class Outcome:
             "max_width": max(arch.widths),
             "batch_size": self.problem.batch_size,
             "max_err_over_tol": max((c.err_over_tol for c in self.comparisons), default=None),
-            "comparisons": [c.to_dict() for c in self.comparisons],
+            "comparisons": [self._framed(c).to_dict() for c in self.comparisons],
             "oracle_comparisons": {pair: [c.to_dict() for c in cs if not c.passed]
                                    for pair, cs in self.oracle_comparisons.items()},
             "oracles": self.oracles,
@@ -207,7 +220,8 @@ class Checker:
     def check(self, candidate: Candidate, problem: Problem,
               references: References | None = None) -> Outcome:
         """Run one case and return its verdict with the evidence."""
-        outcome = Outcome("pass", candidate.name, problem, oracles=self._descriptions)
+        outcome = Outcome("pass", candidate.name, problem, oracles=self._descriptions,
+                          conventions=candidate.supports.conventions)
         skip = candidate.supports.reason_to_skip(problem)
         if skip:
             return outcome.ends("skipped", skip)
@@ -259,7 +273,9 @@ class Checker:
             if side is None:
                 agrees = [n for n, g in references.items()
                           if all(c.passed for c in compare(answer, g, allowed, dtype))]
-                follows = f"the candidate agrees with {' and '.join(agrees) or 'neither'}"
+                convention = "" if agrees else _followed_convention(problem, answer, allowed)
+                follows = (f"the candidate takes {convention}" if convention else
+                           f"the candidate agrees with {' and '.join(agrees) or 'neither'}")
                 outcome.comparisons = compare(answer, references[reference], allowed, dtype)
                 return outcome.ends("oracle_disagreement", f"{note}; {follows}")
             reference, notes = side, [note]
@@ -336,6 +352,8 @@ def run_in_process(candidate: Candidate, problem: Problem,
     except NotImplementedError as exc:
         return None, Refusal(f"refused: raised NotImplementedError: {exc}".splitlines()[0]
                              if str(exc) else "refused: raised NotImplementedError")
+    except AnswerError as exc:  # its answer, read in its own conventions, breaks the contract
+        return None, str(exc)
     except SystemExit as exc:
         return None, f"called sys.exit({exc.code})"
     except MemoryError:

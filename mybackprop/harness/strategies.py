@@ -21,7 +21,13 @@ from typing import Any
 from hypothesis import assume
 from hypothesis import strategies as st
 
-from mybackprop.harness.cases import CaseConfig, CaseSpace, KinkUnavoidable, build_problem
+from mybackprop.harness.cases import (
+    DEFAULT_L2,
+    CaseConfig,
+    CaseSpace,
+    KinkUnavoidable,
+    build_problem,
+)
 from mybackprop.spec.problem import Architecture, Layer, Problem
 from mybackprop.spec.table import ACTIVATIONS, DTYPES, LOSSES, REDUCTIONS
 
@@ -29,10 +35,12 @@ from mybackprop.spec.table import ACTIVATIONS, DTYPES, LOSSES, REDUCTIONS
 def architectures(*, max_depth: int = 5, max_width: int = 16,
                   activations: Sequence[str] = tuple(ACTIVATIONS),
                   losses: Sequence[str] = tuple(LOSSES),
-                  reductions: Sequence[str] = tuple(REDUCTIONS)) -> st.SearchStrategy[Architecture]:
-    """Dense architectures of depth 1..max_depth and widths 1..max_width."""
+                  reductions: Sequence[str] = tuple(REDUCTIONS),
+                  l2: Sequence[float] = (0.0,)) -> st.SearchStrategy[Architecture]:
+    """Dense architectures of depth 1..max_depth and widths 1..max_width; `l2`: the L2
+    penalty coefficients drawn (default none)."""
     space = CaseSpace(max_depth=max_depth, max_width=max_width, activations=tuple(activations),
-                      losses=tuple(losses), reductions=tuple(reductions))
+                      losses=tuple(losses), reductions=tuple(reductions), l2=tuple(l2))
     return _architectures(space)
 
 
@@ -54,11 +62,28 @@ def _architectures(space: CaseSpace) -> st.SearchStrategy[Architecture]:
         layers = st.lists(layer, min_size=space.min_depth, max_size=space.max_depth)
         if space.hidden_activations is not None or space.output_activations is not None:
             layers = st.builds(_with_output, layers, st.sampled_from(space.output))
-    architectures = st.builds(Architecture, input_width, layers, st.sampled_from(space.losses),
-                              st.sampled_from(space.reductions))
+    def flag(fixed: bool | None) -> st.SearchStrategy[bool]:
+        return st.booleans() if fixed is None else st.just(fixed)
+
+    architectures = st.builds(
+        _architecture, input_width, layers, st.sampled_from(space.usable_losses()),
+        st.sampled_from(space.reductions),
+        st.sampled_from(DEFAULT_L2 if space.l2 is None else space.l2),
+        flag(space.l2_half), flag(space.l2_biases))
     budget = space.max_parameters
     return architectures if budget is None else architectures.filter(
         lambda arch: arch.n_parameters <= budget)
+
+
+def _architecture(input_width: int, layers: list[Layer], loss: str, reduction: str, l2: float,
+                  half: bool, biases: bool) -> Architecture:
+    """The architecture, its output layer made what its loss is written for (a loss on softmax
+    probabilities takes a softmax output)."""
+    output = LOSSES[loss].output
+    if output is not None:
+        layers = _with_output(layers, output)
+    return Architecture(input_width, layers, loss, reduction, l2, half and bool(l2),
+                        biases and bool(l2))
 
 
 def _with_output(layers: list[Layer], activation: str) -> list[Layer]:
@@ -103,14 +128,16 @@ def problems(*, max_depth: int = 5, max_width: int = 16, max_batch: int = 64,
              losses: Sequence[str] = tuple(LOSSES),
              reductions: Sequence[str] = tuple(REDUCTIONS),
              dtypes: Sequence[str] = tuple(DTYPES),
-             kinks: str = "avoid") -> st.SearchStrategy[Problem]:
+             kinks: str = "avoid", l2: Sequence[float] = (0.0,)) -> st.SearchStrategy[Problem]:
     """Whole problems (architecture, parameters, batch).
 
     kinks="avoid" keeps every pre-activation off the kinks of relu and leaky_relu; kinks="hit"
-    puts one unit of every kinked layer exactly on its kink. Arguments are checked before the
+    puts one unit of every kinked layer exactly on its kink. `l2`: the L2 penalty coefficients
+    drawn (default none; the form and the bias rule are drawn). Arguments are checked before the
     strategy is built, so a bad one fails at once.
     """
     space = CaseSpace(max_depth=max_depth, max_width=max_width, max_batch=max_batch,
                       activations=tuple(activations), losses=tuple(losses),
-                      reductions=tuple(reductions), dtypes=tuple(dtypes), kinks=kinks)
+                      reductions=tuple(reductions), dtypes=tuple(dtypes), kinks=kinks,
+                      l2=tuple(l2))
     return _problems(space)

@@ -14,23 +14,31 @@ import numpy as np
 
 from mybackprop.levels.matrix import forward, matrix
 from mybackprop.spec.problem import Gradients, Problem
-from mybackprop.spec.table import ACTIVATIONS, Activation, Kink
+from mybackprop.spec.table import ACTIVATIONS, LOSSES, Activation, Kink, Loss
 
 
 def units_on_kinks(problem: Problem) -> Counter[str]:
     """How many (sample, unit) pre-activations sit exactly on a kink, per activation name."""
     counts: Counter[str] = Counter()
-    fwd = forward(problem.float64())
+    p = problem.float64()
+    fwd = forward(p)
     for f, z in zip(problem.architecture.activation_specs, fwd.z, strict=True):
         for kink in f.kinks:
             counts[f.name] += int(np.sum(z == kink.at))
+    loss = problem.architecture.loss_spec
+    if loss.kinks:  # the loss's own kinks (l1 at yhat = y, the hinge at a zero margin)
+        assert loss.kink_variable is not None
+        v = loss.kink_variable(fwd.a[-1], p.Y)
+        for kink in loss.kinks:
+            counts[loss.name] += int(np.sum(v == kink.at))
     return counts
 
 
-def _kinks_in(problem: Problem) -> list[tuple[Activation, Kink, int]]:
+def _kinks_in(problem: Problem) -> list[tuple[Activation | Loss, Kink, int]]:
     on = units_on_kinks(problem)
-    return [(ACTIVATIONS[name], kink, count) for name, count in on.items() if count
-            for kink in ACTIVATIONS[name].kinks]
+    table = {**ACTIVATIONS, **LOSSES}
+    return [(table[name], kink, count) for name, count in on.items() if count
+            for kink in table[name].kinks]
 
 
 def convention_note(problem: Problem, oracle_names: list[str]) -> str:
@@ -41,7 +49,8 @@ def convention_note(problem: Problem, oracle_names: list[str]) -> str:
         if len(set(taken.values())) > 1:
             values = ", ".join(f"{name} takes {value:g}" for name, value in taken.items())
             notes.append(f"{f.name}'({kink.at:g}) is a convention: {values} "
-                         f"({count} pre-activations on the kink)")
+                         f"({count} {'pre-activations' if isinstance(f, Activation) else 'terms'}"
+                         " on the kink)")
     return "; ".join(notes)
 
 
@@ -58,14 +67,35 @@ def convention_answers(problem: Problem) -> list[tuple[str, Gradients]]:
             choices.setdefault(framework, {})[f.name] = value
     p64 = problem.float64()
     answers = []
+    loss = problem.architecture.loss_spec
     for values in choices.values():
         table = {**ACTIVATIONS, **{name: _with_kink_derivative(ACTIVATIONS[name], value)
-                                   for name, value in values.items()}}
+                                   for name, value in values.items() if name in ACTIVATIONS}}
         label = ", ".join(f"{name}'(0) = {value:g}" for name, value in values.items())
-        answer = matrix(p64, table=table)
+        answer = matrix(p64, table=table, loss=_with_loss_kink_derivative(
+            loss, values[loss.name]) if loss.name in values else None)
         answers.append((label, Gradients(float(answer["loss"]), answer["dW"], answer["db"],
                                          answer["dX"])))
     return answers
+
+
+def _with_loss_kink_derivative(loss: Loss, value: float) -> Loss:
+    """The loss with its kink's derivative taken as `value` (the kink variable's slope there:
+    l1's sign(0); max(0, m)'(0) for each hinge margin on its kink)."""
+    assert loss.kink_variable is not None
+    at, variable = loss.kinks[0].at, loss.kink_variable
+
+    def derivative(yhat: np.ndarray, y: np.ndarray, original: Any = loss.derivative) -> np.ndarray:
+        on = variable(yhat, y) == at
+        g = original(yhat, y)
+        if loss.name == "l1":
+            return np.where(on, value, g).astype(yhat.dtype)
+        # hinge: a margin on its kink counts `value` for its class and -value for the target
+        extra = (on * value).astype(yhat.dtype)
+        own = np.arange(yhat.shape[-1]) == np.asarray(y)[:, None]
+        return g + extra - own * extra.sum(axis=-1, keepdims=True)
+
+    return dataclasses.replace(loss, derivative=derivative)
 
 
 def _with_kink_derivative(f: Activation, value: float) -> Activation:

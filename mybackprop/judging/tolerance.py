@@ -265,11 +265,10 @@ def _backward(p: Problem, fwd: Forward, quadrature: bool) -> list[Scales]:
     divisor = arch.reduction_spec.divisor(p.batch_size, loss.terms_per_sample(y_hat.shape[1]))
 
     g = loss.derivative(y_hat, Y) / divisor
-    curvature = loss.curvature(y_hat, Y)
-    if loss.per_sample:  # cross-entropy's derivative is softmax(yhat) - onehot
-        moved = _softmax_error(curvature, e_y_hat)
+    if loss.carry is not None:  # cross-entropy on logits: through the softmax
+        moved = loss.carry(y_hat, Y, e_y_hat)
     else:
-        moved = curvature * e_y_hat
+        moved = np.abs(loss.curvature(y_hat, Y)) * e_y_hat
     e_g = (loss.derivative_terms(y_hat, Y) + moved) / divisor + floor
     # Each term's own size, the rounding of its inputs (|dterm/dyhat| (|yhat| + |y|)), and the
     # error carried in from yhat.
@@ -310,6 +309,16 @@ def _backward(p: Problem, fwd: Forward, quadrature: bool) -> list[Scales]:
                                      + floor[:, 0])
         g, e_g = delta @ W, _matmul(delta, e_delta, W, None, u, quadrature) + floor
     tensors["dX"] = e_g
+    if arch.l2:  # + 2 c W: one product and one sum more per element; c sum W^2 in the loss
+        c = arch.penalty_coefficient()
+        squares = 0.0
+        for l, (W, b) in enumerate(zip(p.weights, p.biases, strict=True), start=1):
+            tensors[f"dW{l}"] = tensors[f"dW{l}"] + 4 * c * np.abs(W)
+            squares += math.sqrt(W.size) * float(np.sum(W * W))
+            if b is not None and arch.l2_biases:
+                tensors[f"db{l}"] = tensors[f"db{l}"] + 4 * c * np.abs(b)
+                squares += math.sqrt(b.size) * float(np.sum(b * b))
+        e_loss = e_loss + 2 * c * squares
     return [Scales(float(e_loss[k]), {name: t[k] for name, t in tensors.items()},
                    {"Z": [e[k] for e in fwd.e_z], "A": [e[k] for e in fwd.e_a[1:]],
                     "delta": [e[k] for e in e_deltas]})

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from mybackprop.spec.problem import Problem
+from mybackprop.spec.problem import Problem, add_penalty
 from mybackprop.spec.table import ACTIVATIONS, Activation
 
 
@@ -89,14 +89,14 @@ def element(problem: Problem, *,
 
     # The batch level: one division, after every sample has been summed.
     dtype = problem.dtype
-    return {
+    return add_penalty(problem, {  # + l2 * (each w_jk^2), whose derivative is 2 l2 w_jk
         "loss": cost_sum / divisor,
         "dW": [np.array([[g / divisor for g in row] for row in dW_sum[l]], dtype=dtype)
                for l in range(depth)],
         "db": [np.array([g / divisor for g in db_sum[l]], dtype=dtype)
                if b[l] is not None else None for l in range(depth)],
         "dX": np.array([[g / divisor for g in row] for row in dX], dtype=dtype),
-    }
+    })
 
 
 def _activate(f: Activation, z_l: list[Any]) -> list[Any]:

@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from mybackprop.spec.problem import Problem
-from mybackprop.spec.table import ACTIVATIONS, Activation
+from mybackprop.spec.problem import Problem, add_penalty, penalty
+from mybackprop.spec.table import ACTIVATIONS, Activation, Loss
 
 
 @dataclass
@@ -36,7 +36,8 @@ class ForwardPass:
     divisor: int
 
 
-def forward(problem: Problem, activations: list[Activation] | None = None) -> ForwardPass:
+def forward(problem: Problem, activations: list[Activation] | None = None,
+            loss: Loss | None = None) -> ForwardPass:
     """The forward pass and the cost (finite differences call it on perturbed copies)."""
     arch = problem.architecture
     activations = activations or list(arch.activation_specs)
@@ -47,24 +48,30 @@ def forward(problem: Problem, activations: list[Activation] | None = None) -> Fo
             z += b  # in place: z is the product's fresh array (a new one costs page faults)
         z_layers.append(z)
         a_layers.append(f.forward(z))
-    y_hat, loss = a_layers[-1], arch.loss_spec
+    y_hat, loss = a_layers[-1], loss or arch.loss_spec
     divisor = arch.reduction_spec.divisor(problem.batch_size, loss.terms_per_sample(y_hat.shape[1]))
-    return ForwardPass(z_layers, a_layers, loss.terms(y_hat, problem.Y).sum() / divisor, divisor)
+    cost = loss.terms(y_hat, problem.Y).sum() / divisor
+    if arch.l2:
+        cost = cost + penalty(problem)[0]
+    return ForwardPass(z_layers, a_layers, cost, divisor)
 
 
 def matrix(problem: Problem, *,
-           table: Mapping[str, Activation] = ACTIVATIONS) -> dict[str, Any]:
+           table: Mapping[str, Activation] = ACTIVATIONS, loss: Loss | None = None
+           ) -> dict[str, Any]:
     """Loss, dW, db and dX for the whole batch, computed in the problem's dtype.
 
-    `table` maps activation names to entries; tests pass a doctored one to plant a bug.
+    `table` maps activation names to entries, `loss` replaces the problem's loss entry: tests
+    pass doctored ones to plant a bug, and the kink conventions one that takes a side.
     """
     arch = problem.architecture
     activations = [table[name] for name in problem.activations]
-    fwd = forward(problem, activations)
+    loss = loss or arch.loss_spec
+    fwd = forward(problem, activations, loss)
     z_layers, a_layers = fwd.z, fwd.a
 
     # Backward: G is dL/dA of the current layer; the batch reduction is applied here, once.
-    G = arch.loss_spec.derivative(a_layers[-1], problem.Y) / fwd.divisor
+    G = loss.derivative(a_layers[-1], problem.Y) / fwd.divisor
     dW: list[np.ndarray] = [np.empty(0)] * arch.depth
     db: list[np.ndarray | None] = [None] * arch.depth
     for l in reversed(range(arch.depth)):
@@ -77,4 +84,7 @@ def matrix(problem: Problem, *,
         if problem.biases[l] is not None:
             db[l] = delta.sum(axis=0)
         G = delta @ problem.weights[l]
-    return {"loss": fwd.cost, "dW": dW, "db": db, "dX": G}
+    answer = add_penalty(problem, {"loss": fwd.cost, "dW": dW, "db": db, "dX": G})
+    if arch.l2:  # the forward's cost already holds the penalty's value
+        answer["loss"] = fwd.cost
+    return answer

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from mybackprop.spec.problem import Problem
+from mybackprop.spec.problem import Problem, add_penalty
 from mybackprop.spec.table import ACTIVATIONS, Activation
 
 
@@ -58,10 +58,10 @@ def vector(problem: Problem, *,
             g = problem.weights[l].T @ delta
         dX[n] = g
 
-    return {
+    return add_penalty(problem, {
         "loss": cost_sum / divisor,
         "dW": [dW / divisor for dW in dW_sum],
         "db": [db / divisor if b is not None else None
                for db, b in zip(db_sum, problem.biases, strict=True)],
         "dX": dX / divisor,
-    }
+    })

@@ -8,6 +8,7 @@ Everything here validates eagerly and fails with one line that names the problem
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -55,6 +56,11 @@ class Architecture:
     layers: tuple[Layer, ...]
     loss: str = "mse"
     reduction: str = "mean"
+    # An L2 weight penalty added to the reduced loss: l2 * sum W^2 (l2_half: l2/2 * sum W^2),
+    # over every weight, and over every bias too when l2_biases. 0: none.
+    l2: float = 0.0
+    l2_half: bool = False
+    l2_biases: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "layers", tuple(self.layers))
@@ -64,8 +70,15 @@ class Architecture:
         for number, layer in enumerate(self.layers, start=1):
             _check_width(f"layer {number}", layer.width)
             choose("activation", layer.activation, ACTIVATIONS)
-        choose("loss", self.loss, LOSSES)
+        loss = choose("loss", self.loss, LOSSES)
         choose("reduction", self.reduction, REDUCTIONS)
+        if loss.output is not None and self.layers[-1].activation != loss.output:
+            raise SpecError(f"{self.loss} takes the probabilities of a {loss.output} output "
+                            f"layer, and the last layer is {self.layers[-1].activation}: make it "
+                            f"{loss.output}")
+        if not (isinstance(self.l2, int | float) and math.isfinite(self.l2) and self.l2 >= 0):
+            raise SpecError(f"l2 is {self.l2!r}: the penalty's coefficient is a number >= 0")
+        object.__setattr__(self, "l2", float(self.l2))
 
     @property
     def widths(self) -> tuple[int, ...]:
@@ -99,21 +112,36 @@ class Architecture:
         parts = [str(self.input_width)]
         for layer in self.layers:
             parts.append(f"{layer.width}({layer.activation}{'' if layer.bias else ',nb'})")
-        return f"{'-'.join(parts)} {self.loss}/{self.reduction}"
+        return f"{'-'.join(parts)} {self.loss}/{self.reduction}{self.describe_penalty()}"
+
+    def describe_penalty(self) -> str:
+        """' + 0.1·ΣW²', ' + ½·0.1·Σ(W²+b²)' (half form, biases too), or '' for none."""
+        if not self.l2:
+            return ""
+        return (f" + {'½·' if self.l2_half else ''}{self.l2:g}·"
+                f"Σ{'(W²+b²)' if self.l2_biases else 'W²'}")
+
+    def penalty_coefficient(self) -> float:
+        """c in c * sum W^2: l2, or l2 / 2 for the half form."""
+        return self.l2 / 2 if self.l2_half else self.l2
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        made = {
             "input_width": self.input_width,
             "layers": [{"width": x.width, "activation": x.activation, "bias": x.bias}
                        for x in self.layers],
             "loss": self.loss,
             "reduction": self.reduction,
         }
+        if self.l2:  # written only when there is one: records without a penalty read as before
+            made.update(l2=self.l2, l2_half=self.l2_half, l2_biases=self.l2_biases)
+        return made
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Architecture:
         return cls(data["input_width"], tuple(Layer(**x) for x in data["layers"]),
-                   data["loss"], data["reduction"])
+                   data["loss"], data["reduction"], data.get("l2", 0.0),
+                   data.get("l2_half", False), data.get("l2_biases", False))
 
 
 def _check_width(where: str, width: Any) -> None:
@@ -154,6 +182,19 @@ class Problem:
     @property
     def reduction(self) -> str:
         return self.architecture.reduction
+
+    @property
+    def l2(self) -> float:
+        """The L2 penalty's coefficient (0: none); see l2_half and l2_biases."""
+        return self.architecture.l2
+
+    @property
+    def l2_half(self) -> bool:
+        return self.architecture.l2_half
+
+    @property
+    def l2_biases(self) -> bool:
+        return self.architecture.l2_biases
 
     @property
     def dtype(self) -> np.dtype:
@@ -292,6 +333,34 @@ def _check_targets(y: Any, arch: Architecture, n: int, dtype: np.dtype) -> None:
     _check_array("Y", y, (n, n_out), dtype)
     if loss.targets == "probabilities" and (y.min() < 0 or y.max() > 1):
         raise SpecError(f"Y has values outside [0, 1]: {loss.name} takes targets in [0, 1]")
+
+
+def penalty(problem: Problem) -> tuple[Any, list[np.ndarray], list[np.ndarray | None]]:
+    """The L2 penalty's value and its gradients (2 c W, 2 c b), in the problem's dtype; zeros
+    when there is none. Every level and the finite-difference oracle add these."""
+    arch = problem.architecture
+    c = arch.penalty_coefficient()
+    dtype = problem.dtype.type
+    value = dtype(0.0)
+    dW = [dtype(2 * c) * W for W in problem.weights]
+    db = [None if b is None else (dtype(2 * c) * b if arch.l2_biases else np.zeros_like(b))
+          for b in problem.biases]
+    if c:
+        value = dtype(c) * sum(np.sum(W * W) for W in problem.weights)
+        if arch.l2_biases:
+            value += dtype(c) * sum(np.sum(b * b) for b in problem.biases if b is not None)
+    return value, dW, db
+
+
+def add_penalty(problem: Problem, answer: dict[str, Any]) -> dict[str, Any]:
+    """A level's answer (loss, dW, db) with the L2 penalty's value and gradients added."""
+    if not problem.architecture.l2:
+        return answer
+    value, dW, db = penalty(problem)
+    answer["loss"] = answer["loss"] + value
+    answer["dW"] = [g + p for g, p in zip(answer["dW"], dW, strict=True)]
+    answer["db"] = [None if g is None else g + p for g, p in zip(answer["db"], db, strict=True)]
+    return answer
 
 
 @dataclass

@@ -270,13 +270,29 @@ class Loss:
     # Size of what a usual formula adds up to get each term (default: the term itself).
     value_terms: Callable[[Array, Array], Array] | None = None
     domain: str = "any finite targets"  # what the targets must satisfy; validation enforces it
-    kinks: tuple[Kink, ...] = ()  # none of the losses has a kink in its first derivative
+    # Points where d terms / d yhat jumps, in the variable `kink_variable` names (l1: yhat - y;
+    # multiclass_hinge: each margin yhat_j - yhat_y + 1). Draws keep away from them by default.
+    kinks: tuple[Kink, ...] = ()
+    # (yhat, y) -> the kink variable, one per term element (l1) or per (sample, class) (hinge)
+    kink_variable: Callable[[Array, Array], Array] | None = None
+    # The output activation the loss is written for: a loss on probabilities takes the output of
+    # a softmax (or sigmoid) layer. None: any.
+    output: str | None = None
+    # (output pre-activations Z_L, dtype name) -> (how far the case is toward where the usual
+    # formula cannot represent it in that dtype, 1 at the limit; what goes wrong past it):
+    # drawn cases are scaled to stay inside, and a case past it is named for what it is.
+    soundness: Callable[[Array, str], tuple[float, str]] | None = None
+    # How an error e in yhat moves the derivative (default |curvature| e); cross-entropy on
+    # logits moves it through the softmax.
+    carry: Callable[[Array, Array, Array], Array] | None = None
 
     def __post_init__(self) -> None:
         if self.targets not in ("dense", "probabilities", "classes"):
             raise ValueError(f"loss {self.name}: unknown target kind {self.targets!r}")
         if self.per_sample != (self.targets == "classes"):
             raise ValueError(f"loss {self.name}: per-sample terms go with class targets")
+        if bool(self.kinks) != (self.kink_variable is not None):
+            raise ValueError(f"loss {self.name}: kinks need a kink variable, and only they do")
 
     def value_scale(self, y_hat: Array, y: Array) -> Array:
         return np.abs(self.terms(y_hat, y)) if self.value_terms is None else self.value_terms(
@@ -301,6 +317,88 @@ def _ce_terms(yhat: Array, y: Array) -> Array:
 
 def _ce_derivative(yhat: Array, y: Array) -> Array:
     return _softmax(yhat) - _one_hot(y, yhat.shape[-1], yhat.dtype)
+
+
+def _softmax_carry(p: Array, e: Array) -> Array:
+    """|d p| for errors e in the logits: p_i (e_i (1 - p_i) + sum_j!=i p_j e_j), plus p."""
+    weighted = np.sum(p * e, axis=-1, keepdims=True)
+    return np.abs(p) + np.abs(p) * ((1 - p) * e + (weighted - p * e))
+
+
+# Where a probability formula is sound, per dtype: every softmax probability at least e^-80
+# (float32's smallest normal number is e^-87.3; one over it must not overflow), and sigmoid
+# outputs off 0 and 1 with room to spare (float32 rounds sigmoid(z) to 1 from z = 16.6).
+_SPREAD_LIMIT = {"float32": 80.0, "float64": 700.0}
+_SIGMOID_LIMIT = {"float32": 15.0, "float64": 34.0}
+
+
+def _softmax_soundness(z: Array, dtype: str) -> tuple[float, str]:
+    spread = float(np.max(z.max(axis=-1) - z.min(axis=-1)))
+    return spread / _SPREAD_LIMIT[dtype], (
+        f"a softmax probability is below e^-{_SPREAD_LIMIT[dtype]:g} (the logits spread "
+        f"{spread:.3g}), where the probability form underflows in {dtype}")
+
+
+def _sigmoid_soundness(z: Array, dtype: str) -> tuple[float, str]:
+    top = float(np.max(np.abs(z)))
+    return top / _SIGMOID_LIMIT[dtype], (
+        f"a sigmoid output is within e^-{_SIGMOID_LIMIT[dtype]:g} of 0 or 1 (|z| = {top:.3g}), "
+        f"where the probability form rounds it to 0 or 1 in {dtype}")
+
+
+def _class_mask(yhat: Array, y: Array) -> Array:
+    return np.arange(yhat.shape[-1]) == np.asarray(y)[:, None]
+
+
+def _cce_terms(p: Array, y: Array) -> Array:
+    return -np.log(np.take_along_axis(p, np.asarray(y)[:, None], axis=-1)[:, 0])
+
+
+def _cce_derivative(p: Array, y: Array) -> Array:
+    with np.errstate(divide="ignore"):
+        return np.where(_class_mask(p, y), -1.0 / p, 0.0).astype(p.dtype)
+
+
+def _bce_terms(p: Array, y: Array) -> Array:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return -(y * np.log(p) + (1 - y) * np.log1p(-p))
+
+
+def _hinge_margins(yhat: Array, y: Array) -> Array:
+    """yhat_j - yhat_y + 1 per (sample, class); the target class's own is not a term."""
+    own = np.take_along_axis(yhat, np.asarray(y)[:, None], axis=-1)
+    return yhat - own + 1
+
+
+def _hinge_active(yhat: Array, y: Array) -> Array:
+    return (_hinge_margins(yhat, y) > 0) & ~_class_mask(yhat, y)
+
+
+def _hinge_terms(yhat: Array, y: Array) -> Array:
+    return np.where(_hinge_active(yhat, y), _hinge_margins(yhat, y), 0.0).sum(axis=-1)
+
+
+def _hinge_derivative(yhat: Array, y: Array) -> Array:
+    active = _hinge_active(yhat, y).astype(yhat.dtype)
+    return active - _class_mask(yhat, y) * active.sum(axis=-1, keepdims=True)
+
+
+def _torch_hinge(torch: Any, yhat: Any, y: Any, r: str) -> Any:
+    own = yhat.gather(1, y[:, None])
+    others = torch.arange(yhat.shape[1]) != y[:, None]
+    terms = (torch.clamp(yhat - own + 1, min=0) * others).sum(dim=1)
+    return {"mean": terms.mean(), "sum": terms.sum(), "none": terms}[r]
+
+
+def _jax_hinge(jax: Any, yhat: Any, y: Any, mask: Any) -> Any:
+    jnp = jax.numpy
+    own = jnp.take_along_axis(yhat, y[:, None], axis=-1)
+    others = (jnp.arange(yhat.shape[1]) != y[:, None]) & mask
+    return jnp.sum(jnp.where(others, jnp.maximum(yhat - own + 1, 0.0), 0.0), axis=-1)
+
+
+def _torch_reduce(terms: Any, r: str) -> Any:
+    return {"mean": terms.mean(), "sum": terms.sum(), "none": terms}[r]
 
 
 def _huber_terms(yhat: Array, y: Array) -> Array:
@@ -333,6 +431,7 @@ LOSS_TABLE: tuple[Loss, ...] = (
             jax.nn.log_softmax(yhat, axis=-1, where=mask), y[:, None], axis=-1)[:, 0],
         derivative_terms=lambda yhat, y: _softmax(yhat) + _one_hot(y, yhat.shape[-1], yhat.dtype),
         curvature=lambda yhat, y: _softmax(yhat),
+        carry=lambda yhat, y, e: _softmax_carry(_softmax(yhat), e),
         # log(sum exp(yhat - max)) takes the log of a number >= 1: an ulp of 1, however small
         # the loss (a confident right answer has a loss far below float32's resolution of 1).
         value_terms=lambda yhat, y: np.abs(_ce_terms(yhat, y)) + 1,
@@ -371,6 +470,100 @@ LOSS_TABLE: tuple[Loss, ...] = (
         curvature=lambda yhat, y: (np.abs(yhat - y) <= 2 * HUBER_DELTA).astype(yhat.dtype),
     ),
 )
+
+
+LOSS_TABLE += (
+    Loss(
+        name="half_mse",
+        formula="(ŷ - y)² / 2",
+        targets="dense",
+        terms=lambda yhat, y: 0.5 * (yhat - y) ** 2,
+        derivative=lambda yhat, y: yhat - y,
+        per_sample=False,
+        torch=lambda torch, yhat, y, r: 0.5 * torch.nn.functional.mse_loss(yhat, y, reduction=r),
+        jax=lambda jax, yhat, y, mask: 0.5 * (yhat - y) ** 2,
+        derivative_terms=lambda yhat, y: np.abs(yhat) + np.abs(y),
+        curvature=lambda yhat, y: np.ones_like(yhat),
+    ),
+    Loss(
+        name="categorical_cross_entropy",
+        formula="-log ŷ[y] = -Σ_j y_j log ŷ_j on the probabilities of a softmax output layer",
+        targets="classes",
+        terms=_cce_terms,
+        derivative=_cce_derivative,
+        per_sample=True,
+        torch=lambda torch, p, y, r: torch.nn.functional.nll_loss(torch.log(p), y, reduction=r),
+        jax=lambda jax, p, y, mask: -jax.numpy.log(
+            jax.numpy.take_along_axis(jax.numpy.where(mask, p, 1.0), y[:, None], axis=-1)[:, 0]),
+        derivative_terms=lambda p, y: np.abs(_cce_derivative(p, y)),
+        # d/dp_y of -1/p_y is 1/p_y^2: an error e p in p_y moves it by e / p_y
+        curvature=lambda p, y: np.where(_class_mask(p, y), 1.0 / np.maximum(p, 1e-300) ** 2,
+                                        0.0),
+        value_terms=lambda p, y: np.abs(_cce_terms(p, y)) + 1,
+        domain="integer class indices in [0, n_out)",
+        output="softmax",
+        soundness=_softmax_soundness,
+    ),
+    Loss(
+        name="binary_cross_entropy",
+        formula="-(y log ŷ + (1 - y) log(1 - ŷ)) on the probabilities of a sigmoid output layer",
+        targets="probabilities",
+        terms=_bce_terms,
+        derivative=lambda p, y: (p - y) / (p * (1 - p)),
+        per_sample=False,
+        # by hand, not F.binary_cross_entropy: that clamps its log at -100 and its derivative's
+        # denominator at 1e-12
+        torch=lambda torch, p, y, r: _torch_reduce(
+            -(y * torch.log(p) + (1 - y) * torch.log1p(-p)), r),
+        jax=lambda jax, p, y, mask: _jax_bce(jax, jax.numpy.where(mask, p, 0.5), y),
+        derivative_terms=lambda p, y: (np.abs(y) + 1) / (p * (1 - p)),
+        curvature=lambda p, y: y / p ** 2 + (1 - y) / (1 - p) ** 2,
+        # log(1 - p) of a p rounded near 1 is off by an ulp of 1 over (1 - p)
+        value_terms=lambda p, y: np.abs(_bce_terms(p, y)) + 1 + p / (1 - p) + (1 - p) / p,
+        domain="targets in [0, 1]",
+        output="sigmoid",
+        soundness=_sigmoid_soundness,
+    ),
+    Loss(
+        name="l1",
+        formula="|ŷ - y| (kink at ŷ = y)",
+        targets="dense",
+        terms=lambda yhat, y: np.abs(yhat - y),
+        derivative=lambda yhat, y: np.sign(yhat - y),
+        per_sample=False,
+        torch=lambda torch, yhat, y, r: torch.nn.functional.l1_loss(yhat, y, reduction=r),
+        jax=lambda jax, yhat, y, mask: jax.numpy.abs(yhat - y),
+        derivative_terms=lambda yhat, y: np.zeros_like(yhat),  # ±1, exact off the kink
+        curvature=lambda yhat, y: np.zeros_like(yhat),
+        value_terms=lambda yhat, y: np.abs(yhat) + np.abs(y),
+        # d|d|/dd at 0: PyTorch's l1_loss takes sign(0) = 0, JAX's abs takes 1
+        kinks=(Kink(at=0.0, left=-1.0, right=1.0, conventions={"torch": 0.0, "jax": 1.0}),),
+        kink_variable=lambda yhat, y: yhat - y,
+    ),
+    Loss(
+        name="multiclass_hinge",
+        formula="Σ_{j≠y} max(0, ŷ_j - ŷ_y + 1) (the SVM loss; kinks where a margin is 0)",
+        targets="classes",
+        terms=_hinge_terms,
+        derivative=_hinge_derivative,
+        per_sample=True,
+        torch=_torch_hinge,
+        jax=_jax_hinge,
+        derivative_terms=lambda yhat, y: np.zeros_like(yhat),  # counts, exact off the kinks
+        curvature=lambda yhat, y: np.zeros_like(yhat),
+        value_terms=lambda yhat, y: np.where(_hinge_active(yhat, y), np.abs(yhat) + np.abs(
+            np.take_along_axis(yhat, np.asarray(y)[:, None], axis=-1)) + 1, 0.0).sum(axis=-1),
+        domain="integer class indices in [0, n_out)",
+        # max(0, m)'(0): PyTorch's clamp takes 1, JAX's maximum takes 1/2
+        kinks=(Kink(at=0.0, left=0.0, right=1.0, conventions={"torch": 1.0, "jax": 0.5}),),
+        kink_variable=lambda yhat, y: np.where(_class_mask(yhat, y), np.inf,
+                                               _hinge_margins(yhat, y)),
+    ),
+)
+
+
+def _jax_bce(jax: Any, p: Any, y: Any) -> Any:
+    return -(y * jax.numpy.log(p) + (1 - y) * jax.numpy.log1p(-p))
 
 
 def _jax_huber(jax: Any, d: Any) -> Any:
