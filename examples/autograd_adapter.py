@@ -82,4 +82,6 @@ def backprop(problem):
     }
 
 
-backprop.supports = {"activations": sorted(ACTIVATIONS)}
+backprop.supports = {"activations": sorted(ACTIVATIONS),
+                     "losses": ["mse", "softmax_cross_entropy",
+                                "binary_cross_entropy_with_logits", "huber"]}

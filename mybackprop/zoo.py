@@ -19,7 +19,7 @@ import numpy as np
 
 from mybackprop.harness.runner import FAILING
 from mybackprop.levels.matrix import matrix  # the right answer, that a slip is measured against
-from mybackprop.spec.problem import Gradients
+from mybackprop.spec.problem import Gradients, penalty
 from mybackprop.spec.table import ACTIVATIONS, LOSSES, REDUCTIONS
 
 Array = np.ndarray
@@ -33,7 +33,9 @@ def _backprop(problem: Any, *, loss_derivative: Callable[[Array, Array], Array] 
               bias_gradient: Callable[[Array], Array] = lambda delta: delta.sum(axis=0),
               forward_bias: Callable[[int, int], bool] = lambda l, depth: True,
               naive_softmax_loss: bool = False, zero_dx: bool = False,
-              intermediates: bool = False) -> dict[str, Any]:
+              intermediates: bool = False,
+              penalty_gradient: Callable[[float, Array], Array] = lambda c, W: 2 * c * W
+              ) -> dict[str, Any]:
     """Loss and gradients of the batch; each keyword replaces one step with a slip."""
     weights, biases, X, Y = problem.weights, problem.biases, problem.X, problem.Y
     depth = len(weights)
@@ -76,6 +78,14 @@ def _backprop(problem: Any, *, loss_derivative: Callable[[Array, Array], Array] 
         if biases[l] is not None:
             db[l] = bias_gradient(delta)
         G = delta @ weights[l]
+    arch = problem.architecture
+    if arch.l2:  # + c sum W^2 (c = l2, or l2/2), whose gradient is 2 c W
+        c = arch.penalty_coefficient()
+        value = value + penalty(problem)[0]
+        dW = [g + penalty_gradient(c, W).astype(g.dtype) for g, W in zip(dW, weights, strict=True)]
+        if arch.l2_biases:
+            db = [None if g is None else g + penalty_gradient(c, b).astype(g.dtype)
+                  for g, b in zip(db, biases, strict=True)]
     answer = {"loss": value, "dW": dW, "db": db, "dX": np.zeros_like(G) if zero_dx else G}
     if intermediates:
         answer["intermediates"] = {"Z": Z, "A": A[1:], "delta": deltas}
@@ -245,6 +255,47 @@ def huber_unclipped(problem: Any) -> dict[str, Any]:
     return _backprop(problem, loss_derivative=lambda y_hat, y: y_hat - y)
 
 
+@_mutant("constant_factor", "2", losses={"half_mse"})
+def half_mse_with_two(problem: Any) -> dict[str, Any]:
+    """½ (yhat - y)^2 differentiated as if the ½ were not there: 2 (yhat - y)."""
+    return _backprop(problem, loss_derivative=lambda y_hat, y: 2 * (y_hat - y))
+
+
+@_mutant("wrong_loss_derivative", losses={"categorical_cross_entropy"})
+def cross_entropy_fused_twice(problem: Any) -> dict[str, Any]:
+    """p - y (dL/dz of softmax and cross-entropy together) used as dL/dp, then the softmax's
+    Jacobian applied again."""
+    return _backprop(problem, loss_derivative=lambda p, y: p - np.eye(p.shape[1], dtype=p.dtype)[y])
+
+
+@_mutant("wrong_loss_derivative", losses={"binary_cross_entropy"})
+def binary_cross_entropy_fused_twice(problem: Any) -> dict[str, Any]:
+    """p - y (dL/dz of sigmoid and cross-entropy together) used as dL/dp, then multiplied by
+    sigmoid' again."""
+    return _backprop(problem, loss_derivative=lambda p, y: p - y)
+
+
+@_mutant("wrong_loss_derivative", losses={"l1"})
+def l1_as_difference(problem: Any) -> dict[str, Any]:
+    """d|yhat - y|/dyhat written yhat - y, the squared error's, where sign(yhat - y) belongs."""
+    return _backprop(problem, loss_derivative=lambda y_hat, y: y_hat - y)
+
+
+@_mutant("wrong_loss_derivative", losses={"multiclass_hinge"})
+def hinge_counts_own_margin(problem: Any) -> dict[str, Any]:
+    """The target class's own margin (always 1 > 0) counted among the active ones."""
+    return _backprop(problem, loss_derivative=lambda y_hat, y: LOSSES["multiclass_hinge"]
+                     .derivative(y_hat, y) - np.eye(y_hat.shape[1], dtype=y_hat.dtype)[y])
+
+
+@_mutant("penalty", l2=None, l2_half=None, l2_biases=None)
+def penalty_half_gradient(problem: Any) -> dict[str, Any]:
+    """The penalty's gradient written l2 W whatever the form: right for ½ l2 ΣW², half of
+    what l2 ΣW² needs."""
+    return _backprop(problem, penalty_gradient=lambda c, W: (
+        2 * c * W if problem.architecture.l2_half else c * W))
+
+
 @_mutant("zero_gradient")
 def dx_not_propagated(problem: Any) -> dict[str, Any]:
     """The backward loop stops at layer 1: dX is returned as zeros."""
@@ -265,7 +316,9 @@ def live_cases(name: str, count: int, seed: int = 0, max_draws: int = 3000,
     function = ZOO[name][0]
     supports = {key: tuple(sorted(value)) for key, value in function.supports.items()
                 if key in ("activations", "losses", "reductions")}
-    case_space = CaseSpace(**{"max_depth": 3, **supports, **space})
+    # no L2 penalty unless the mutant declares one (then any, as the run draws them)
+    penalties = {"l2": None} if "l2" in function.supports else {"l2": (0.0,)}
+    case_space = CaseSpace(**{"max_depth": 3, **penalties, **supports, **space})
     rng = np.random.default_rng(seed)
     found = 0
     for _ in range(max_draws):

@@ -12,6 +12,10 @@ from mybackprop.judging.tolerance import Tolerance, gradient_scales
 from mybackprop.spec.problem import Problem
 
 LEVELS = {"element": mb.element, "vector": mb.vector, "matrix": mb.matrix}
+# The packaged suite's tests, as parametrised: gradients (activation x loss), mixed networks
+# (loss), kinks (kinked activation), large logits and the smallest network (dtype).
+SUITE_TESTS = (len(mb.ACTIVATIONS) * len(mb.LOSSES) + len(mb.LOSSES) + len(mb.KINKED_ACTIVATIONS)
+               + 2 * len(mb.DTYPES))
 
 
 def as_candidate(function: Any, name: str | None = None, **supports: Any) -> Candidate:

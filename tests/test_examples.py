@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from helpers import SUITE_TESTS
+
 ROOT = Path(__file__).resolve().parent.parent
 pytest_plugins = ["pytester"]
 
@@ -51,7 +53,7 @@ def test_the_learners_backprop_under_pytest_impl(pytester):
         "--mybackprop-examples", "10", "-p", "no:cacheprovider")
     # sigmoid x mse, mixed networks of sigmoid under mse, large logits and the smallest network
     # in both dtypes; everything else is declared unsupported and skipped.
-    result.assert_outcomes(passed=6, skipped=44)
+    result.assert_outcomes(passed=6, skipped=SUITE_TESTS - 6)
 
 
 def test_the_readme_example_is_complete_and_passes(tmp_path, pytester):
@@ -66,4 +68,4 @@ def test_the_readme_example_is_complete_and_passes(tmp_path, pytester):
     assert summary["verdicts"]["pass"] == 30
     suite = pytester.runpytest_subprocess("--impl", f"{tmp_path / 'my_backprop.py'}:backprop",
                                           "--mybackprop-examples", "5", "-p", "no:cacheprovider")
-    suite.assert_outcomes(passed=6, skipped=44)
+    suite.assert_outcomes(passed=6, skipped=SUITE_TESTS - 6)

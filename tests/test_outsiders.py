@@ -23,9 +23,9 @@ EXPECTED = {
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_an_outside_bug_is_detected_and_never_misdiagnosed(name, both_oracles):
     candidate = load_candidate(f"tests/outsiders/per_sample_loops.py:{name}")
-    space = CaseSpace(max_depth=3, max_batch=8, input_log10_scale=(-1.0, 1.0),
-                      max_output_log10_scale=0, losses=("mse",),
-                      activations=tuple(sorted(candidate.supports.activations)))
+    space = candidate.supports.within(CaseSpace(
+        max_depth=3, max_batch=8, input_log10_scale=(-1.0, 1.0), max_output_log10_scale=0,
+        losses=("mse",)))
     checker = Checker(both_oracles)
     rng = np.random.default_rng(0)
     outcomes = [checker.check(candidate, sample_problem(rng, space)) for _ in range(12)]

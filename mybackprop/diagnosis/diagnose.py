@@ -97,21 +97,14 @@ def diagnose_fail(problem: Problem, answer: Gradients, reference: Gradients,
                      worst=ctx.worst())
     if answer.intermediates is not None and intermediates is not None:
         base = replace(base, step=_step(ctx, intermediates()))
-    unnamed = None  # a constant factor none of N, 2, ... names: a slip may explain it better
+    # A factor none of N, 2, ... names comes last: a slip may explain it better.
     for hypothesis in (_penalty_slip, _forward_wrong, _zero, _factor, _transposed, _slips,
-                       _shifted):
+                       _shifted, _unnamed_factor):
         found = hypothesis(ctx)
-        if found is not None and found[0] == "constant_factor" and found[3].get(
-                "factor", "").replace(".", "").lstrip("-").isdigit():
-            unnamed = found
-            continue
         if found is not None:
-            break
-    found = found or unnamed
-    if found is not None:
-        pattern, summary, evidence, extra = found
-        return replace(base, pattern=pattern, summary=summary, evidence=tuple(evidence),
-                       **extra)
+            pattern, summary, evidence, extra = found
+            return replace(base, pattern=pattern, summary=summary, evidence=tuple(evidence),
+                           **extra)
     return replace(base, summary=_unknown_summary(ctx), evidence=tuple(ctx.factor_evidence()))
 
 
@@ -246,7 +239,9 @@ def _zero(ctx: _Context) -> Found:
     return "zero_gradient", summary, evidence, {}
 
 
-def _factor(ctx: _Context) -> Found:
+def _common_factor(ctx: _Context) -> tuple[float, dict[str, float], list[str], str] | None:
+    """(c, per-tensor factors, evidence, scope) when every failing tensor is one constant c
+    times the reference (c not 1), else None."""
     factors = {}
     for name in ctx.failing:
         c = _ratio(ctx.cand[name], ctx.ref[name])
@@ -261,14 +256,30 @@ def _factor(ctx: _Context) -> Found:
     c = values[0]
     if abs(c - 1) < 1e-3:
         return None  # not a factor: an error of its own that happens to be small
-    labels = _factor_labels(c, ctx.problem)
     evidence = [f"{name} = {v:.6g} x reference" for name, v in factors.items()]
     nonzero = [n for n in ctx.cand if np.any(ctx.ref[n])]
     scope = "the whole gradient" if set(nonzero) <= set(factors) else ", ".join(factors)
+    return c, factors, evidence, scope
+
+
+def _unnamed_factor(ctx: _Context) -> Found:
+    found = _common_factor(ctx)
+    if found is None or _factor_labels(found[0], ctx.problem):
+        return None
+    c, _, evidence, scope = found
+    return ("constant_factor", f"{scope} is {c:.6g} times the right value, a constant "
+            "factor that is not N, 1/N, the output width, 2, 1/2 or -1", evidence,
+            {"factor": f"{c:.6g}"})
+
+
+def _factor(ctx: _Context) -> Found:
+    found = _common_factor(ctx)
+    if found is None:
+        return None
+    c, factors, evidence, scope = found
+    labels = _factor_labels(c, ctx.problem)
     if not labels:
-        return ("constant_factor", f"{scope} is {c:.6g} times the right value, a constant "
-                "factor that is not N, 1/N, the output width, 2, 1/2 or -1", evidence,
-                {"factor": f"{c:.6g}"})
+        return None  # _unnamed_factor, after the slips
     names = [label for label, _ in labels]
     if len(labels) > 1:
         evidence.append(f"{' = '.join(names)} in this case (N = {ctx.problem.batch_size}, "
@@ -489,6 +500,8 @@ LOSS_SLIPS: dict[str, list[tuple[str, Callable[[Array, Array], Array]]]] = {
         ("p - y, the derivative with respect to the logit, and then multiplies by the "
          "sigmoid's derivative again (p - y is dL/dz of sigmoid and cross-entropy together)",
          lambda p, y: p - y)],
+    "l1": [("yhat - y, the squared error's derivative, where sign(yhat - y) belongs",
+            lambda yhat, y: yhat - y)],
     "multiclass_hinge": [
         ("the target class's own margin as one more active margin (ŷ_y - ŷ_y + 1 = 1 > 0 "
          "always counts: leave j = y out of the count)",
@@ -546,17 +559,18 @@ def _penalty_slip(ctx: _Context) -> Found:
     c = arch.penalty_coefficient()
     grads = {f"dW{l}": 2 * c * W for l, W in enumerate(p.weights, start=1)}
     bias_grads = {f"db{l}": 2 * c * b for l, b in enumerate(p.biases, start=1) if b is not None}
-    form = "l2/2·ΣW²" if arch.l2_half else "l2·ΣW²"
     on_b = arch.l2_biases
+    penalised = {**grads, **(bias_grads if on_b else {})}  # what the penalty's gradient is
+
+    def scaled(k: float) -> dict[str, Array]:
+        return {n: k * g for n, g in penalised.items()}
+
     hypotheses = [
-        ("is missing: the gradient has the data loss's part only",
-         {**{n: -g for n, g in grads.items()}, **({n: -g for n, g in bias_grads.items()}
-                                                 if on_b else {})}),
-        (f"is half what {form} gives (the gradient of l2/2·ΣW², l2·W, where 2·l2·W belongs)"
-         if not arch.l2_half else "",
-         {n: -g / 2 for n, g in grads.items()}),
+        ("is missing: the gradient has the data loss's part only", scaled(-1.0)),
+        ("is half what l2·ΣW² gives (the gradient of l2/2·ΣW², l2·W, where 2·l2·W belongs)"
+         if not arch.l2_half else "", scaled(-0.5)),
         ("is twice what l2/2·ΣW² gives (2·l2·W, the gradient of l2·ΣW², where l2·W belongs)"
-         if arch.l2_half else "", {n: g for n, g in grads.items()}),
+         if arch.l2_half else "", scaled(1.0)),
         ("is applied to the biases too, though the penalty covers the weights only"
          if not on_b else "is left off the biases, though the penalty covers them too",
          {n: (g if not on_b else -g) for n, g in bias_grads.items()}),

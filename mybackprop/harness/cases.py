@@ -221,6 +221,7 @@ def sample_config(rng: np.random.Generator, space: CaseSpace) -> CaseConfig:
         Layer(width(l), choice(space.output if l == depth else space.hidden),
               bool(rng.integers(2)) if space.bias is None else space.bias)
         for l in range(1, depth + 1))
+    input_width = width(0)  # the draws in the order they always had: input width, loss, ...
     loss = choice(space.usable_losses())
     output = LOSSES[loss].output
     if output is not None and layers[-1].activation != output:  # a loss on probabilities
@@ -234,12 +235,14 @@ def sample_config(rng: np.random.Generator, space: CaseSpace) -> CaseConfig:
         output_scale=float(10 ** rng.integers(0, space.max_output_log10_scale + 1)),
         seed=int(rng.integers(2**32)),
     )
-    # Drawn last, so the fields above are what they were before penalties existed.
+    # Drawn last, and only where there is a choice: a space without penalties draws exactly
+    # what it drew before they existed.
     coefficients = DEFAULT_L2 if space.l2 is None else space.l2
-    l2 = coefficients[int(rng.integers(len(coefficients)))]
-    half = bool(rng.integers(2)) if space.l2_half is None else space.l2_half
-    biases = bool(rng.integers(2)) if space.l2_biases is None else space.l2_biases
-    arch = Architecture(width(0), layers, loss, reduction, l2, half and bool(l2),
+    l2 = coefficients[int(rng.integers(len(coefficients)))] if len(coefficients) > 1 \
+        else coefficients[0]
+    half = bool(rng.integers(2)) if space.l2_half is None and l2 else bool(space.l2_half)
+    biases = bool(rng.integers(2)) if space.l2_biases is None and l2 else bool(space.l2_biases)
+    arch = Architecture(input_width, layers, loss, reduction, l2, half and bool(l2),
                         biases and bool(l2))
     return CaseConfig(architecture=arch, kinks=space.kinks, **drawn)
 

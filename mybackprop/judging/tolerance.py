@@ -130,11 +130,6 @@ def _softmax_spread(a: np.ndarray, e: np.ndarray) -> np.ndarray:
     return np.abs(a) * ((1 - a) * e + (weighted - a * e))
 
 
-def _softmax_error(a: np.ndarray, e_z: np.ndarray) -> np.ndarray:
-    """Error bound of a = softmax(z): da_i = a_i (dz_i - sum_j a_j dz_j), plus rounding a_i."""
-    return np.abs(a) + _softmax_spread(a, e_z)
-
-
 def judging_dtypes(problem: Problem) -> tuple[str, ...]:
     """The dtypes a case is judged in: the candidate's, and float64 for the oracles."""
     name = problem.dtype_name
@@ -220,7 +215,9 @@ def _forward(p: Problem, dtypes: tuple[str, ...], quadrature: bool,
                 f.derivative_scale(z, out, abs_d) + np.abs(f.second_derivative(z, out)) * e_z
                 + amplified)
         else:
-            e_out, amplified = _softmax_error(out, e_z), floor
+            # its own rounding (value_terms: what its formula subtracts before the exp) and
+            # what the spread of Z's errors moves
+            e_out, amplified = f.value_scale(z, out) + _softmax_spread(out, e_z), floor
             fwd.derivative.append(None)
             fwd.e_derivative.append(None)
         fwd.z.append(z)

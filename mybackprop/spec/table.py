@@ -49,6 +49,11 @@ def _softmax(z: Array) -> Array:
     return e / e.sum(axis=-1, keepdims=True)
 
 
+def _logsumexp(z: Array) -> Array:
+    m = z.max(axis=-1, keepdims=True)
+    return m + np.log(np.sum(np.exp(z - m), axis=-1, keepdims=True))
+
+
 def _softmax_jacobian(z: Array, a: Array) -> Array:
     """da_i/dz_j = a_i (1[i=j] - a_j), shape (N, n, n)."""
     eye = np.eye(a.shape[-1], dtype=a.dtype)
@@ -247,6 +252,10 @@ ACTIVATION_TABLE: tuple[Activation, ...] = (
         jax=lambda jax, z, mask: jax.nn.softmax(z, axis=-1, where=mask),
         elementwise=False,
         vjp=_softmax_vjp,
+        # exp(z - m) / sum, or exp(z - logsumexp(z)): the exponent z - m - log(sum) is rounded
+        # to an ulp of the shift it subtracts, |m| + log(sum), and exp makes that a relative
+        # error of a. (Found by a correct library's exp(z - logsumexp(z)) at |z| ~ 200.)
+        value_terms=lambda z, a: np.abs(a) * (1 + np.abs(_logsumexp(z))),
     ),
 )
 

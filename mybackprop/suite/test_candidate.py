@@ -38,9 +38,22 @@ def _space(candidate: Any, activations: tuple[str, ...], losses: tuple[str, ...]
         while (max_width > 1
                and max_depth * (max_width * max_width + max_width) > supports.max_parameters):
             max_width -= 1
+    outputs = {LOSSES[loss].output for loss in losses} - {None}
+    if len(losses) == 1 and outputs and not outputs <= set(activations):
+        # a loss written for an output activation (cross-entropy on softmax probabilities):
+        # the test's activations in the hidden layers, that one in the output layer
+        (output,) = outputs
+        if output not in supports.activations:
+            pytest.skip(f"{candidate.name} declares no support for {output}, the output "
+                        f"activation {losses[0]} is written for")
+        hidden, activations = activations, (*activations, output)
+    else:
+        hidden = None
     space = CaseSpace(max_width=max_width, max_batch=max_batch, activations=activations,
                       losses=losses, reductions=tuple(sorted(supports.reductions)),
-                      dtypes=tuple(sorted(supports.dtypes)), kinks=kinks)
+                      dtypes=tuple(sorted(supports.dtypes)), kinks=kinks,
+                      hidden_activations=hidden,
+                      output_activations=None if hidden is None else tuple(outputs))
     if len(activations) == 1 and (supports.hidden_activations is not None
                                   or supports.output_activations is not None):
         # One activation, for a network with a fixed hidden/output split: the activation
