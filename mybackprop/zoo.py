@@ -19,7 +19,7 @@ import numpy as np
 
 from mybackprop.harness.runner import FAILING
 from mybackprop.levels.matrix import matrix  # the right answer, that a slip is measured against
-from mybackprop.spec.problem import Gradients, penalty
+from mybackprop.spec.problem import Gradients
 from mybackprop.spec.table import ACTIVATIONS, LOSSES, REDUCTIONS
 
 Array = np.ndarray
@@ -78,12 +78,12 @@ def _backprop(problem: Any, *, loss_derivative: Callable[[Array, Array], Array] 
         if biases[l] is not None:
             db[l] = bias_gradient(delta)
         G = delta @ weights[l]
-    arch = problem.architecture
-    if arch.l2:  # + c sum W^2 (c = l2, or l2/2), whose gradient is 2 c W
-        c = arch.penalty_coefficient()
-        value = value + penalty(problem)[0]
+    if problem.l2:  # + c sum W^2 (c = l2, or l2/2 in the half form), whose gradient is 2 c W
+        c = problem.l2 / 2 if problem.l2_half else problem.l2
+        penalised = [*weights, *(b for b in biases if b is not None and problem.l2_biases)]
+        value = value + c * sum(np.sum(p * p) for p in penalised)
         dW = [g + penalty_gradient(c, W).astype(g.dtype) for g, W in zip(dW, weights, strict=True)]
-        if arch.l2_biases:
+        if problem.l2_biases:
             db = [None if g is None else g + penalty_gradient(c, b).astype(g.dtype)
                   for g, b in zip(db, biases, strict=True)]
     answer = {"loss": value, "dW": dW, "db": db, "dX": np.zeros_like(G) if zero_dx else G}
@@ -292,8 +292,8 @@ def hinge_counts_own_margin(problem: Any) -> dict[str, Any]:
 def penalty_half_gradient(problem: Any) -> dict[str, Any]:
     """The penalty's gradient written l2 W whatever the form: right for ½ l2 ΣW², half of
     what l2 ΣW² needs."""
-    return _backprop(problem, penalty_gradient=lambda c, W: (
-        2 * c * W if problem.architecture.l2_half else c * W))
+    return _backprop(problem, penalty_gradient=lambda c, W: 2 * c * W if problem.l2_half
+                     else c * W)
 
 
 @_mutant("zero_gradient")

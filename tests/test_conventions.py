@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from mybackprop.oracles.torch_oracle import TorchOracle
 
 import mybackprop as mb
 from mybackprop.harness.cases import CaseSpace, sample_problem
@@ -20,7 +21,6 @@ from mybackprop.harness.contract import CandidateLoadError, Supports
 from mybackprop.harness.conventions import Conventions, Handed
 from mybackprop.harness.loading import candidate_of
 from mybackprop.harness.runner import Checker
-from mybackprop.oracles.torch_oracle import TorchOracle
 
 ROOT = Path(__file__).resolve().parent.parent
 STYLES = Path(__file__).parent / "styles"
@@ -36,9 +36,9 @@ ALL = [Conventions(weights=w, layout=layout, bias_shape=b, targets=t, per_sample
 def canonical(handed: Handed, conventions: Conventions) -> Any:
     """The canonical problem rebuilt from what a candidate was handed (the inverse conversions,
     written independently of the harness's), to run the matrix level on."""
-    def back(a: np.ndarray) -> np.ndarray:
+    def back(a: np.ndarray) -> np.ndarray:  # contiguous, as the canonical arrays are
         if conventions.layout == "columns":
-            return a.T
+            return np.ascontiguousarray(a.T)
         return a.reshape(1, -1) if conventions.layout == "flat" else a
 
     arch = handed.architecture
@@ -49,7 +49,8 @@ def canonical(handed: Handed, conventions: Conventions) -> Any:
             Y = back(Y).argmax(axis=1)
     else:
         Y = back(Y)
-    weights = [w.T if conventions.weights == "(in, out)" else w for w in handed.weights]
+    weights = [np.ascontiguousarray(w.T) if conventions.weights == "(in, out)" else w
+               for w in handed.weights]
     biases = [None if b is None else b.reshape(-1) for b in handed.biases]
     return mb.Problem(arch, weights, biases, back(handed.X), Y)
 

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import SUITE_TESTS
 
 import mybackprop as mb
 from mybackprop.harness.cases import CaseConfig, CaseSpace, sample_config
 from mybackprop.harness.contract import Supports
 from mybackprop.spec.problem import Architecture, Layer, SpecError
-from helpers import SUITE_TESTS
 
 pytest_plugins = ["pytester"]
 ROOT = Path(__file__).resolve().parent.parent

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from mybackprop.judging.tolerance import forward_unless
+from mybackprop.levels.matrix import forward
 from mybackprop.spec.problem import (
     Architecture,
     Layer,
@@ -253,7 +254,7 @@ def build_problem(config: CaseConfig) -> Problem:
     for attempt in range(KINK_REDRAWS):
         problem = _draw_arrays(config, attempt)
         placed = placed_on_kinks(problem) if config.kinks == "hit" else frozenset()
-        if not on_kink(problem, exempt=placed):
+        if not on_kink(problem, exempt=placed, placed=config.kinks == "hit"):
             return problem
     raise KinkUnavoidable(f"{config.architecture.describe()}: units stay on a kink after "
                           f"{KINK_REDRAWS} draws")
@@ -292,7 +293,8 @@ def _draw_arrays(config: CaseConfig, attempt: int) -> Problem:
     if config.kinks == "hit" and loss.kinks:
         Y = _loss_on_kink(arch, weights, biases, Y, rng)
     if loss.soundness is not None:  # keep a loss on probabilities where its formula holds
-        z = _output_logits(arch, weights, biases, X)
+        with np.errstate(all="ignore"):  # the cost of an unsound draw may be inf: unread
+            z = forward(unchecked_problem(arch, tuple(weights), tuple(biases), X, Y, {})).z[-1]
         ratio, _ = loss.soundness(z, config.dtype)
         if ratio > SOUND_FRACTION:
             weights[-1] = weights[-1] * (SOUND_FRACTION / ratio)
@@ -307,16 +309,6 @@ def _draw_arrays(config: CaseConfig, attempt: int) -> Problem:
     return unchecked_problem(arch, tuple(cast(w) for w in weights),
                              tuple(None if b is None else cast(b) for b in biases), cast(X),
                              cast(Y), {"config": config.to_dict(), "attempt": attempt})
-
-
-def _output_logits(arch: Architecture, weights: list[np.ndarray],
-                   biases: list[np.ndarray | None], X: np.ndarray) -> np.ndarray:
-    """Z_L of the float64 draws."""
-    a = X
-    for W, b, f in zip(weights, biases, arch.activation_specs, strict=True):
-        z = a @ W.T + (0.0 if b is None else b)
-        a = f.forward(z)
-    return z
 
 
 def _loss_on_kink(arch: Architecture, weights: list[np.ndarray],
@@ -349,19 +341,20 @@ def _loss_on_kink(arch: Architecture, weights: list[np.ndarray],
     return Y
 
 
-def loss_near_kink(problem: Problem, yhat: np.ndarray, e_yhat: np.ndarray) -> bool:
+def loss_near_kink(problem: Problem, yhat: np.ndarray, e_yhat: np.ndarray,
+                   placed: bool = False) -> bool:
     """Whether the loss is within the margin of a kink (l1 at yhat = y, the hinge at a zero
-    margin), judged by the rounding yhat may carry (e_yhat, units of u). In kink mode, terms
-    exactly on it were put there and do not count (saturated outputs land on it too: 0 and 1)."""
+    margin), judged by the rounding yhat may carry (e_yhat, units of u). `placed` (kink mode):
+    terms exactly on it were put there and do not count (saturated outputs land on it too)."""
     loss = problem.architecture.loss_spec
     if not loss.kinks:
         return False
     assert loss.kink_variable is not None
     v = loss.kink_variable(yhat, problem.float64().Y)
     scale = e_yhat + e_yhat.max(axis=-1, keepdims=True)
-    hit = problem.meta.get("config", {}).get("kinks") == "hit"
-    return any(bool(np.any((np.abs(v - k.at) <= KINK_MARGIN * scale) & ((v != k.at) | (not hit))))
-               for k in loss.kinks)
+    near = [(np.abs(v - k.at) <= KINK_MARGIN * scale) & ((v != k.at) | (not placed))
+            for k in loss.kinks]
+    return any(bool(np.any(n)) for n in near)
 
 
 def placed_on_kinks(problem: Problem) -> set[tuple[int, int]]:
@@ -371,8 +364,10 @@ def placed_on_kinks(problem: Problem) -> set[tuple[int, int]]:
             if f.kinks for j in np.flatnonzero(~W.any(axis=1))}
 
 
-def on_kink(problem: Problem, exempt: set[tuple[int, int]] = frozenset()) -> bool:
-    """True when a pre-activation of a kinked layer is within the margin of its kink.
+def on_kink(problem: Problem, exempt: set[tuple[int, int]] = frozenset(),
+            placed: bool = False) -> bool:
+    """True when a pre-activation of a kinked layer is within the margin of its kink, or the
+    loss is near one of its own (`placed`: loss terms exactly on it were put there).
 
     `exempt` units (layer index, unit) were put there on purpose and are not counted. The
     forward pass stops at the first layer found on a kink; one that runs through is kept for
@@ -392,7 +387,7 @@ def on_kink(problem: Problem, exempt: set[tuple[int, int]] = frozenset()) -> boo
         return any((l, int(j)) not in exempt for j in np.flatnonzero(near.any(axis=0)))
 
     fwd = forward_unless(problem, near_kink)
-    return fwd is None or loss_near_kink(problem, fwd.a[-1], fwd.e_a[-1][0])
+    return fwd is None or loss_near_kink(problem, fwd.a[-1], fwd.e_a[-1][0], placed)
 
 
 MAX_CONFIG_DRAWS = 1000

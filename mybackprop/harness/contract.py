@@ -162,8 +162,9 @@ class Supports:
             parts.append(f"batches of {self.batch[0]} to {self.batch[1]}")
         if self.l2 != 0.0:
             form = {None: "either form", False: "l2·ΣW²", True: "½·l2·ΣW²"}[self.l2_half]
+            biases = {None: "either", True: "too", False: "not"}[self.l2_biases]
             parts.append(f"L2 penalty {'of any coefficient' if self.l2 is None else self.l2}, "
-                         f"{form}, biases {({None: 'either', True: 'too', False: 'not'})[self.l2_biases]}")
+                         f"{form}, biases {biases}")
         if self.max_batch is not None:
             parts.append(f"at most {self.max_batch} samples")
         if not self.returns_dX:

@@ -109,11 +109,12 @@ class Conventions:
     def weight(self, W: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(W.T) if self.weights == "(in, out)" else W.copy()
 
+    def bias_dims(self, n: int) -> tuple[int, ...]:
+        """The shape a bias of n units is handed in: (n,), (1, n) or (n, 1)."""
+        return {"(n,)": (n,), "(1, n)": (1, n), "(n, 1)": (n, 1)}[self.bias_shape]
+
     def bias_of(self, b: np.ndarray | None) -> np.ndarray | None:
-        if b is None:
-            return None
-        shape = {"(n,)": (b.size,), "(1, n)": (1, b.size), "(n, 1)": (b.size, 1)}[self.bias_shape]
-        return b.reshape(shape).copy()
+        return None if b is None else b.reshape(self.bias_dims(b.size)).copy()
 
     def batch(self, X: np.ndarray) -> np.ndarray:
         """(N, n) rows as the candidate lays out samples: itself, (n, N), or one vector (n,)."""
@@ -149,8 +150,9 @@ class Conventions:
             return index
         if name.startswith("dW") and self.weights == "(in, out)":
             return index[::-1]
-        if name.startswith("db") and self.bias_shape != "(n,)":
-            return (0, index[0]) if self.bias_shape == "(1, n)" else (index[0], 0)
+        if name.startswith("db"):  # unit i where n sits, 0 on the other axis
+            i = index[0]
+            return {"(n,)": (i,), "(1, n)": (0, i), "(n, 1)": (i, 0)}[self.bias_shape]
         if (name == "dX" or name[:1] in "ZA" or name.startswith("delta")) \
                 and self.layout == "columns" and len(index) == 2:
             return index[::-1]
@@ -158,7 +160,7 @@ class Conventions:
 
     def frame_shape(self, name: str, shape: tuple[int, ...]) -> tuple[int, ...]:
         if len(shape) == 1 and name.startswith("db"):
-            return {"(n,)": shape, "(1, n)": (1, shape[0]), "(n, 1)": (shape[0], 1)}[self.bias_shape]
+            return self.bias_dims(shape[0])
         if len(shape) == 2 and self.frame_index(name, (0, 1)) == (1, 0):
             return shape[::-1]
         return shape
@@ -270,7 +272,8 @@ def _back(answer: Any, handed: Handed, conventions: Conventions, returns_dX: boo
         raise AnswerError(f"returned a dict without {', '.join(missing)}")
     depth = handed.architecture.depth
     sample = "" if handed.sample is None else " (one sample)"
-    dW = [conventions.weight_back(_shaped(f"dW{l}", g, w.shape, f" (weights {conventions.weights})"))
+    weights = f" (weights {conventions.weights})"
+    dW = [conventions.weight_back(_shaped(f"dW{l}", g, w.shape, weights))
           for l, (g, w) in enumerate(zip(_list("dW", answer["dW"], depth), handed.weights,
                                          strict=True), start=1)]
     db = [None if b is None else _shaped(f"db{l}", g, b.shape, f" (biases {conventions.bias_shape})"

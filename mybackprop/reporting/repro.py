@@ -50,6 +50,10 @@ class Problem(SimpleNamespace):
 
 
 LAYERS = {layers!r}  # (width, activation, bias)
+PENALTY = {penalty!r}  # the L2 penalty: coefficient (0: none), half form, on the biases too
+# How the candidate declared it wants its data ({{}}: the canonical form). Converting needs
+# mybackprop's own conversions, so a script with conventions imports mybackprop.
+CONVENTIONS = {conventions!r}
 X = np.array({X}, dtype=np.{dtype}).reshape({X_shape})
 Y = np.array({Y}, dtype=np.{Y_dtype}).reshape({Y_shape})
 WEIGHTS = [{weights}]
@@ -57,11 +61,12 @@ BIASES = [{biases}]
 problem = Problem(
     X=X, Y=Y, weights=WEIGHTS, biases=BIASES,
     activations=[a for _, a, _ in LAYERS], loss={loss!r}, reduction={reduction!r},
-    dtype=X.dtype, batch_size=len(X),
+    dtype=X.dtype, batch_size=len(X), **PENALTY,
     architecture=SimpleNamespace(
         input_width={input_width}, loss={loss!r}, reduction={reduction!r},
         widths=({input_width}, *(w for w, _, _ in LAYERS)), depth=len(LAYERS),
-        layers=tuple(SimpleNamespace(width=w, activation=a, bias=b) for w, a, b in LAYERS)))
+        layers=tuple(SimpleNamespace(width=w, activation=a, bias=b) for w, a, b in LAYERS),
+        **PENALTY))
 
 # The float64 reference ({reference}) and the allowed absolute difference, per element.
 REFERENCE = {{{reference_items}}}
@@ -94,8 +99,22 @@ def tensors(answer):
     return named
 
 
+def call(candidate):
+    """The candidate's answer, in the canonical form."""
+    if not CONVENTIONS:
+        return candidate(problem.copy())
+    import mybackprop
+    from mybackprop.harness.conventions import Conventions, adapted
+
+    real = mybackprop.Problem(
+        mybackprop.Architecture(problem.architecture.input_width, tuple(
+            mybackprop.Layer(w, a, b) for w, a, b in LAYERS), problem.loss, problem.reduction,
+            **PENALTY), WEIGHTS, BIASES, X, Y)
+    return adapted(candidate, Conventions(**CONVENTIONS), "dX" in REFERENCE, False)(real)
+
+
 def main():
-    answer = tensors(load(CANDIDATE)(problem.copy()))
+    answer = tensors(call(load(CANDIDATE)))
     bad = 0
     for name, reference in REFERENCE.items():
         value = answer.get(name)
@@ -152,6 +171,8 @@ def write_repro(path: Path, outcome: Any, spec: str, tolerance: Tolerance) -> Pa
         weights=", ".join(_array(w, dtype) for w in problem.weights),
         biases=", ".join("None" if b is None else _array(b, dtype) for b in problem.biases),
         loss=arch.loss, reduction=arch.reduction, input_width=arch.input_width,
+        penalty={"l2": arch.l2, "l2_half": arch.l2_half, "l2_biases": arch.l2_biases},
+        conventions={} if outcome.conventions.canonical else outcome.conventions.to_dict(),
         reference=outcome.reference or "the oracles",
         reference_items=", ".join(f"{k!r}: {_array(v, 'float64')}"
                                   for k, v in reference_items.items()),

@@ -35,7 +35,8 @@ def backprop(problem):
     nabla_b[-1] = delta
     nabla_w[-1] = delta @ activations[-2].T
     for l in range(2, len(zs) + 1):
-        delta = (problem.weights[-l + 1].T @ delta) * sigmoid_prime(activations[-l])  # BUG: at A, not Z
+        # BUG: sigmoid' at the activation a, not at z
+        delta = (problem.weights[-l + 1].T @ delta) * sigmoid_prime(activations[-l])
         nabla_b[-l] = delta
         nabla_w[-l] = delta @ activations[-l - 1].T
     return {"loss": cost, "dW": nabla_w, "db": nabla_b}
