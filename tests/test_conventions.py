@@ -207,3 +207,35 @@ def test_worked_example_passes_and_its_twin_is_diagnosed(tmp_path, example, slip
     patterns = [r["diagnosis"]["pattern"] for r in records if r["verdict"] == "fail"]
     assert patterns.count(slip) >= 0.9 * len(patterns) > 0, patterns
     assert set(patterns) <= {slip, "unknown"}, set(patterns)
+
+
+UPCASTER = '''
+import mybackprop
+
+
+def backprop(problem):  # computes in float64 whatever it is given, then rounds
+    answer = mybackprop.matrix(problem.as_float64())
+    cast = problem.dtype
+    return {"loss": answer["loss"], "dW": [g.astype(cast) for g in answer["dW"]],
+            "db": [None if g is None else g.astype(cast) for g in answer["db"]],
+            "dX": answer["dX"].astype(cast)}
+'''
+
+
+def test_a_candidate_computing_in_float64_is_told_so(tmp_path):
+    """Its float32 answers pass (they are more accurate than float32 can be), with a note
+    saying they test float64 arithmetic; float32 arithmetic (the matrix level) gets none."""
+    (tmp_path / "upcaster.py").write_text(UPCASTER)
+    result = subprocess.run([COMMAND, "check", "--impl", "upcaster.py:backprop", "--impl",
+                             "mybackprop:matrix", "--cases", "200", "--l2", "0", "--out",
+                             str(tmp_path / "run"), "--no-html"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    status = json.loads((tmp_path / "run" / "summary.json").read_text())["status"]
+    mine, native = (status["by_candidate"][n] for n in ("upcaster.py:backprop",
+                                                         "mybackprop:matrix"))
+    assert mine["float32_checked"] == native["float32_checked"] > 50
+    assert mine["upcast"] >= 0.8 * mine["float32_checked"] and native["upcast"] == 0
+    assert "note: computes in float64: in " in result.stdout
+    assert "its float32 checks test float64 arithmetic" in (tmp_path / "run" / "report.md"
+                                                             ).read_text()

@@ -58,6 +58,8 @@ def summarize(records: Iterable[dict[str, Any]], run: dict[str, Any]) -> dict[st
     worst: list[dict[str, Any]] = []
     findings: dict[tuple[str, str, str], dict[str, Any]] = {}
     skip_reasons: dict[str, Counter[str]] = defaultdict(Counter)
+    # per candidate: float32 cases checked, and those answered with float64 results rounded
+    upcast: dict[str, Counter[str]] = defaultdict(Counter)
     seen = bytearray()  # one byte per case number: which cases have a record
     records_seen, ratio = 0, None
     for r in records:
@@ -70,6 +72,9 @@ def summarize(records: Iterable[dict[str, Any]], run: dict[str, Any]) -> dict[st
         overall[r["verdict"]] += 1
         if r["verdict"] == "skipped":
             skip_reasons[r["candidate"]][r["reason"]] += 1
+        elif r["dtype"] == "float32":
+            upcast[r["candidate"]]["float32_checked"] += 1
+            upcast[r["candidate"]]["upcast"] += bool(r.get("upcast"))
         for activation in r["activations"]:
             groups["activation"][activation][r["verdict"]] += 1
         for key in ("candidate", "loss", "reduction", "dtype"):
@@ -85,7 +90,7 @@ def summarize(records: Iterable[dict[str, Any]], run: dict[str, Any]) -> dict[st
                     for name, c in sorted(table.items())} for key, table in groups.items()}
     return {
         "schema_version": SUMMARY_SCHEMA_VERSION,
-        "status": run_status(run, tables["candidate"], skip_reasons),
+        "status": run_status(run, tables["candidate"], skip_reasons, upcast),
         "run": run,
         "cases": sum(seen),
         "records": records_seen,  # one per case and candidate
@@ -146,7 +151,8 @@ MOSTLY_SKIPPED = 0.5  # a candidate that skipped more than this share of its cas
 
 
 def run_status(run: dict[str, Any], by_candidate: dict[str, dict[str, int]],
-               skip_reasons: dict[str, Counter[str]]) -> dict[str, Any]:
+               skip_reasons: dict[str, Counter[str]],
+               upcast: dict[str, Counter[str]] | None = None) -> dict[str, Any]:
     """pass, fail or nothing_checked, for the run and for each candidate, with one headline.
 
     A candidate with no checked case (every one skipped: outside its declaration, or refused)
@@ -162,7 +168,10 @@ def run_status(run: dict[str, Any], by_candidate: dict[str, dict[str, int]],
             "checked": checked, "failed": counts["fail"] + counts["error"],
             "skipped": counts["skipped"],
             "skip_reason": reasons.most_common(1)[0][0] if reasons else "",
-            "declared": run.get("declared", {}).get(name, "")}
+            "declared": run.get("declared", {}).get(name, ""),
+            # float32 cases checked, and those whose answer was the float64 result rounded
+            **{key: (upcast or {}).get(name, Counter())[key]
+               for key in ("float32_checked", "upcast")}}
     statuses = {c["status"] for c in candidates.values()}
     status = ("fail" if "fail" in statuses else
               "nothing_checked" if "nothing_checked" in statuses else "pass")
@@ -220,6 +229,16 @@ def summary_lines(summary: dict[str, Any], folder: Path) -> list[str]:
             f"report: {folder / MARKDOWN_FILE}" + (f", {html}" if html.exists() else "")]
 
 
+def upcast_note(status: dict[str, Any]) -> str:
+    """'computes in float64: in 48 of 50 float32 cases ...', or '' (a candidate's status)."""
+    n, of = status.get("upcast", 0), status.get("float32_checked", 0)
+    if not n:
+        return ""
+    return (f"computes in float64: in {n} of {of} float32 cases its answer is the float64 "
+            "result rounded, so its float32 checks test float64 arithmetic (compute in the "
+            "dtype you are given)")
+
+
 def findings_lines(summary: dict[str, Any], folder: Path, most: int = KINDS_SHOWN) -> list[str]:
     """Per candidate, its verdict counts, then each kind of mistake once: how many cases, what
     the diagnosis says, the first case and the smallest one (what `check` prints)."""
@@ -229,9 +248,12 @@ def findings_lines(summary: dict[str, Any], folder: Path, most: int = KINDS_SHOW
     lines = []
     for name, counts in summary["by_candidate"].items():
         found = sorted(by_candidate.get(name, []), key=lambda f: -f["count"])
+        note = upcast_note(summary["status"]["by_candidate"].get(name, {}))
         if len(summary["by_candidate"]) == 1 and not found:
-            continue  # the run's own count line says it all
+            lines += [f"note: {name} {note}"] if note else []
+            continue  # the run's own count line says the rest
         lines.append(f"{name}: " + ", ".join(f"{n} {v}" for v, n in counts.items() if n))
+        lines += [f"  note: {note}"] if note else []
         for finding in found[:most]:
             example = finding["example"]
             named = "" if failure_kind({"reason": finding["summary"]}) == finding["kind"] \
@@ -277,15 +299,17 @@ def _table(title: str, rows: dict[str, dict[str, int]]) -> list[str]:
 def _checked(candidates: dict[str, dict[str, Any]]) -> list[str]:
     """What each candidate had checked, and what it declares (shown when some were skipped or
     there are several candidates)."""
+    notes = [f"- **{name}** {upcast_note(c)}" for name, c in candidates.items()
+             if upcast_note(c)]
     if len(candidates) < 2 and not any(c["skipped"] for c in candidates.values()):
-        return []
+        return [*notes, ""] if notes else []
     lines = ["## Checked, by candidate", "",
              "| candidate | status | checked | skipped | most common skip | declares |",
              "|---|---|---:|---:|---|---|"]
     lines += [f"| {name} | {c['status']} | {c['checked']} | {c['skipped']} | "
               f"{c['skip_reason'].replace('|', '/')} | {c['declared']} |"
               for name, c in candidates.items()]
-    return [*lines, ""]
+    return [*lines, "", *([*notes, ""] if notes else [])]
 
 
 def render_markdown(summary: dict[str, Any], max_problems: int = 20) -> str:
