@@ -79,6 +79,8 @@ def test_conversions_are_bit_exact_both_ways():
         function = candidate_of(answer).function
         for problem in problems:
             handed = Handed(problem, conventions, 0 if conventions.per_sample else None)
+            assert (handed.loss, handed.l2, handed.l2_half, handed.l2_biases) == (
+                problem.loss, problem.l2, problem.l2_half, problem.l2_biases)
             for mine, original in zip(handed.weights, problem.weights, strict=True):
                 back = mine.T if conventions.weights == "(in, out)" else mine
                 assert np.ascontiguousarray(back).tobytes() == original.tobytes(), conventions
