@@ -80,22 +80,11 @@ def convention_answers(problem: Problem) -> list[tuple[str, Gradients]]:
 
 
 def _with_loss_kink_derivative(loss: Loss, value: float) -> Loss:
-    """The loss with its kink's derivative taken as `value` (the kink variable's slope there:
-    l1's sign(0); max(0, m)'(0) for each hinge margin on its kink)."""
-    assert loss.kink_variable is not None
-    at, variable = loss.kinks[0].at, loss.kink_variable
-
-    def derivative(yhat: np.ndarray, y: np.ndarray, original: Any = loss.derivative) -> np.ndarray:
-        on = variable(yhat, y) == at
-        g = original(yhat, y)
-        if loss.name == "l1":
-            return np.where(on, value, g).astype(yhat.dtype)
-        # hinge: a margin on its kink counts `value` for its class and -value for the target
-        extra = (on * value).astype(yhat.dtype)
-        own = np.arange(yhat.shape[-1]) == np.asarray(y)[:, None]
-        return g + extra - own * extra.sum(axis=-1, keepdims=True)
-
-    return dataclasses.replace(loss, derivative=derivative)
+    """The loss with the slope at its kinks taken as `value` (l1's sign(0), the hinge's
+    max(0, m)'(0) for each margin on its kink)."""
+    assert loss.kink_derivative is not None
+    kinked = loss.kink_derivative
+    return dataclasses.replace(loss, derivative=lambda yhat, y: kinked(yhat, y, value))
 
 
 def _with_kink_derivative(f: Activation, value: float) -> Activation:

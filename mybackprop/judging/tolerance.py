@@ -262,8 +262,9 @@ def _backward(p: Problem, fwd: Forward, quadrature: bool) -> list[Scales]:
     divisor = arch.reduction_spec.divisor(p.batch_size, loss.terms_per_sample(y_hat.shape[1]))
 
     g = loss.derivative(y_hat, Y) / divisor
-    if loss.carry is not None:  # cross-entropy on logits: through the softmax
-        moved = loss.carry(y_hat, Y, e_y_hat)
+    if loss.through_softmax:  # cross-entropy on logits: softmax(yhat) - y
+        p_hat = loss.curvature(y_hat, Y)
+        moved = np.abs(p_hat) + _softmax_spread(p_hat, e_y_hat)
     else:
         moved = np.abs(loss.curvature(y_hat, Y)) * e_y_hat
     e_g = (loss.derivative_terms(y_hat, Y) + moved) / divisor + floor

@@ -291,17 +291,22 @@ class Loss:
     # formula cannot represent it in that dtype, 1 at the limit; what goes wrong past it):
     # drawn cases are scaled to stay inside, and a case past it is named for what it is.
     soundness: Callable[[Array, str], tuple[float, str]] | None = None
-    # How an error e in yhat moves the derivative (default |curvature| e); cross-entropy on
-    # logits moves it through the softmax.
-    carry: Callable[[Array, Array, Array], Array] | None = None
+    # True: an error in yhat moves the derivative through a softmax of yhat (cross-entropy on
+    # logits: softmax(yhat) - y), whose Jacobian is the curvature; else by |curvature| e.
+    through_softmax: bool = False
+    # (yhat, y, s) -> d terms / d yhat taking the slope s at the kinks (kink mode compares
+    # each framework's convention); derivative() is one of them.
+    kink_derivative: Callable[[Array, Array, float], Array] | None = None
 
     def __post_init__(self) -> None:
         if self.targets not in ("dense", "probabilities", "classes"):
             raise ValueError(f"loss {self.name}: unknown target kind {self.targets!r}")
         if self.per_sample != (self.targets == "classes"):
             raise ValueError(f"loss {self.name}: per-sample terms go with class targets")
-        if bool(self.kinks) != (self.kink_variable is not None):
-            raise ValueError(f"loss {self.name}: kinks need a kink variable, and only they do")
+        if not bool(self.kinks) == (self.kink_variable is not None) == (
+                self.kink_derivative is not None):
+            raise ValueError(f"loss {self.name}: kinks need a kink variable and a kink "
+                             "derivative, and only they do")
 
     def value_scale(self, y_hat: Array, y: Array) -> Array:
         return np.abs(self.terms(y_hat, y)) if self.value_terms is None else self.value_terms(
@@ -326,12 +331,6 @@ def _ce_terms(yhat: Array, y: Array) -> Array:
 
 def _ce_derivative(yhat: Array, y: Array) -> Array:
     return _softmax(yhat) - _one_hot(y, yhat.shape[-1], yhat.dtype)
-
-
-def _softmax_carry(p: Array, e: Array) -> Array:
-    """|d p| for errors e in the logits: p_i (e_i (1 - p_i) + sum_j!=i p_j e_j), plus p."""
-    weighted = np.sum(p * e, axis=-1, keepdims=True)
-    return np.abs(p) + np.abs(p) * ((1 - p) * e + (weighted - p * e))
 
 
 # Where a probability formula is sound, per dtype: every softmax probability at least e^-80
@@ -387,9 +386,16 @@ def _hinge_terms(yhat: Array, y: Array) -> Array:
     return np.where(_hinge_active(yhat, y), _hinge_margins(yhat, y), 0.0).sum(axis=-1)
 
 
+def _hinge_kink_derivative(yhat: Array, y: Array, s: float) -> Array:
+    """Each margin's slope (1 above 0, s at 0) for its class, minus their sum for the target."""
+    margins, others = _hinge_margins(yhat, y), ~_class_mask(yhat, y)
+    slope = (np.where(margins > 0, 1.0, 0.0) + np.where(margins == 0, s, 0.0)) * others
+    slope = slope.astype(yhat.dtype)
+    return slope - _class_mask(yhat, y) * slope.sum(axis=-1, keepdims=True)
+
+
 def _hinge_derivative(yhat: Array, y: Array) -> Array:
-    active = _hinge_active(yhat, y).astype(yhat.dtype)
-    return active - _class_mask(yhat, y) * active.sum(axis=-1, keepdims=True)
+    return _hinge_kink_derivative(yhat, y, 0.0)
 
 
 def _torch_hinge(torch: Any, yhat: Any, y: Any, r: str) -> Any:
@@ -440,7 +446,7 @@ LOSS_TABLE: tuple[Loss, ...] = (
             jax.nn.log_softmax(yhat, axis=-1, where=mask), y[:, None], axis=-1)[:, 0],
         derivative_terms=lambda yhat, y: _softmax(yhat) + _one_hot(y, yhat.shape[-1], yhat.dtype),
         curvature=lambda yhat, y: _softmax(yhat),
-        carry=lambda yhat, y, e: _softmax_carry(_softmax(yhat), e),
+        through_softmax=True,
         # log(sum exp(yhat - max)) takes the log of a number >= 1: an ulp of 1, however small
         # the loss (a confident right answer has a loss far below float32's resolution of 1).
         value_terms=lambda yhat, y: np.abs(_ce_terms(yhat, y)) + 1,
@@ -548,6 +554,8 @@ LOSS_TABLE += (
         # d|d|/dd at 0: PyTorch's l1_loss takes sign(0) = 0, JAX's abs takes 1
         kinks=(Kink(at=0.0, left=-1.0, right=1.0, conventions={"torch": 0.0, "jax": 1.0}),),
         kink_variable=lambda yhat, y: yhat - y,
+        kink_derivative=lambda yhat, y, s: np.where(yhat == y, s, np.sign(yhat - y)).astype(
+            yhat.dtype),
     ),
     Loss(
         name="multiclass_hinge",
@@ -567,6 +575,7 @@ LOSS_TABLE += (
         kinks=(Kink(at=0.0, left=0.0, right=1.0, conventions={"torch": 1.0, "jax": 0.5}),),
         kink_variable=lambda yhat, y: np.where(_class_mask(yhat, y), np.inf,
                                                _hinge_margins(yhat, y)),
+        kink_derivative=_hinge_kink_derivative,
     ),
 )
 
