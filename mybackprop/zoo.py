@@ -20,7 +20,14 @@ import numpy as np
 from mybackprop.harness.runner import FAILING
 from mybackprop.levels.matrix import matrix  # the right answer, that a slip is measured against
 from mybackprop.spec.problem import Gradients
-from mybackprop.spec.table import ACTIVATIONS, LOSSES, REDUCTIONS
+from mybackprop.spec.table import (
+    ACTIVATIONS,
+    GELU_C,
+    GELU_K,
+    LOSSES,
+    REDUCTIONS,
+    SELU_SCALE,
+)
 
 Array = np.ndarray
 
@@ -253,6 +260,32 @@ def bce_logits_as_probabilities(problem: Any) -> dict[str, Any]:
 def huber_unclipped(problem: Any) -> dict[str, Any]:
     """huber's derivative without the clip to [-1, 1]: the squared part everywhere."""
     return _backprop(problem, loss_derivative=lambda y_hat, y: y_hat - y)
+
+
+@_mutant("wrong_activation_derivative")
+def hardtanh_as_identity(problem: Any) -> dict[str, Any]:
+    """hardtanh's derivative taken as 1 everywhere, the clip forgotten."""
+    return _backprop(problem, derivative=lambda f, z, a: np.ones_like(z)
+                     if f == "hardtanh" else None)
+
+
+@_mutant("wrong_activation_derivative")
+def selu_without_scale(problem: Any) -> dict[str, Any]:
+    """selu's derivative written as elu's: the scale 1.0507 left out."""
+    selu = ACTIVATIONS["selu"]
+    return _backprop(problem, derivative=lambda f, z, a: selu.derivative(z, a) / SELU_SCALE
+                     if f == "selu" else None)
+
+
+@_mutant("wrong_activation_derivative")
+def gelu_tanh_without_inner_chain(problem: Any) -> dict[str, Any]:
+    """gelu_tanh's derivative with the inner polynomial's derivative taken as the constant."""
+    def slip(f: str, z: Array, a: Array) -> Array | None:
+        if f != "gelu_tanh":
+            return None
+        t = np.tanh(GELU_K * (z + GELU_C * z ** 3))
+        return 0.5 * (1 + t) + 0.5 * z * (1 - t * t) * GELU_K
+    return _backprop(problem, derivative=slip)
 
 
 @_mutant("constant_factor", "2", losses={"half_mse"})

@@ -10,12 +10,13 @@ from mybackprop.harness.runner import Checker, Outcome
 from mybackprop.judging.compare import TensorComparison, compare
 from mybackprop.judging.tolerance import Tolerance, gradient_scales
 from mybackprop.spec.problem import Problem
+from mybackprop.spec.table import KINKED_LOSSES
 
 LEVELS = {"element": mb.element, "vector": mb.vector, "matrix": mb.matrix}
 # The packaged suite's tests, as parametrised: gradients (activation x loss), mixed networks
-# (loss), kinks (kinked activation), large logits and the smallest network (dtype).
+# (loss), kinks (kinked activation, kinked loss), large logits and the smallest network (dtype).
 SUITE_TESTS = (len(mb.ACTIVATIONS) * len(mb.LOSSES) + len(mb.LOSSES) + len(mb.KINKED_ACTIVATIONS)
-               + 2 * len(mb.DTYPES))
+               + len(KINKED_LOSSES) + 2 * len(mb.DTYPES))
 
 
 def as_candidate(function: Any, name: str | None = None, **supports: Any) -> Candidate:

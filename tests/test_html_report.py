@@ -75,8 +75,8 @@ def test_chromium_loads_the_page_and_shows_the_plots(report, tmp_path):
                          capture_output=True, text=True, timeout=120).stdout
     assert "Failures (" in dom and dom.count("<svg") >= 5
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in dom  # still text after the scripts ran
-    shot = tmp_path / "shot.png"
-    subprocess.run([CHROMIUM, *FLAGS, *profile, "--window-size=1300,2600",
+    shot = tmp_path / "shot.png"  # tall enough for a heatmap per candidate over the whole table
+    subprocess.run([CHROMIUM, *FLAGS, *profile, "--window-size=1300,5000",
                     f"--screenshot={shot}", report.as_uri()], capture_output=True, timeout=120)
     import matplotlib.image
 

@@ -95,11 +95,20 @@ def test_batched_answers_are_the_one_case_answers_to_within_rounding(torch_oracl
     from mybackprop.sweep.sweeps import case_problem
 
     default, large = CaseSpace(), CaseSpace(max_depth=9, max_width=40, max_batch=100)
-    problems = ([case_problem(21, k, default) for k in range(95)]
-                + [case_problem(22, k, large) for k in range(12)])
-    sizes = collections.Counter(bucket_shape(p, STACK_MIN_DEPTH) for p in problems).values()
-    last_stacks = {n % STACK or STACK for n in sizes}  # each bucket's last (or only) stack
-    assert any(n <= SMALL_STACK for n in last_stacks) and any(n > SMALL_STACK for n in last_stacks)
+
+    def both_stack_sizes(problems: list) -> bool:
+        sizes = collections.Counter(bucket_shape(p, STACK_MIN_DEPTH) for p in problems).values()
+        last_stacks = {n % STACK or STACK for n in sizes}  # each bucket's last (or only) stack
+        return any(n <= SMALL_STACK for n in last_stacks) and any(
+            n > SMALL_STACK for n in last_stacks)
+
+    # 95 default cases or the first few more that end some bucket in a small stack and some in
+    # a large one (which counts do depends on the draws)
+    problems = [case_problem(21, k, default) for k in range(95)]
+    while not both_stack_sizes(problems) and len(problems) < 300:
+        problems.append(case_problem(21, len(problems), default))
+    problems += [case_problem(22, k, large) for k in range(12)]
+    assert both_stack_sizes(problems)
     for oracle in (torch_oracle, jax_oracle):
         batched = oracle.gradients_many(problems)
         for problem, together in zip(problems, batched, strict=True):

@@ -11,6 +11,10 @@ from helpers import SUITE_TESTS
 
 import mybackprop as mb
 
+# -k matches substrings: tanh and mse, not gelu_tanh, hardtanh or half_mse
+ONLY = "mse and not half and not gelu and not hard"
+TANH_MSE = f"test_gradients and tanh and {ONLY}"
+
 pytest_plugins = ["pytester"]
 CANDIDATES = Path(__file__).parent / "candidates.py"
 FAST = ["--mybackprop-examples", "5", "-p", "no:cacheprovider"]
@@ -40,7 +44,7 @@ def test_a_correct_candidate_passes_the_whole_suite_and_the_header_names_it(pyte
 def test_a_broken_candidate_fails_with_the_smallest_network_and_a_repro(pytester):
     result = pytester.runpytest_subprocess(
         "--impl", f"{CANDIDATES}:dw_not_averaged", "-k",
-        "test_gradients and tanh and mse and not half", *FAST)
+        TANH_MSE, *FAST)
     result.assert_outcomes(failed=1)
     # The drawn case, the line that rebuilds it, then the smallest case that keeps the
     # diagnosis, found by mybackprop's shrinker.
@@ -72,7 +76,7 @@ def test_a_failure_that_does_not_come_back_is_reported_unshrunk(pytester):
     # alone before shrinking it; a failure that does not come back is still reported.
     result = pytester.runpytest_subprocess(
         "--impl", f"{CANDIDATES}:wrong_the_first_time", "-k",
-        "test_gradients and tanh and mse and not half",
+        TANH_MSE,
         *FAST)
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*fail [*wrong_the_first_time vs torch+jax, *",
@@ -94,7 +98,7 @@ def test_skip_and_xfail_lists_come_from_a_file(pytester):
     """)
     result = pytester.runpytest_subprocess(
         "--impl", f"{CANDIDATES}:dw_not_averaged", "--mybackprop-expect", str(expect),
-        "-k", "test_gradients and (softmax or tanh) and mse and not half", "-v", *FAST)
+        "-k", f"test_gradients and (softmax or tanh) and {ONLY}", "-v", *FAST)
     assert outcomes(result) == {"test_gradients[tanh-mse]": "XFAIL",
                                 "test_gradients[softmax-mse]": "SKIPPED"}
 
@@ -117,7 +121,7 @@ def test_two_workers_give_the_same_verdicts_as_one_process(pytester):
 def test_each_mistake_is_shrunk_once_a_session(pytester):
     result = pytester.runpytest_subprocess(
         "--impl", "mybackprop.zoo:batch_sum", "-k",
-        "test_gradients and (tanh or sigmoid) and mse and not half", *FAST)
+        f"test_gradients and (tanh or sigmoid) and {ONLY}", *FAST)
     result.assert_outcomes(failed=2)
     # The failures section only: the short summary at the end repeats messages, in full where
     # there is no terminal to cut them to (CI).

@@ -148,7 +148,8 @@ def test_invalid_input_is_one_line_naming_the_problem(make, message):
 
 def test_tables_hold_every_name_of_the_design():
     assert set(ACTIVATIONS) == {"identity", "relu", "leaky_relu", "sigmoid", "tanh", "softplus",
-                                "elu", "gelu", "silu", "softmax"}
+                                "elu", "gelu", "silu", "softmax",
+                                "gelu_tanh", "selu", "hardtanh"}  # variants real code uses
     assert set(LOSSES) == {"mse", "softmax_cross_entropy", "binary_cross_entropy_with_logits",
                            "huber",  # and the conventions real code uses (issue 22)
                            "half_mse", "categorical_cross_entropy", "binary_cross_entropy", "l1",

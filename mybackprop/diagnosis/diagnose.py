@@ -31,7 +31,14 @@ import numpy as np
 from mybackprop.judging.compare import TensorComparison
 from mybackprop.levels.matrix import forward
 from mybackprop.spec.problem import Gradients, Problem, penalty
-from mybackprop.spec.table import ACTIVATIONS, LOSSES, Activation
+from mybackprop.spec.table import (
+    ACTIVATIONS,
+    GELU_C,
+    GELU_K,
+    LOSSES,
+    SELU_SCALE,
+    Activation,
+)
 
 Array = np.ndarray
 
@@ -407,6 +414,10 @@ FORMULA_SLIPS: dict[str, list[tuple[str, Callable[[Array, Array], Array]]]] = {
     "gelu": [("Phi(z) alone: the product rule's z phi(z) is missing",
               lambda z, a: ACTIVATIONS["gelu"].derivative(z, a) - z * np.exp(-z * z / 2)
               / math.sqrt(2 * math.pi))],
+    "selu": [("elu's derivative, without the scale 1.0507",
+              lambda z, a: ACTIVATIONS["selu"].derivative(z, a) / SELU_SCALE)],
+    "gelu_tanh": [("the inner derivative √(2/π) (1 + 3 · 0.044715 z²) taken as √(2/π)",
+                   lambda z, a: _gelu_tanh_without_inner_chain(z))],
     "elu": [("1 below zero, as if it were relu plus identity", lambda z, a: np.ones_like(z)),
             ("exp(z) - 1 below zero (the value, not its derivative)",
              lambda z, a: np.where(z > 0, 1.0, a))],
@@ -415,6 +426,11 @@ FORMULA_SLIPS: dict[str, list[tuple[str, Callable[[Array, Array], Array]]]] = {
 
 def _at_activation(f: Activation) -> Callable[[Array, Array], Array]:
     return lambda z, a: f.derivative(a, f.forward(a))
+
+
+def _gelu_tanh_without_inner_chain(z: Array) -> Array:
+    t = np.tanh(GELU_K * (z + GELU_C * z ** 3))
+    return 0.5 * (1 + t) + 0.5 * z * (1 - t * t) * GELU_K
 
 
 def _formula_slips(name: str) -> list[tuple[str, Callable[[Array, Array], Array]]]:
@@ -476,7 +492,7 @@ def _slip_catalogue(problem: Problem) -> list[_Slip]:
 
 
 # f'(A) = f'(Z) for these, so evaluating at A is no slip at all
-PIECEWISE_LINEAR = {"identity", "relu", "leaky_relu"}
+PIECEWISE_LINEAR = {"identity", "relu", "leaky_relu", "hardtanh"}
 
 
 LOSS_SLIPS: dict[str, list[tuple[str, Callable[[Array, Array], Array]]]] = {

@@ -284,11 +284,13 @@ def _draw_arrays(config: CaseConfig, attempt: int) -> Problem:
         for l, f in enumerate(arch.activation_specs):
             if f.kinks:  # z = 0 . a + at: exactly on the kink in any order of summation
                 j = int(rng.integers(widths[l + 1]))
+                at = f.kinks[0].at if biases[l] is not None else next(
+                    (k.at for k in f.kinks if k.at == 0.0), None)
+                if at is None:  # no bias, and no kink at 0 (hardtanh's are at -1 and 1)
+                    continue
                 weights[l][j, :] = 0.0
                 if biases[l] is not None:
-                    biases[l][j] = f.kinks[0].at
-                elif f.kinks[0].at != 0.0:
-                    raise SpecError(f"layer {l + 1} has no bias to put {f.name} on its kink")
+                    biases[l][j] = at
 
     if config.kinks == "hit" and loss.kinks:
         Y = _loss_on_kink(arch, weights, biases, Y, rng)

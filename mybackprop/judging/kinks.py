@@ -17,28 +17,28 @@ from mybackprop.spec.problem import Gradients, Problem
 from mybackprop.spec.table import ACTIVATIONS, LOSSES, Activation, Kink, Loss
 
 
-def units_on_kinks(problem: Problem) -> Counter[str]:
-    """How many (sample, unit) pre-activations sit exactly on a kink, per activation name."""
-    counts: Counter[str] = Counter()
+def units_on_kinks(problem: Problem) -> Counter[tuple[str, float]]:
+    """How many pre-activations (or loss terms) sit exactly on each kink: (name, kink) ->
+    count, for the activations and the loss."""
+    counts: Counter[tuple[str, float]] = Counter()
     p = problem.float64()
     fwd = forward(p)
     for f, z in zip(problem.architecture.activation_specs, fwd.z, strict=True):
         for kink in f.kinks:
-            counts[f.name] += int(np.sum(z == kink.at))
+            counts[f.name, kink.at] += int(np.sum(z == kink.at))
     loss = problem.architecture.loss_spec
     if loss.kinks:  # the loss's own kinks (l1 at yhat = y, the hinge at a zero margin)
         assert loss.kink_variable is not None
         v = loss.kink_variable(fwd.a[-1], p.Y)
         for kink in loss.kinks:
-            counts[loss.name] += int(np.sum(v == kink.at))
+            counts[loss.name, kink.at] += int(np.sum(v == kink.at))
     return counts
 
 
 def _kinks_in(problem: Problem) -> list[tuple[Activation | Loss, Kink, int]]:
-    on = units_on_kinks(problem)
     table = {**ACTIVATIONS, **LOSSES}
-    return [(table[name], kink, count) for name, count in on.items() if count
-            for kink in table[name].kinks]
+    return [(table[name], kink, count) for (name, at), count in units_on_kinks(problem).items()
+            if count for kink in table[name].kinks if kink.at == at]
 
 
 def convention_note(problem: Problem, oracle_names: list[str]) -> str:
@@ -60,20 +60,23 @@ def convention_answers(problem: Problem) -> list[tuple[str, Gradients]]:
     kinks = _kinks_in(problem)
     if not kinks:
         return []
-    choices: dict[str, dict[str, float]] = {"left": {}, "right": {}}
+    # choice -> name -> kink -> the slope taken there
+    choices: dict[str, dict[str, dict[float, float]]] = {"left": {}, "right": {}}
     for f, kink, _ in kinks:
-        choices["left"][f.name], choices["right"][f.name] = kink.left, kink.right
+        choices["left"].setdefault(f.name, {})[kink.at] = kink.left
+        choices["right"].setdefault(f.name, {})[kink.at] = kink.right
         for framework, value in kink.conventions.items():
-            choices.setdefault(framework, {})[f.name] = value
+            choices.setdefault(framework, {}).setdefault(f.name, {})[kink.at] = value
     p64 = problem.float64()
     answers = []
     loss = problem.architecture.loss_spec
     for values in choices.values():
-        table = {**ACTIVATIONS, **{name: _with_kink_derivative(ACTIVATIONS[name], value)
-                                   for name, value in values.items() if name in ACTIVATIONS}}
-        label = ", ".join(f"{name}'(0) = {value:g}" for name, value in values.items())
+        table = {**ACTIVATIONS, **{name: _with_kink_derivative(ACTIVATIONS[name], slopes)
+                                   for name, slopes in values.items() if name in ACTIVATIONS}}
+        label = ", ".join(f"{name}'({at:g}) = {value:g}" for name, slopes in values.items()
+                          for at, value in slopes.items())
         answer = matrix(p64, table=table, loss=_with_loss_kink_derivative(
-            loss, values[loss.name]) if loss.name in values else None)
+            loss, values[loss.name][loss.kinks[0].at]) if loss.name in values else None)
         answers.append((label, Gradients(float(answer["loss"]), answer["dW"], answer["db"],
                                          answer["dX"])))
     return answers
@@ -87,10 +90,12 @@ def _with_loss_kink_derivative(loss: Loss, value: float) -> Loss:
     return dataclasses.replace(loss, derivative=lambda yhat, y: kinked(yhat, y, value))
 
 
-def _with_kink_derivative(f: Activation, value: float) -> Activation:
-    at = f.kinks[0].at
-
+def _with_kink_derivative(f: Activation, slopes: dict[float, float]) -> Activation:
+    """The activation with the slope at each of its kinks (z == at) taken as given."""
     def derivative(z: np.ndarray, a: np.ndarray, original: Any = f.derivative) -> np.ndarray:
-        return np.where(z == at, value, original(z, a)).astype(z.dtype)
+        d = original(z, a)
+        for at, value in slopes.items():
+            d = np.where(z == at, value, d)
+        return d.astype(z.dtype)
 
     return dataclasses.replace(f, derivative=derivative)

@@ -140,6 +140,39 @@ def _sigmoid_prime(z: Array) -> Array:
     return s * (1 - s)
 
 
+# gelu's tanh approximation: z (1 + tanh(u)) / 2, u = k (z + c z^3)
+GELU_K, GELU_C = math.sqrt(2.0 / math.pi), 0.044715
+# selu's constants (Klambauer et al. 2017), as PyTorch and JAX spell them
+SELU_SCALE, SELU_ALPHA = 1.0507009873554804934193349852946, 1.6732632423543772848170429916717
+
+
+def _gelu_tanh_parts(z: Array) -> tuple[Array, Array, Array, Array]:
+    """t = tanh(u), u' = du/dz, u'' and |u|'s size, for u = k (z + c z^3)."""
+    u = GELU_K * (z + GELU_C * z ** 3)
+    return (np.tanh(u), GELU_K * (1 + 3 * GELU_C * z * z), 6 * GELU_K * GELU_C * z,
+            GELU_K * (np.abs(z) + GELU_C * np.abs(z) ** 3))
+
+
+def _gelu_tanh_derivative(z: Array, a: Array) -> Array:
+    t, du, _, _ = _gelu_tanh_parts(z)
+    return 0.5 * (1 + t) + 0.5 * z * (1 - t * t) * du
+
+
+def _gelu_tanh_second(z: Array, a: Array) -> Array:
+    t, du, ddu, _ = _gelu_tanh_parts(z)
+    return (1 - t * t) * (du + 0.5 * z * (ddu - 2 * t * du * du))
+
+
+def _gelu_tanh_derivative_terms(z: Array, a: Array) -> Array:
+    """1 + t, the product z (1 - t^2) u', and what a rounded u moves through tanh's slope."""
+    t, du, _, size = _gelu_tanh_parts(z)
+    return 1 + np.abs(t) + np.abs(z) * du * (1 + t * t) + (1 - t * t) * size * (1 + np.abs(z) * du)
+
+
+def _selu_forward(z: Array) -> Array:
+    return SELU_SCALE * np.where(z > 0, z, SELU_ALPHA * np.expm1(np.minimum(z, 0)))
+
+
 ACTIVATION_TABLE: tuple[Activation, ...] = (
     Activation(
         name="identity",
@@ -240,6 +273,51 @@ ACTIVATION_TABLE: tuple[Activation, ...] = (
         torch=lambda torch, z: torch.nn.functional.silu(z),
         jax=lambda jax, z, mask: jax.nn.silu(z),
         derivative_terms=lambda z, a: _sigmoid(z) * (1 + np.abs(z) * (1 + _sigmoid(z))),
+    ),
+    Activation(
+        name="gelu_tanh",
+        formula="z (1 + tanh(√(2/π) (z + 0.044715 z³))) / 2 (the tanh approximation)",
+        forward=lambda z: 0.5 * z * (1 + _gelu_tanh_parts(z)[0]),
+        derivative=_gelu_tanh_derivative,
+        second_derivative=_gelu_tanh_second,
+        torch=lambda torch, z: torch.nn.functional.gelu(z, approximate="tanh"),
+        jax=lambda jax, z, mask: jax.nn.gelu(z, approximate=True),
+        # z (1 + tanh u) / 2 cancels on the left tail, and a rounded u moves tanh by 1 - t^2
+        value_terms=lambda z, a: np.abs(z) * (1 + (1 - _gelu_tanh_parts(z)[0] ** 2)
+                                              * _gelu_tanh_parts(z)[3]),
+        derivative_terms=_gelu_tanh_derivative_terms,
+    ),
+    Activation(
+        name="selu",
+        formula="1.0507 z for z > 0, else 1.0507 · 1.6733 (e^z - 1) (kink at 0)",
+        forward=_selu_forward,
+        derivative=lambda z, a: np.where(z > 0, SELU_SCALE, a + SELU_SCALE * SELU_ALPHA
+                                         ).astype(z.dtype),
+        second_derivative=lambda z, a: np.where(z > 0, 0.0, a + SELU_SCALE * SELU_ALPHA
+                                                ).astype(z.dtype),
+        torch=lambda torch, z: torch.nn.functional.selu(z),
+        jax=lambda jax, z, mask: jax.nn.selu(z),
+        # left slope scale * alpha = 1.758, right slope scale = 1.051: both frameworks take the
+        # left one at 0 (their elu's where(z > 0, ...))
+        kinks=(Kink(at=0.0, left=SELU_SCALE * SELU_ALPHA, right=SELU_SCALE,
+                    conventions={"torch": SELU_SCALE * SELU_ALPHA,
+                                 "jax": SELU_SCALE * SELU_ALPHA}),),
+        value_terms=lambda z, a: np.abs(a) + SELU_SCALE * SELU_ALPHA * (z <= 0),
+        derivative_terms=lambda z, a: np.where(z > 0, SELU_SCALE,
+                                               np.abs(a) + SELU_SCALE * SELU_ALPHA
+                                               ).astype(z.dtype),
+    ),
+    Activation(
+        name="hardtanh",
+        formula="z clipped to [-1, 1] (kinks at -1 and 1)",
+        forward=lambda z: np.clip(z, -1.0, 1.0),
+        derivative=lambda z, a: (np.abs(z) < 1).astype(z.dtype),
+        second_derivative=lambda z, a: np.zeros_like(z),
+        torch=lambda torch, z: torch.nn.functional.hardtanh(z),
+        jax=lambda jax, z, mask: jax.nn.hard_tanh(z),
+        # PyTorch's slope at -1 and 1 is 0 (open interval), JAX's 1 (its where keeps z there)
+        kinks=(Kink(at=-1.0, left=0.0, right=1.0, conventions={"torch": 0.0, "jax": 1.0}),
+               Kink(at=1.0, left=1.0, right=0.0, conventions={"torch": 0.0, "jax": 1.0})),
     ),
     Activation(
         name="softmax",
@@ -621,4 +699,5 @@ REDUCTIONS: dict[str, Reduction] = {r.name: r for r in REDUCTION_TABLE}
 
 SMOOTH_ACTIVATIONS: tuple[str, ...] = tuple(a.name for a in ACTIVATION_TABLE if not a.kinks)
 KINKED_ACTIVATIONS: tuple[str, ...] = tuple(a.name for a in ACTIVATION_TABLE if a.kinks)
+KINKED_LOSSES: tuple[str, ...] = tuple(loss.name for loss in LOSS_TABLE if loss.kinks)
 DTYPES: dict[str, np.dtype] = {"float32": np.dtype(np.float32), "float64": np.dtype(np.float64)}

@@ -19,7 +19,14 @@ from mybackprop.harness.shrink import shrink, size
 from mybackprop.harness.strategies import case_configs, problem_or_reject
 from mybackprop.pytest_plugin import count_example
 from mybackprop.spec.problem import Architecture, Layer, SpecError
-from mybackprop.spec.table import ACTIVATIONS, DTYPES, KINKED_ACTIVATIONS, LOSSES, REDUCTIONS
+from mybackprop.spec.table import (
+    ACTIVATIONS,
+    DTYPES,
+    KINKED_ACTIVATIONS,
+    KINKED_LOSSES,
+    LOSSES,
+    REDUCTIONS,
+)
 
 
 def _space(candidate: Any, activations: tuple[str, ...], losses: tuple[str, ...],
@@ -182,6 +189,16 @@ def test_kinks(mybackprop_candidate, mybackprop_checker, mybackprop_examples, ac
     if not losses:
         pytest.skip(f"{mybackprop_candidate.name} declares no loss")
     space = _space(mybackprop_candidate, (activation,), losses[:1] or losses, kinks="hit")
+    _check_cases(mybackprop_candidate, mybackprop_checker, space, mybackprop_examples,
+                 allowed=("pass", "oracle_disagreement"))
+
+
+@pytest.mark.parametrize("loss", KINKED_LOSSES)
+def test_loss_kinks(mybackprop_candidate, mybackprop_checker, mybackprop_examples, loss):
+    """Loss terms exactly on the loss's own kink (l1 at yhat = y, a hinge margin at 0): any
+    framework's convention is accepted, a bug is not."""
+    supported = tuple(a for a in ACTIVATIONS if a in mybackprop_candidate.supports.activations)
+    space = _space(mybackprop_candidate, supported, (loss,), kinks="hit")
     _check_cases(mybackprop_candidate, mybackprop_checker, space, mybackprop_examples,
                  allowed=("pass", "oracle_disagreement"))
 
