@@ -36,12 +36,14 @@ ELEMENT_MAX_BATCH = 64
 
 # The built-in candidates declare themselves through the same contract a third party uses:
 # --impl mybackprop:element, mybackprop:vector, mybackprop:matrix.
-# They read the L2 penalty from the problem: any coefficient, either form, biases or not.
-READS_PENALTY = {"l2": None, "l2_half": None, "l2_biases": None}
+# They read the L2 penalty from the problem (any coefficient, either form, biases or not) and
+# the activations' parameters (any leaky_relu slope, any elu alpha).
+READS_PROBLEM = {"l2": None, "l2_half": None, "l2_biases": None, "leaky_slope": None,
+                 "elu_alpha": None}
 element = candidate(max_parameters=ELEMENT_MAX_PARAMETERS, max_batch=ELEMENT_MAX_BATCH,
-                    **READS_PENALTY)(element)
-vector = candidate(**READS_PENALTY)(vector)
-matrix = candidate(**READS_PENALTY)(matrix)
+                    **READS_PROBLEM)(element)
+vector = candidate(**READS_PROBLEM)(vector)
+matrix = candidate(**READS_PROBLEM)(matrix)
 
 __all__ = [
     "ACTIVATIONS",

@@ -90,6 +90,14 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--l2", metavar="C,C",
                        help="the L2 penalty coefficients drawn, e.g. 0,0.01 (default: each "
                             "candidate's declared one; 0, 0.01, 0.5 for one that reads it)")
+    check.add_argument("--leaky-slope", metavar="S,S",
+                       help="leaky_relu's slopes below zero drawn, e.g. 0.01,0.2 (default: "
+                            "each candidate's declared one, 0.01 unless it says; 0.01, 0.1, "
+                            "0.2, 0.3 for one that reads problem.leaky_slope)")
+    check.add_argument("--elu-alpha", metavar="A,A",
+                       help="elu's alphas drawn, e.g. 1,0.5 (default: each candidate's "
+                            "declared one, 1 unless it says; 1, 0.5, 1.5 for one that reads "
+                            "problem.elu_alpha)")
     check.add_argument("--oracles", type=_names, default=("torch", "jax"), metavar="A,B",
                        help="oracles to judge against (torch,jax); finite differences break "
                             "ties when they disagree")

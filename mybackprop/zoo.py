@@ -25,11 +25,24 @@ from mybackprop.spec.table import (
     GELU_C,
     GELU_K,
     LOSSES,
+    PARAMETERS,
     REDUCTIONS,
     SELU_SCALE,
+    parameterized,
 )
 
 Array = np.ndarray
+
+
+def _entries(problem: Any, parameters: dict[str, float] | None = None) -> list[Any]:
+    """Each layer's table entry, with the parameter values the problem says (the attributes
+    the contract promises: a repro script's problem has them too) or `parameters`."""
+    entries = []
+    for name in problem.activations:
+        parameter = ACTIVATIONS[name].parameter
+        entries.append(ACTIVATIONS[name] if parameter is None else parameterized(
+            name, (parameters or {}).get(parameter, getattr(problem, parameter))))
+    return entries
 
 
 def _backprop(problem: Any, *, loss_derivative: Callable[[Array, Array], Array] | None = None,
@@ -41,19 +54,20 @@ def _backprop(problem: Any, *, loss_derivative: Callable[[Array, Array], Array] 
               forward_bias: Callable[[int, int], bool] = lambda l, depth: True,
               naive_softmax_loss: bool = False, zero_dx: bool = False,
               intermediates: bool = False,
-              penalty_gradient: Callable[[float, Array], Array] = lambda c, W: 2 * c * W
-              ) -> dict[str, Any]:
+              penalty_gradient: Callable[[float, Array], Array] = lambda c, W: 2 * c * W,
+              parameters: dict[str, float] | None = None) -> dict[str, Any]:
     """Loss and gradients of the batch; each keyword replaces one step with a slip."""
     weights, biases, X, Y = problem.weights, problem.biases, problem.X, problem.Y
     depth = len(weights)
     loss = LOSSES[problem.loss]
     A, Z = [X], []
-    for l, (W, b, name) in enumerate(zip(weights, biases, problem.activations, strict=True)):
+    specs = _entries(problem, parameters)  # with the problem's leaky slope, elu alpha
+    for l, (W, b) in enumerate(zip(weights, biases, strict=True)):
         z = A[-1] @ W.T
         if b is not None and forward_bias(l, depth):
             z = z + b
         Z.append(z)
-        A.append(ACTIVATIONS[name].forward(z))
+        A.append(specs[l].forward(z))
     y_hat = A[-1]
     n_terms = 1 if loss.per_sample else y_hat.shape[1]
     right_divisor = REDUCTIONS[problem.reduction].divisor(len(X), n_terms)
@@ -72,7 +86,7 @@ def _backprop(problem: Any, *, loss_derivative: Callable[[Array, Array], Array] 
     db: list[Array | None] = [None] * depth
     deltas: list[Array] = [np.empty(0)] * depth
     for l in reversed(range(depth)):
-        name, f = problem.activations[l], ACTIVATIONS[problem.activations[l]]
+        name, f = problem.activations[l], specs[l]
         slipped = derivative(name, Z[l], A[l + 1])
         if slipped is not None:
             delta = G * slipped
@@ -119,7 +133,9 @@ ZOO: dict[str, tuple[Callable[[Any], Any], str, str]] = {}
 def _mutant(pattern: str, factor: str = "",
             **supports: Any) -> Callable[[Callable[[Any], Any]], Callable[[Any], Any]]:
     def register(function: Callable[[Any], Any]) -> Callable[[Any], Any]:
-        function.supports = supports  # type: ignore[attr-defined]
+        # every mutant reads the activations' parameters from the problem unless it says
+        function.supports = {"leaky_slope": None, "elu_alpha": None,  # type: ignore[attr-defined]
+                             **supports}
         ZOO[function.__name__] = (function, pattern, factor)
         return function
     return register
@@ -195,7 +211,7 @@ def derivative_at_activation(problem: Any) -> dict[str, Any]:
     """sigmoid'(a) and tanh'(a) where sigmoid'(z) and tanh'(z) belong."""
     def slip(name: str, z: Array, a: Array) -> Array | None:
         f = ACTIVATIONS[name]
-        return f.derivative(a, f.forward(a)) if name in SQUASHING else None
+        return f.derivative(a, f.forward(a)) if name in SQUASHING else None  # no parameters
     return _backprop(problem, derivative=slip)
 
 
@@ -211,6 +227,28 @@ def leaky_relu_as_relu(problem: Any) -> dict[str, Any]:
     """leaky_relu's derivative with relu's 0 below zero instead of the slope."""
     return _backprop(problem, derivative=lambda f, z, a: (z > 0).astype(z.dtype)
                      if f == "leaky_relu" else None)
+
+
+@_mutant("wrong_activation_derivative")
+def leaky_relu_slope_hard_coded(problem: Any) -> dict[str, Any]:
+    """leaky_relu's forward with the problem's slope, its backward with 0.01 hard-coded (a
+    LeakyReLU(alpha) class whose backward forgot self.alpha)."""
+    return _backprop(problem, derivative=lambda f, z, a: np.where(z > 0, 1.0, 0.01).astype(
+        z.dtype) if f == "leaky_relu" else None)
+
+
+@_mutant("activation_parameter")
+def leaky_relu_slope_ignored(problem: Any) -> dict[str, Any]:
+    """leaky_relu with the slope 0.01 hard-coded, forward and backward, whatever the problem's
+    leaky_slope (a candidate that reads the other parameters and forgot this one)."""
+    return _backprop(problem, parameters={"leaky_slope": 0.01})
+
+
+@_mutant("wrong_activation_derivative")
+def elu_derivative_alpha_one(problem: Any) -> dict[str, Any]:
+    """elu's derivative below zero written a + 1, right only for alpha = 1 (a + alpha)."""
+    return _backprop(problem, derivative=lambda f, z, a: np.where(z > 0, 1.0, a + 1).astype(
+        z.dtype) if f == "elu" else None)
 
 
 @_mutant("wrong_activation_derivative")
@@ -349,8 +387,12 @@ def live_cases(name: str, count: int, seed: int = 0, max_draws: int = 3000,
     function = ZOO[name][0]
     supports = {key: tuple(sorted(value)) for key, value in function.supports.items()
                 if key in ("activations", "losses", "reductions")}
-    # no L2 penalty unless the mutant declares one (then any, as the run draws them)
+    # no L2 penalty unless the mutant declares one (then any, as the run draws them); the
+    # activations' parameters as it declares them (None: drawn)
     penalties = {"l2": None} if "l2" in function.supports else {"l2": (0.0,)}
+    for key in PARAMETERS:
+        declared = function.supports[key]
+        penalties[key] = None if declared is None else (declared,)
     case_space = CaseSpace(**{"max_depth": 3, **penalties, **supports, **space})
     rng = np.random.default_rng(seed)
     found = 0

@@ -58,10 +58,12 @@ _ACTIVATION_INDEX = {a.name: i for i, a in enumerate(ACTIVATION_TABLE)}
 _LOSS_INDEX = {loss.name: i for i, loss in enumerate(LOSS_TABLE)}
 
 
-def _activation_branch(index: int, spec: Any) -> Callable[[Any, Any, Any], Any]:
-    def branch(z: Any, mask: Any, chosen: Any) -> Any:
+def _activation_branch(index: int, spec: Any) -> Callable[[Any, Any, Any, Any], Any]:
+    def branch(z: Any, mask: Any, chosen: Any, value: Any) -> Any:
         z = jnp.where(chosen == index, z, 0.0)  # an unchosen branch under vmap sees zeros
-        return jnp.where(mask, spec.jax(jax, z, mask), 0.0)
+        # a parameter (leaky_relu's slope) is data, like the choice: one compile for all values
+        a = spec.jax(jax, z, mask) if spec.jax_with is None else spec.jax_with(jax, z, mask, value)
+        return jnp.where(mask, a, 0.0)
     return branch
 
 
@@ -89,13 +91,14 @@ STACK, SMALL_STACK, MIN_STACKED, STACK_MIN_DEPTH = 64, 16, 8, 4
 
 def _padded_loss(X: Any, weights: Any, biases: Any, structure: dict[str, Any]) -> Any:
     def layer(a: Any, per_layer: tuple[Any, ...]) -> tuple[Any, None]:
-        W, b, activation, active, mask = per_layer
+        W, b, activation, value, active, mask = per_layer
         z = a @ W.T + b
-        a_next = lax.switch(activation, _ACTIVATION_BRANCHES, z, mask, activation)
+        a_next = lax.switch(activation, _ACTIVATION_BRANCHES, z, mask, activation, value)
         return jnp.where(active, a_next, a), None
 
     s = structure
-    y_hat, _ = lax.scan(layer, X, (weights, biases, s["activation"], s["active"], s["masks"]))
+    y_hat, _ = lax.scan(layer, X, (weights, biases, s["activation"], s["value"], s["active"],
+                                   s["masks"]))
     terms = lax.switch(s["loss"], _LOSS_BRANCHES, y_hat, s["Y"], s["labels"], s["out_mask"],
                        s["loss"])
     data = jnp.sum(jnp.where(s["rows"][:, None], terms, 0.0)) / s["divisor"]
@@ -241,9 +244,12 @@ def _pack(p: Problem, shape: tuple[int, int, int]) -> tuple[Any, ...]:
     padded = pad(p, l_pad, w_pad, n_pad)
     activation = np.zeros(l_pad, dtype=np.int32)
     activation[: arch.depth] = [_ACTIVATION_INDEX[name] for name in p.activations]
+    value = np.zeros(l_pad, dtype=np.float64)  # each layer's activation parameter, or 0
+    value[: arch.depth] = [0.0 if f.value is None else f.value for f in arch.activation_specs]
     loss = arch.loss_spec
     structure = {
         "activation": activation,
+        "value": value,
         "active": np.arange(l_pad) < arch.depth,
         "masks": padded.units,
         "out_mask": padded.units[arch.depth - 1],

@@ -17,7 +17,7 @@ import torch
 from mybackprop.oracles._padding import bucket_shape, pad, unpad
 
 from mybackprop.spec.problem import Gradients, Problem
-from mybackprop.spec.table import ACTIVATIONS, LOSSES
+from mybackprop.spec.table import LOSSES
 
 
 class TorchOracle:
@@ -120,17 +120,21 @@ def _stacked(problems: list[Problem]) -> list[Gradients]:
         m = running[l]
         z = torch.baddbmm(b_t[:m, l].unsqueeze(1), a[:m], W_t[:m, l].transpose(1, 2))
         mask = masks[:m, l].unsqueeze(1)
-        by_activation: dict[str, list[int]] = defaultdict(list)
+        # the cases of each activation entry (leaky_relu with another slope is another entry)
+        by_activation: dict[tuple[str, float | None], list[int]] = defaultdict(list)
+        entries = {}
         for c in range(m):
-            by_activation[archs[c].layers[l].activation].append(c)
+            f = archs[c].activation_specs[l]
+            by_activation[f.name, f.value].append(c)
+            entries[f.name, f.value] = f
         pieces, placed = [], []
-        for name, cases in by_activation.items():
-            index = torch.tensor(cases)
+        for key, cases in by_activation.items():
+            index, f = torch.tensor(cases), entries[key]
             zi, mi = z[index], mask[index]
-            if ACTIVATIONS[name].elementwise:
-                pieces.append(ACTIVATIONS[name].torch(torch, zi) * mi)
+            if f.elementwise:
+                pieces.append(f.torch(torch, zi) * mi)
             else:  # softmax over the real units only
-                pieces.append(ACTIVATIONS[name].torch(torch, zi.masked_fill(~mi, -torch.inf)))
+                pieces.append(f.torch(torch, zi.masked_fill(~mi, -torch.inf)))
             placed += cases
         new = torch.cat(pieces)[torch.tensor(np.argsort(placed))]
         a = torch.cat([new, a[m:]]) if m < k else new

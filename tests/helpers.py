@@ -37,7 +37,8 @@ def oracle_as_candidate(oracle: Any) -> Candidate:
     def answer(problem: Problem) -> dict[str, Any]:
         g = oracle.gradients(problem)
         return {"loss": g.loss, "dW": g.dW, "db": g.db, "dX": g.dX}
-    return as_candidate(answer, name=f"oracle:{oracle.name}", dtypes={"float64"})
+    return as_candidate(answer, name=f"oracle:{oracle.name}", dtypes={"float64"},
+                        **mb.READS_PROBLEM)  # it reads the penalty and the parameters
 
 
 def level_disagreements(function: Any, reference: Any, problem: Problem) -> list[TensorComparison]:

@@ -184,8 +184,17 @@ def test_within_keeps_only_what_both_sides_allow():
     mine = supports.within(space, "net")
     assert mine.hidden == ("relu",) and mine.output == ("identity",)
     assert mine.depths() == (2, 4) and mine.max_batch == 10 and mine.dtypes == ("float64",)
-    # a candidate that takes everything (a penalty too): the run's
-    assert Supports(l2=None, l2_half=None, l2_biases=None).within(space) == space
+    # a candidate that takes everything (a penalty and any parameter too): the run's
+    assert Supports(l2=None, l2_half=None, l2_biases=None, leaky_slope=None,
+                    elu_alpha=None).within(space) == space
+    # one that declares nothing has the table's slope and alpha: only those are drawn for it
+    plain = Supports().within(space)
+    assert (plain.leaky_slope, plain.elu_alpha) == ((0.01,), (1.0,))
+    assert Supports(leaky_slope=0.2).within(space).leaky_slope == (0.2,)
+    with pytest.raises(SpecError, match="the run draws leaky_slope 0.1 and net declares 0.2: "
+                                        r"nothing checked; draw it \(--leaky-slope\)"):
+        Supports(leaky_slope=0.2).within(
+            CaseSpace(activations=("leaky_relu",), leaky_slope=(0.1,)), "net")
     with pytest.raises(SpecError, match="the run draws output activations relu, tanh, "
                                         "identity and net declares softmax"):
         Supports(output_activations={"softmax"}).within(space, "net")
@@ -210,10 +219,11 @@ def old_sample_config(rng: np.random.Generator, space: CaseSpace) -> CaseConfig:
                       int(rng.integers(2**32)), space.kinks)
 
 
-# The losses and the penalty added since change the default space's draws; a space of what
-# existed then (the losses of that time, no penalty) still draws exactly what it drew.
+# The losses, the penalty and the activations' parameters added since change the default
+# space's draws; a space of what existed then (the losses of that time, no penalty, the fixed
+# slope and alpha) still draws exactly what it drew.
 THEN = {"losses": ("mse", "softmax_cross_entropy", "binary_cross_entropy_with_logits", "huber"),
-        "l2": (0.0,)}
+        "l2": (0.0,), "leaky_slope": (0.01,), "elu_alpha": (1.0,)}
 
 
 @pytest.mark.parametrize("space", [CaseSpace(**THEN), CaseSpace(

@@ -29,13 +29,19 @@ from typing import Any
 import numpy as np
 
 from mybackprop.judging.compare import TensorComparison
-from mybackprop.levels.matrix import forward
-from mybackprop.spec.problem import Gradients, Problem, penalty
+from mybackprop.judging.tolerance import (
+    Tolerance,
+    gradient_scales,
+    scales_replacing_derivatives,
+)
+from mybackprop.levels.matrix import forward, matrix
+from mybackprop.spec.problem import Gradients, Problem, penalty, unchecked_problem
 from mybackprop.spec.table import (
     ACTIVATIONS,
     GELU_C,
     GELU_K,
     LOSSES,
+    PARAMETERS,
     SELU_SCALE,
     Activation,
 )
@@ -81,6 +87,8 @@ PATTERNS: dict[str, str] = {
     "softmax_elementwise": "softmax's Jacobian treated element-wise",
     "shifted_layer": "gradients shifted by one layer",
     "wrong_loss_derivative": "a wrong derivative of the loss",
+    "activation_parameter": "an activation computed with another parameter than the problem's "
+                            "(leaky_relu's slope, elu's alpha)",
     "forward_wrong": "the forward pass or the loss value already wrong",
     "penalty": "the L2 penalty's gradient missing, halved, doubled or on the wrong tensors",
     "overflow": "NaN or inf where the oracles are finite",
@@ -105,8 +113,8 @@ def diagnose_fail(problem: Problem, answer: Gradients, reference: Gradients,
     if answer.intermediates is not None and intermediates is not None:
         base = replace(base, step=_step(ctx, intermediates()))
     # A factor none of N, 2, ... names comes last: a slip may explain it better.
-    for hypothesis in (_penalty_slip, _forward_wrong, _zero, _factor, _transposed, _slips,
-                       _shifted, _unnamed_factor):
+    for hypothesis in (_penalty_slip, _other_parameter, _forward_wrong, _zero, _factor,
+                       _transposed, _slips, _shifted, _unnamed_factor):
         found = hypothesis(ctx)
         if found is not None:
             pattern, summary, evidence, extra = found
@@ -215,6 +223,44 @@ def _residual(value: Array, reference: Array, c: float) -> float:
 # -- hypotheses: each returns (pattern, summary, evidence, extra fields) or None ----------------
 
 Found = tuple[str, str, list[str], dict[str, Any]] | None
+
+
+def _other_parameter(ctx: _Context) -> Found:
+    """The whole answer is the problem's with another value of an activation parameter: code
+    written for leaky_relu's slope 0.2 (or elu's alpha 0.5) handed a problem of another."""
+    arch = ctx.problem.architecture
+    used = arch.parameters
+    if not used:
+        return None
+    choices = [sorted({PARAMETERS[n].default, *PARAMETERS[n].drawn} - {v}) for n, v in
+               used.items()]
+    p = ctx.problem.float64()
+    for values in itertools.product(*(c + [used[n]] for c, n in zip(choices, used,
+                                                                    strict=True))):
+        other = dict(zip(used, values, strict=True))
+        if other == used:
+            continue
+        moved = unchecked_problem(replace(arch, **other), p.weights, p.biases, p.X, p.Y, {})
+        answer = matrix(moved)
+        tensors = {"loss": np.asarray(answer["loss"]), **Gradients(
+            float(answer["loss"]), answer["dW"], answer["db"], answer["dX"]).tensors()}
+        # judged with that problem's own rounding: another value moves every error bound
+        dtype = ctx.problem.dtype_name
+        allowed = Tolerance().allowed(gradient_scales(moved, dtype), dtype)
+        if not _close(np.asarray(ctx.answer.loss, dtype=np.float64), tensors["loss"],
+                      np.asarray(allowed.loss), dtype):
+            continue
+        if all(_close(ctx.cand[n], tensors[n], allowed.tensors[n], dtype) for n in ctx.cand):
+            moved_names = [n for n in used if other[n] != used[n]]
+            said = " and ".join(f"{PARAMETERS[n].activation} with {n} {other[n]:g} where the "
+                                f"problem's is {used[n]:g}" for n in moved_names)
+            fix = " and ".join(f"{n}={other[n]:g}" for n in moved_names)
+            return ("activation_parameter", f"it computes {said}: if the code is written for "
+                    f"that value, declare {fix} in @candidate(...); else read "
+                    f"problem.{moved_names[0]}",
+                    ["the reference with that value reproduces the loss and "
+                     f"{', '.join(ctx.cand)} to within rounding"], {})
+    return None
 
 
 def _forward_wrong(ctx: _Context) -> Found:
@@ -403,10 +449,6 @@ FORMULA_SLIPS: dict[str, list[tuple[str, Callable[[Array, Array], Array]]]] = {
                 ("sigmoid(z) alone", lambda z, a: a)],
     "relu": [("z instead of the step (z > 0)", lambda z, a: np.maximum(z, 0.0)),
              ("1 everywhere (the step is missing)", lambda z, a: np.ones_like(z))],
-    "leaky_relu": [("relu's derivative: 0 below zero instead of the slope 0.01",
-                    lambda z, a: (z > 0).astype(z.dtype)),
-                   ("the slope 0.01 above zero and 1 below (swapped)",
-                    lambda z, a: np.where(z > 0, 0.01, 1.0))],
     "softplus": [("exp(z) instead of sigmoid(z)", lambda z, a: np.exp(np.minimum(z, 700.0))),
                  ("softplus(z) itself", lambda z, a: a)],
     "silu": [("sigmoid(z) alone: the product rule's z sigmoid'(z) is missing",
@@ -418,10 +460,38 @@ FORMULA_SLIPS: dict[str, list[tuple[str, Callable[[Array, Array], Array]]]] = {
               lambda z, a: ACTIVATIONS["selu"].derivative(z, a) / SELU_SCALE)],
     "gelu_tanh": [("the inner derivative √(2/π) (1 + 3 · 0.044715 z²) taken as √(2/π)",
                    lambda z, a: _gelu_tanh_without_inner_chain(z))],
-    "elu": [("1 below zero, as if it were relu plus identity", lambda z, a: np.ones_like(z)),
-            ("exp(z) - 1 below zero (the value, not its derivative)",
-             lambda z, a: np.where(z > 0, 1.0, a))],
 }
+
+
+def _leaky_relu_slips(slope: float) -> list[tuple[str, Callable[[Array, Array], Array]]]:
+    """leaky_relu's slips at its slope s, and a slope hard-coded where the problem says s."""
+    others = sorted({PARAMETERS["leaky_slope"].default, *PARAMETERS["leaky_slope"].drawn}
+                    - {slope})
+    return [(f"relu's derivative: 0 below zero instead of the slope {slope:g}",
+             lambda z, a: (z > 0).astype(z.dtype)),
+            (f"the slope {slope:g} above zero and 1 below (swapped)",
+             lambda z, a: np.where(z > 0, slope, 1.0)),
+            *((f"the slope {c:g} below zero where leaky_slope is {slope:g}",
+               lambda z, a, c=c: np.where(z > 0, 1.0, c)) for c in others)]
+
+
+def _elu_slips(alpha: float) -> list[tuple[str, Callable[[Array, Array], Array]]]:
+    """elu's slips at its alpha: the value for the derivative, and alpha lost in it."""
+    slips: list[tuple[str, Callable[[Array, Array], Array]]] = [
+        ("1 below zero, as if it were relu plus identity", lambda z, a: np.ones_like(z)),
+        (f"{'' if alpha == 1 else 'α '}(exp(z) - 1) below zero (the value, not its derivative)",
+         lambda z, a: np.where(z > 0, 1.0, a))]
+    if alpha != 1:
+        slips += [(f"a + 1 below zero where a + α belongs (α = {alpha:g} taken as 1)",
+                   lambda z, a: np.where(z > 0, 1.0, a + 1)),
+                  (f"exp(z) below zero where α exp(z) belongs (α = {alpha:g} left out)",
+                   lambda z, a: np.where(z > 0, 1.0, np.exp(np.minimum(z, 0))))]
+    return slips
+
+
+# The slips of an activation that takes a parameter, made for its value.
+PARAMETER_SLIPS: dict[str, Callable[[float], list[tuple[str, Callable[[Array, Array], Array]]]]] \
+    = {"leaky_relu": _leaky_relu_slips, "elu": _elu_slips}
 
 
 def _at_activation(f: Activation) -> Callable[[Array, Array], Array]:
@@ -433,10 +503,13 @@ def _gelu_tanh_without_inner_chain(z: Array) -> Array:
     return 0.5 * (1 + t) + 0.5 * z * (1 - t * t) * GELU_K
 
 
-def _formula_slips(name: str) -> list[tuple[str, Callable[[Array, Array], Array]]]:
+def _formula_slips(f: Activation) -> list[tuple[str, Callable[[Array, Array], Array]]]:
     """Wrong derivatives of one activation: none at all, then the named formulas."""
     missing = ("1, no derivative at all (Delta_l = dL/dA_l)", lambda z, a: np.ones_like(z))
-    return [missing, *FORMULA_SLIPS.get(name, [])]
+    if f.name in PARAMETER_SLIPS:
+        assert f.value is not None
+        return [missing, *PARAMETER_SLIPS[f.name](f.value)]
+    return [missing, *FORMULA_SLIPS.get(f.name, [])]
 
 
 def _slip_catalogue(problem: Problem) -> list[_Slip]:
@@ -455,7 +528,8 @@ def _slip_catalogue(problem: Problem) -> list[_Slip]:
                 "derivative_at_activation", f"the derivative of {' and '.join(names)} is "
                 f"evaluated at the activation A instead of the pre-activation Z "
                 f"({_layer_list(layers)}): f'(a) where f'(z) belongs", layers,
-                {l: _at_activation(ACTIVATIONS[problem.activations[l]]) for l in layers}))
+                {l: _at_activation(arch.activation_spec(problem.activations[l]))
+                 for l in layers}))
     # ... or in the hidden layers only, the output layer's delta being written out by hand
     output = arch.depth - 1
     for name in smooth:
@@ -465,7 +539,7 @@ def _slip_catalogue(problem: Problem) -> list[_Slip]:
                 "derivative_at_activation", f"the derivative of {name} is evaluated at the "
                 f"activation A instead of the pre-activation Z in the hidden layers "
                 f"({_layer_list(hidden)}): f'(a) where f'(z) belongs", hidden,
-                {l: _at_activation(ACTIVATIONS[name]) for l in hidden}))
+                {l: _at_activation(arch.activation_spec(name)) for l in hidden}))
     for name, layers in by_name.items():
         where = _layer_list(layers)
         if name == "softmax":
@@ -476,7 +550,7 @@ def _slip_catalogue(problem: Problem) -> list[_Slip]:
             continue
         if name == "identity":
             continue
-        for written, formula in _formula_slips(name):
+        for written, formula in _formula_slips(arch.activation_spec(name)):
             slips.append(_Slip("wrong_activation_derivative", f"the derivative of {name} is "
                                f"wrong at {where}: it computes {written}", layers,
                                dict.fromkeys(layers, formula)))
@@ -609,7 +683,8 @@ def _slips(ctx: _Context) -> Found:
         simulated = _simulate(ctx.problem, slip)
         if simulated is None:
             continue
-        if all(ctx.matches(name, simulated[name]) for name in ctx.cand):
+        if all(ctx.matches(name, simulated[name]) for name in ctx.cand) or (
+                slip.derivatives and _matches_with_slip_rounding(ctx, slip, simulated)):
             # The slip must explain the failure, not merely coincide with the right answer.
             if all(np.array_equal(simulated[n], ctx.ref[n]) for n in ctx.failing):
                 continue
@@ -617,6 +692,18 @@ def _slips(ctx: _Context) -> Found:
                         f"returned ({', '.join(ctx.cand)}) to within rounding"]
             return slip.pattern, slip.summary, evidence, {}
     return None
+
+
+def _matches_with_slip_rounding(ctx: _Context, slip: _Slip, simulated: dict[str, Array]) -> bool:
+    """Does the candidate match the replayed slip within the slip's own rounding? A slip moves
+    the error bounds with the values (a saturated layer's right gradient is exactly 0, with
+    no rounding at all; the slip's is not)."""
+    dtype = ctx.problem.dtype_name
+    own = Tolerance().allowed(scales_replacing_derivatives(ctx.problem, dtype, slip.derivatives),
+                              dtype)
+    return all(_close(ctx.cand[n], simulated[n], np.maximum(ctx.allowed.tensors[n],
+                                                            own.tensors[n]), dtype)
+               for n in ctx.cand)
 
 
 def _unknown_summary(ctx: _Context) -> str:
@@ -754,7 +841,7 @@ def _derivative_slip(f: Activation, name: str, z: Array, a: Array, g: Array, del
     if not f.elementwise:
         return ""
     for written, h in [(f"{name}'(A) for {name}'(Z)", _at_activation(f)),
-                       *_formula_slips(name)]:
+                       *_formula_slips(f)]:
         with np.errstate(all="ignore"):
             slipped = h(z, a) * g
         if _close(delta, slipped, allowed, dtype):

@@ -25,7 +25,7 @@ from mybackprop.spec.problem import (
     choose,
     unchecked_problem,
 )
-from mybackprop.spec.table import ACTIVATIONS, DTYPES, LOSSES, REDUCTIONS
+from mybackprop.spec.table import ACTIVATIONS, DTYPES, LOSSES, PARAMETERS, REDUCTIONS
 
 # A kinked unit is "on the kink" when |z - kink| <= KINK_MARGIN * (what was summed into z):
 # far above the rounding of z in float32, so candidate and oracles agree on the side.
@@ -98,6 +98,11 @@ class CaseSpace:
     l2: tuple[float, ...] | None = None
     l2_half: bool | None = None
     l2_biases: bool | None = None
+    # The activations' parameters (spec.table.PARAMETERS): the values drawn (None: the run
+    # leaves it to each candidate's declaration, the parameter's own draw set for one that
+    # reads it).
+    leaky_slope: tuple[float, ...] | None = None
+    elu_alpha: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
         for name in ("max_depth", "max_width", "max_batch", "min_depth", "min_width",
@@ -133,6 +138,15 @@ class CaseSpace:
                                      for v in values):
                 raise SpecError(f"l2 coefficients {self.l2!r}: give one or more numbers >= 0")
             object.__setattr__(self, "l2", tuple(float(v) for v in values))
+        for name, parameter in PARAMETERS.items():
+            if getattr(self, name) is not None:
+                values = tuple(getattr(self, name))
+                if not values:
+                    raise SpecError(f"no {name} values to draw from: give at least one")
+                try:
+                    object.__setattr__(self, name, tuple(parameter.check(v) for v in values))
+                except ValueError as exc:
+                    raise SpecError(str(exc)) from None
         if not self.usable_losses():
             raise SpecError(f"the losses {', '.join(self.losses)} take an output layer of "
                             f"{', '.join(sorted({LOSSES[n].output or '' for n in self.losses}))}"
@@ -157,6 +171,22 @@ class CaseSpace:
         softmax probabilities) needs that activation among the output ones."""
         return tuple(name for name in self.losses
                      if LOSSES[name].output is None or LOSSES[name].output in self.output)
+
+    def parameter_values(self, name: str) -> tuple[float, ...]:
+        """The values of an activation parameter drawn: the space's, or its own draw set."""
+        values = getattr(self, name)
+        return PARAMETERS[name].drawn if values is None else values
+
+    def stream_name(self) -> str:
+        """The name of the space's own random stream (a candidate's part of a run): its repr,
+        less an activation parameter left open (None) or at the table's default only, so a
+        space that draws what it drew before the parameters existed has the stream it had."""
+        def omitted(name: str) -> bool:
+            return name in PARAMETERS and getattr(self, name) in (
+                None, (PARAMETERS[name].default,))
+        shown = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self)
+                          if not omitted(f.name))
+        return f"{type(self).__qualname__}({shown})"
 
     def depths(self) -> tuple[int, int]:
         """The depths it draws, lowest and highest."""
@@ -243,8 +273,17 @@ def sample_config(rng: np.random.Generator, space: CaseSpace) -> CaseConfig:
         else coefficients[0]
     half = bool(rng.integers(2)) if space.l2_half is None and l2 else bool(space.l2_half)
     biases = bool(rng.integers(2)) if space.l2_biases is None and l2 else bool(space.l2_biases)
+    # The activations' parameters: drawn last too, only for a network that has the activation
+    # and where there is a choice.
+    names = {layer.activation for layer in layers}
+    parameters = {}
+    for name, parameter in PARAMETERS.items():
+        values = space.parameter_values(name)
+        if parameter.activation in names:
+            parameters[name] = values[int(rng.integers(len(values)))] if len(values) > 1 \
+                else values[0]
     arch = Architecture(input_width, layers, loss, reduction, l2, half and bool(l2),
-                        biases and bool(l2))
+                        biases and bool(l2), **parameters)
     return CaseConfig(architecture=arch, kinks=space.kinks, **drawn)
 
 

@@ -20,7 +20,7 @@ import numpy as np
 from mybackprop.harness.cases import NAMED_FIELDS, CaseSpace, exact_widths
 from mybackprop.harness.conventions import CONVENTION_KEYS, ConventionError, Conventions
 from mybackprop.spec.problem import Architecture, Gradients, Problem, SpecError, choose
-from mybackprop.spec.table import ACTIVATIONS, DTYPES, LOSSES, REDUCTIONS
+from mybackprop.spec.table import ACTIVATIONS, DTYPES, LOSSES, PARAMETERS, REDUCTIONS
 
 
 class CandidateLoadError(Exception):
@@ -81,6 +81,10 @@ class Supports:
     l2: float | None = 0.0
     l2_half: bool | None = False
     l2_biases: bool | None = False
+    # The activations' parameters it computes with (spec.table.PARAMETERS): a number, the one
+    # it hard-codes (the default: the table's), or None: any, read from problem.leaky_slope.
+    leaky_slope: float | None = PARAMETERS["leaky_slope"].default
+    elu_alpha: float | None = PARAMETERS["elu_alpha"].default
     # How it wants its data (weights, layout, bias, targets, per_sample): harness/conventions.py
     conventions: Conventions = Conventions()
 
@@ -109,6 +113,13 @@ class Supports:
             if getattr(self, name) not in (None, True, False):
                 raise CandidateLoadError(f"supports {name} is {getattr(self, name)!r}: give True, "
                                          "False or None (either, read from the problem)")
+        for name, parameter in PARAMETERS.items():
+            if getattr(self, name) is not None:
+                try:
+                    object.__setattr__(self, name, parameter.check(getattr(self, name)))
+                except ValueError as exc:
+                    raise CandidateLoadError(f"supports {exc}, or None (any, read "
+                                             f"problem.{name})") from None
         if self.conventions.per_sample and self.l2 != 0.0:
             raise CandidateLoadError("supports per_sample with an L2 penalty: the penalty is the "
                                      "batch's, not a sample's; declare l2=0.0")
@@ -165,6 +176,10 @@ class Supports:
             biases = {None: "either", True: "too", False: "not"}[self.l2_biases]
             parts.append(f"L2 penalty {'of any coefficient' if self.l2 is None else self.l2}, "
                          f"{form}, biases {biases}")
+        for name, parameter in PARAMETERS.items():
+            value = getattr(self, name)
+            if value != parameter.default and parameter.activation in self.activations:
+                parts.append(f"{name} {'any' if value is None else f'{value:g}'}")
         if self.max_batch is not None:
             parts.append(f"at most {self.max_batch} samples")
         if not self.returns_dX:
@@ -216,6 +231,10 @@ class Supports:
         return self._penalty_skip(arch)
 
     def _penalty_skip(self, arch: Architecture) -> str | None:
+        for name, value in arch.parameters.items():
+            declared = getattr(self, name)
+            if declared is not None and value != declared:
+                return f"{name} {value:g}, not the declared {declared:g}"
         if self.l2 is not None and arch.l2 != self.l2:
             return (f"L2 penalty {arch.l2:g}, not the declared {self.l2:g}" if self.l2
                     else "an L2 penalty, which it does not declare")
@@ -303,6 +322,16 @@ class Supports:
                 raise SpecError(f"the run draws {field_name} {drawn} and {name} declares "
                                 f"{declared}: nothing checked")
             flags[field_name] = drawn if declared is None else declared
+        for field_name in PARAMETERS:
+            drawn, declared = getattr(space, field_name), getattr(self, field_name)
+            if declared is not None:
+                if drawn is not None and declared not in drawn \
+                        and PARAMETERS[field_name].activation in activations:
+                    raise SpecError(
+                        f"the run draws {field_name} {', '.join(f'{v:g}' for v in drawn)} and "
+                        f"{name} declares {declared:g}: nothing checked; draw it "
+                        f"(--{field_name.replace('_', '-')})")
+                flags[field_name] = (declared,)
         return dataclasses.replace(
             space, activations=activations, losses=losses, reductions=reductions,
             dtypes=dtypes, hidden_activations=None if hidden in ((), activations) else hidden,

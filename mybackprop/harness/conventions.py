@@ -170,10 +170,10 @@ class Handed:
     """What a candidate with conventions is handed: the problem's attributes in its form.
 
     ``X``, ``Y``, ``weights``, ``biases`` are converted; ``architecture``, ``activations``,
-    ``loss``, ``dtype``, the penalty's ``l2``, ``l2_half``, ``l2_biases`` and the rest are the
-    problem's. A per-sample candidate also finds its
-    sample as ``x`` and ``y`` (the same arrays as ``X`` and ``Y``), with ``batch_size`` 1 and
-    ``reduction`` "sum": its cost is its own sample's loss terms, summed.
+    ``loss``, ``dtype``, the penalty's ``l2``, ``l2_half``, ``l2_biases``, the activations'
+    ``leaky_slope`` and ``elu_alpha`` and the rest are the problem's. A per-sample candidate
+    also finds its sample as ``x`` and ``y`` (the same arrays as ``X`` and ``Y``), with
+    ``batch_size`` 1 and ``reduction`` "sum": its cost is its own sample's loss terms, summed.
     """
 
     def __init__(self, problem: Problem, conventions: Conventions, sample: int | None = None):
@@ -188,6 +188,7 @@ class Handed:
         self.dtype = problem.dtype
         self.dtype_name = problem.dtype_name
         self.l2, self.l2_half, self.l2_biases = problem.l2, problem.l2_half, problem.l2_biases
+        self.leaky_slope, self.elu_alpha = problem.leaky_slope, problem.elu_alpha
         self.batch_size = 1 if sample is not None else problem.batch_size
         self.meta = dict(problem.meta)
         self.conventions = conventions

@@ -146,7 +146,7 @@ def _space(*, activations: Any = None, losses: Any = None, reductions: Any = Non
            width: Any = None, batch: Any = None, hidden_activations: Any = None,
            output_activations: Any = None, bias: str = "any", space: str = "default",
            input_scale: Any = None, logit_scale: float | None = None,
-           l2: Any = None) -> CaseSpace:
+           l2: Any = None, leaky_slope: Any = None, elu_alpha: Any = None) -> CaseSpace:
     """The CaseSpace of a door's drawing options (the ranges as 'N' or 'LO-HI' text or ints)."""
     options: dict[str, Any] = {"max_depth": max_depth, "max_width": max_width,
                                "max_batch": max_batch, "kinks": kinks}
@@ -185,12 +185,16 @@ def _space(*, activations: Any = None, losses: Any = None, reductions: Any = Non
             raise SettingsError(f"--logit-scale is {logit_scale:g}: give a power of 10 >= 1, "
                                 "e.g. 1, 10 or 1000")
         options["max_output_log10_scale"] = int(round(power))
-    if l2 is not None:
+    for option, value, example in (("l2", l2, "0,0.01"), ("leaky_slope", leaky_slope, "0.01,0.2"),
+                                   ("elu_alpha", elu_alpha, "1,0.5")):
+        if value is None:
+            continue
         try:
-            options["l2"] = tuple(float(v) for v in names(l2)) if isinstance(l2, str) \
-                else tuple(float(v) for v in l2)
+            options[option] = tuple(float(v) for v in names(value)) if isinstance(value, str) \
+                else tuple(float(v) for v in value)
         except (TypeError, ValueError):
-            raise SettingsError(f"--l2 {l2!r} is not a list of numbers, e.g. 0,0.01") from None
+            raise SettingsError(f"--{option.replace('_', '-')} {value!r} is not a list of "
+                                f"numbers, e.g. {example}") from None
     return CaseSpace(**options)
 
 

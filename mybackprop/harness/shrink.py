@@ -18,7 +18,7 @@ import numpy as np
 
 from mybackprop.harness.cases import on_kink
 from mybackprop.harness.runner import Outcome
-from mybackprop.spec.problem import Architecture, Problem, SpecError, validate
+from mybackprop.spec.problem import Problem, SpecError, validate
 
 MAX_ATTEMPTS = 300
 
@@ -89,8 +89,8 @@ def _rebuild(problem: Problem, layers: list, weights: list, biases: list, X: np.
              Y: np.ndarray, input_width: int | None = None) -> Problem | None:
     arch = problem.architecture
     try:
-        new = Architecture(input_width or arch.input_width, tuple(layers), arch.loss,
-                           arch.reduction)
+        # everything else kept: the loss, the reduction, the penalty, the parameters
+        new = replace(arch, input_width=input_width or arch.input_width, layers=tuple(layers))
     except SpecError:
         return None
     meta = {k: v for k, v in problem.meta.items() if k != "config"}

@@ -29,7 +29,7 @@ from mybackprop.harness.cases import (
     build_problem,
 )
 from mybackprop.spec.problem import Architecture, Layer, Problem
-from mybackprop.spec.table import ACTIVATIONS, DTYPES, LOSSES, REDUCTIONS
+from mybackprop.spec.table import ACTIVATIONS, DTYPES, LOSSES, PARAMETERS, REDUCTIONS
 
 
 def architectures(*, max_depth: int = 5, max_width: int = 16,
@@ -69,21 +69,27 @@ def _architectures(space: CaseSpace) -> st.SearchStrategy[Architecture]:
         _architecture, input_width, layers, st.sampled_from(space.usable_losses()),
         st.sampled_from(space.reductions),
         st.sampled_from(DEFAULT_L2 if space.l2 is None else space.l2),
-        flag(space.l2_half), flag(space.l2_biases))
+        flag(space.l2_half), flag(space.l2_biases),
+        st.fixed_dictionaries({name: st.sampled_from(space.parameter_values(name))
+                               for name in PARAMETERS}))
     budget = space.max_parameters
     return architectures if budget is None else architectures.filter(
         lambda arch: arch.n_parameters <= budget)
 
 
 def _architecture(input_width: int, layers: list[Layer], loss: str, reduction: str, l2: float,
-                  half: bool, biases: bool) -> Architecture:
+                  half: bool, biases: bool, parameters: dict[str, float]) -> Architecture:
     """The architecture, its output layer made what its loss is written for (a loss on softmax
-    probabilities takes a softmax output)."""
+    probabilities takes a softmax output); an activation parameter is kept only where its
+    activation is in the network (else the default: it changes nothing)."""
     output = LOSSES[loss].output
     if output is not None:
         layers = _with_output(layers, output)
+    names = {layer.activation for layer in layers}
+    kept = {name: value for name, value in parameters.items()
+            if PARAMETERS[name].activation in names}
     return Architecture(input_width, layers, loss, reduction, l2, half and bool(l2),
-                        biases and bool(l2))
+                        biases and bool(l2), **kept)
 
 
 def _with_output(layers: list[Layer], activation: str) -> list[Layer]:

@@ -36,7 +36,7 @@ def units_on_kinks(problem: Problem) -> Counter[tuple[str, float]]:
 
 
 def _kinks_in(problem: Problem) -> list[tuple[Activation | Loss, Kink, int]]:
-    table = {**ACTIVATIONS, **LOSSES}
+    table = {**_entries(problem), **LOSSES}
     return [(table[name], kink, count) for (name, at), count in units_on_kinks(problem).items()
             if count for kink in table[name].kinks if kink.at == at]
 
@@ -71,8 +71,9 @@ def convention_answers(problem: Problem) -> list[tuple[str, Gradients]]:
     answers = []
     loss = problem.architecture.loss_spec
     for values in choices.values():
-        table = {**ACTIVATIONS, **{name: _with_kink_derivative(ACTIVATIONS[name], slopes)
-                                   for name, slopes in values.items() if name in ACTIVATIONS}}
+        own = _entries(problem)
+        table = {**own, **{name: _with_kink_derivative(own[name], slopes)
+                           for name, slopes in values.items() if name in own}}
         label = ", ".join(f"{name}'({at:g}) = {value:g}" for name, slopes in values.items()
                           for at, value in slopes.items())
         answer = matrix(p64, table=table, loss=_with_loss_kink_derivative(
@@ -80,6 +81,12 @@ def convention_answers(problem: Problem) -> list[tuple[str, Gradients]]:
         answers.append((label, Gradients(float(answer["loss"]), answer["dW"], answer["db"],
                                          answer["dX"])))
     return answers
+
+
+def _entries(problem: Problem) -> dict[str, Activation]:
+    """Every activation's entry with the problem's parameter values (leaky_relu's slope)."""
+    arch = problem.architecture
+    return {name: arch.activation_spec(name) for name in ACTIVATIONS}
 
 
 def _with_loss_kink_derivative(loss: Loss, value: float) -> Loss:

@@ -25,6 +25,7 @@ independent, and its worst measured ratio grows (docs/tolerance.md).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from collections.abc import Callable, Iterator, Mapping
@@ -241,6 +242,31 @@ def gradient_scales(problem: Problem, dtype: str | None = None,
     `dtype` (default: the problem's) sets u and the underflow floor added at every step.
     """
     return scales_for(problem, (dtype or problem.dtype_name,), propagation)[0]
+
+
+def scales_replacing_derivatives(problem: Problem, dtype: str,
+                                 derivatives: Mapping[int, Callable[[np.ndarray, np.ndarray],
+                                                                    np.ndarray]]) -> Scales:
+    """gradient_scales of the computation with f'(Z_l) replaced by derivatives[l](Z, A) in some
+    elementwise layers (the diagnosis replaying a slip): the same forward values and bounds,
+    the replaced factor's own size for its rounding, and what an error in Z moves through
+    f''. A slip changes the error bounds with the values: where f' is 0 (a saturated hardtanh)
+    the right answer is exactly 0, the slip's is not, and neither is its rounding."""
+    fwd = forward_errors(problem, (dtype,))
+    _, floor = _roundoff_and_floor((dtype,))
+    derivative, e_derivative = list(fwd.derivative), list(fwd.e_derivative)
+    specs = problem.architecture.activation_specs
+    with np.errstate(all="ignore"):
+        for l, h in derivatives.items():
+            if not specs[l].elementwise:
+                continue
+            z, a = fwd.z[l], fwd.a[l + 1]
+            d = h(z, a)
+            derivative[l] = d
+            e_derivative[l] = (np.abs(d) + np.abs(specs[l].second_derivative(z, a)) * fwd.e_z[l]
+                               + floor * (1 + np.abs(z)))
+    replaced = dataclasses.replace(fwd, derivative=derivative, e_derivative=e_derivative)
+    return _backward(problem.float64(), replaced, _quadrature("bound"))[0]
 
 
 def scales_for(problem: Problem, dtypes: tuple[str, ...] | None = None,

@@ -39,7 +39,7 @@ def element(problem: Problem, *,
             table: Mapping[str, Activation] = ACTIVATIONS) -> dict[str, Any]:
     """Loss, dW, db and dX by loops over samples, layers and units, in the problem's dtype."""
     arch = problem.architecture
-    activations = [table[name] for name in problem.activations]
+    activations = problem.architecture.specs_from(table)
     loss = arch.loss_spec
     W, b, widths = problem.weights, problem.biases, arch.widths
     zero = problem.dtype.type(0)

@@ -65,7 +65,7 @@ def matrix(problem: Problem, *,
     pass doctored ones to plant a bug, and the kink conventions one that takes a side.
     """
     arch = problem.architecture
-    activations = [table[name] for name in problem.activations]
+    activations = problem.architecture.specs_from(table)
     loss = loss or arch.loss_spec
     fwd = forward(problem, activations, loss)
     z_layers, a_layers = fwd.z, fwd.a

@@ -30,7 +30,7 @@ def vector(problem: Problem, *,
            table: Mapping[str, Activation] = ACTIVATIONS) -> dict[str, Any]:
     """Loss, dW, db and dX one sample at a time, in the problem's dtype."""
     arch = problem.architecture
-    activations = [table[name] for name in problem.activations]
+    activations = problem.architecture.specs_from(table)
     loss = arch.loss_spec
     depth, n_samples = arch.depth, problem.batch_size
     divisor = arch.reduction_spec.divisor(n_samples, loss.terms_per_sample(arch.widths[-1]))

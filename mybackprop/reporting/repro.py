@@ -19,6 +19,7 @@ import numpy as np
 from mybackprop._version import __version__
 from mybackprop.judging.tolerance import Tolerance, gradient_scales
 from mybackprop.spec.problem import Gradients, Problem
+from mybackprop.spec.table import PARAMETERS
 
 _TEMPLATE = '''\
 """{title}
@@ -42,7 +43,7 @@ inf, nan = float("inf"), float("nan")
 
 class Problem(SimpleNamespace):
     """The attributes the contract promises: X, Y, weights, biases, activations, loss,
-    reduction, architecture, dtype, batch_size."""
+    reduction, architecture, dtype, batch_size, the penalty's and the activations' parameters."""
 
     def copy(self):
         return Problem(**{{k: (v.copy() if hasattr(v, "copy") else v)
@@ -51,6 +52,7 @@ class Problem(SimpleNamespace):
 
 LAYERS = {layers!r}  # (width, activation, bias)
 PENALTY = {penalty!r}  # the L2 penalty: coefficient (0: none), half form, on the biases too
+PARAMETERS = {parameters!r}  # the activations' parameters (leaky_relu's slope, elu's alpha)
 # How the candidate declared it wants its data ({{}}: the canonical form). Converting needs
 # mybackprop's own conversions, so a script with conventions imports mybackprop.
 CONVENTIONS = {conventions!r}
@@ -61,12 +63,12 @@ BIASES = [{biases}]
 problem = Problem(
     X=X, Y=Y, weights=WEIGHTS, biases=BIASES,
     activations=[a for _, a, _ in LAYERS], loss={loss!r}, reduction={reduction!r},
-    dtype=X.dtype, batch_size=len(X), **PENALTY,
+    dtype=X.dtype, batch_size=len(X), **PENALTY, **PARAMETERS,
     architecture=SimpleNamespace(
         input_width={input_width}, loss={loss!r}, reduction={reduction!r},
         widths=({input_width}, *(w for w, _, _ in LAYERS)), depth=len(LAYERS),
         layers=tuple(SimpleNamespace(width=w, activation=a, bias=b) for w, a, b in LAYERS),
-        **PENALTY))
+        **PENALTY, **PARAMETERS))
 
 # The float64 reference ({reference}) and the allowed absolute difference, per element.
 REFERENCE = {{{reference_items}}}
@@ -109,7 +111,7 @@ def call(candidate):
     real = mybackprop.Problem(
         mybackprop.Architecture(problem.architecture.input_width, tuple(
             mybackprop.Layer(w, a, b) for w, a, b in LAYERS), problem.loss, problem.reduction,
-            **PENALTY), WEIGHTS, BIASES, X, Y)
+            **PENALTY, **PARAMETERS), WEIGHTS, BIASES, X, Y)
     return adapted(candidate, Conventions(**CONVENTIONS), "dX" in REFERENCE, False)(real)
 
 
@@ -172,6 +174,7 @@ def write_repro(path: Path, outcome: Any, spec: str, tolerance: Tolerance) -> Pa
         biases=", ".join("None" if b is None else _array(b, dtype) for b in problem.biases),
         loss=arch.loss, reduction=arch.reduction, input_width=arch.input_width,
         penalty={"l2": arch.l2, "l2_half": arch.l2_half, "l2_biases": arch.l2_biases},
+        parameters={name: getattr(arch, name) for name in PARAMETERS},
         conventions={} if outcome.conventions.canonical else outcome.conventions.to_dict(),
         reference=outcome.reference or "the oracles",
         reference_items=", ".join(f"{k!r}: {_array(v, 'float64')}"

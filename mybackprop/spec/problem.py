@@ -19,10 +19,12 @@ from mybackprop.spec.table import (
     ACTIVATIONS,
     DTYPES,
     LOSSES,
+    PARAMETERS,
     REDUCTIONS,
     Activation,
     Loss,
     Reduction,
+    parameterized,
 )
 
 
@@ -61,6 +63,10 @@ class Architecture:
     l2: float = 0.0
     l2_half: bool = False
     l2_biases: bool = False
+    # The activations' parameters (spec.table.PARAMETERS), one value per network: leaky_relu's
+    # slope below zero and elu's alpha.
+    leaky_slope: float = PARAMETERS["leaky_slope"].default
+    elu_alpha: float = PARAMETERS["elu_alpha"].default
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "layers", tuple(self.layers))
@@ -79,6 +85,11 @@ class Architecture:
         if not (isinstance(self.l2, int | float) and math.isfinite(self.l2) and self.l2 >= 0):
             raise SpecError(f"l2 is {self.l2!r}: the penalty's coefficient is a number >= 0")
         object.__setattr__(self, "l2", float(self.l2))
+        for name in PARAMETERS:
+            try:
+                object.__setattr__(self, name, PARAMETERS[name].check(getattr(self, name)))
+            except ValueError as exc:
+                raise SpecError(str(exc)) from None
 
     @property
     def widths(self) -> tuple[int, ...]:
@@ -91,7 +102,26 @@ class Architecture:
 
     @property
     def activation_specs(self) -> tuple[Activation, ...]:
-        return tuple(ACTIVATIONS[layer.activation] for layer in self.layers)
+        """The table's entry of each layer, with this network's parameter values."""
+        return tuple(self.activation_spec(layer.activation) for layer in self.layers)
+
+    def activation_spec(self, name: str) -> Activation:
+        entry = ACTIVATIONS[name]
+        return entry if entry.parameter is None else parameterized(
+            name, getattr(self, entry.parameter))
+
+    def specs_from(self, table: Any) -> list[Activation]:
+        """Each layer's entry from `table` (name -> entry): the table's own entries take this
+        network's parameter values; an entry a caller doctored is taken as it is."""
+        return [self.activation_spec(layer.activation)
+                if table[layer.activation] is ACTIVATIONS.get(layer.activation)
+                else table[layer.activation] for layer in self.layers]
+
+    @property
+    def parameters(self) -> dict[str, float]:
+        """The values of the parameters its activations take: {"leaky_slope": 0.2}."""
+        used = {ACTIVATIONS[layer.activation].parameter for layer in self.layers}
+        return {name: getattr(self, name) for name in PARAMETERS if name in used}
 
     @property
     def loss_spec(self) -> Loss:
@@ -108,10 +138,14 @@ class Architecture:
                                           strict=True))
 
     def describe(self) -> str:
-        """'3-4(relu)-2(softmax) softmax_cross_entropy/mean'; a layer without bias is marked nb."""
+        """'3-4(relu)-2(softmax) softmax_cross_entropy/mean'; a layer without bias is marked nb,
+        a parameter off its default follows its activation: '4(leaky_relu 0.2)'."""
         parts = [str(self.input_width)]
         for layer in self.layers:
-            parts.append(f"{layer.width}({layer.activation}{'' if layer.bias else ',nb'})")
+            parameter = ACTIVATIONS[layer.activation].parameter
+            value = "" if parameter is None or getattr(self, parameter) == PARAMETERS[
+                parameter].default else f" {getattr(self, parameter):g}"
+            parts.append(f"{layer.width}({layer.activation}{value}{'' if layer.bias else ',nb'})")
         return f"{'-'.join(parts)} {self.loss}/{self.reduction}{self.describe_penalty()}"
 
     def describe_penalty(self) -> str:
@@ -135,13 +169,17 @@ class Architecture:
         }
         if self.l2:  # written only when there is one: records without a penalty read as before
             made.update(l2=self.l2, l2_half=self.l2_half, l2_biases=self.l2_biases)
+        for name, parameter in PARAMETERS.items():  # likewise only off the default
+            if getattr(self, name) != parameter.default:
+                made[name] = getattr(self, name)
         return made
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Architecture:
         return cls(data["input_width"], tuple(Layer(**x) for x in data["layers"]),
                    data["loss"], data["reduction"], data.get("l2", 0.0),
-                   data.get("l2_half", False), data.get("l2_biases", False))
+                   data.get("l2_half", False), data.get("l2_biases", False),
+                   **{name: data[name] for name in PARAMETERS if name in data})
 
 
 def _check_width(where: str, width: Any) -> None:
@@ -155,7 +193,8 @@ class Problem:
 
     Attributes a candidate reads: ``X`` (N, n_0); ``Y`` (N, n_L) reals, or (N,) class indices for
     softmax_cross_entropy; ``weights[l]`` (n_l, n_{l-1}); ``biases[l]`` (n_l,) or None;
-    ``activations`` (names, one per layer); ``loss``; ``reduction``. Arrays are float32 or
+    ``activations`` (names, one per layer); ``loss``; ``reduction``; ``leaky_slope`` and
+    ``elu_alpha`` (the parameters of leaky_relu and elu). Arrays are float32 or
     float64, all of one dtype; the candidate computes in that dtype.
     """
 
@@ -195,6 +234,16 @@ class Problem:
     @property
     def l2_biases(self) -> bool:
         return self.architecture.l2_biases
+
+    @property
+    def leaky_slope(self) -> float:
+        """leaky_relu's slope below zero (0.01 unless the case draws another)."""
+        return self.architecture.leaky_slope
+
+    @property
+    def elu_alpha(self) -> float:
+        """elu's alpha: alpha (e^z - 1) below zero (1.0 unless the case draws another)."""
+        return self.architecture.elu_alpha
 
     @property
     def dtype(self) -> np.dtype:

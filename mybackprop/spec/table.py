@@ -8,6 +8,7 @@ Adding an activation is one entry here; nothing else branches on names.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,7 +20,6 @@ Array = np.ndarray
 
 SQRT_HALF = math.sqrt(0.5)
 INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
-LEAKY_SLOPE = 0.01
 HUBER_DELTA = 1.0
 
 def _erfc(x: Array) -> Array:
@@ -95,6 +95,12 @@ class Activation:
     # result by what cancelled in it (1 - tanh^2 near saturation), not by its own size.
     value_terms: Callable[[Array, Array], Array] | None = None
     derivative_terms: Callable[[Array, Array], Array] | None = None
+    # A constant of the formula (leaky_relu's slope, elu's alpha): the name of the Parameter
+    # that sets it, and its value in this entry. The oracles' spellings with it as data:
+    # (jax, z, unit_mask, value) -> a, so one compiled function serves every value.
+    parameter: str | None = None
+    value: float | None = None
+    jax_with: Callable[[Any, Any, Any, Any], Any] | None = None
 
     def __post_init__(self) -> None:
         if not self.name.isidentifier():
@@ -103,6 +109,10 @@ class Activation:
             raise ValueError(f"activation {self.name}: a non-elementwise entry needs a vjp")
         if self.domain[0] >= self.domain[1]:
             raise ValueError(f"activation {self.name}: empty domain {self.domain}")
+        if (self.parameter is None) != (self.value is None) or \
+                (self.parameter is None) != (self.jax_with is None):
+            raise ValueError(f"activation {self.name}: a parameter needs its value and a JAX "
+                             "spelling that takes it, and only a parameter does")
 
     def backward(self, z: Array, a: Array, grad_a: Array) -> Array:
         """dL/dz from dL/da, for a batch (N, n)."""
@@ -119,10 +129,6 @@ class Activation:
         if self.derivative_terms is not None:
             return self.derivative_terms(z, a)
         return np.abs(self.derivative(z, a)) if abs_derivative is None else abs_derivative
-
-
-def _elu_forward(z: Array) -> Array:
-    return np.where(z > 0, z, np.expm1(np.minimum(z, 0)))
 
 
 def _silu_derivative(z: Array, a: Array) -> Array:
@@ -172,6 +178,90 @@ def _gelu_tanh_derivative_terms(z: Array, a: Array) -> Array:
 def _selu_forward(z: Array) -> Array:
     return SELU_SCALE * np.where(z > 0, z, SELU_ALPHA * np.expm1(np.minimum(z, 0)))
 
+@dataclass(frozen=True)
+class Parameter:
+    """A constant in an activation's formula that code writes in many ways (leaky_relu's slope:
+    0.01, 0.1, 0.2, 0.3 in published code). A problem carries its value; a candidate declares
+    the one it hard-codes (the default unless it says otherwise) or None to read it."""
+
+    name: str  # the attribute of Architecture and Problem, the supports key, the CLI option
+    activation: str  # the activation whose formula takes it
+    default: float  # the table entry's value, and what a candidate that declares nothing has
+    drawn: tuple[float, ...]  # what a run draws for a candidate that reads it
+    meaning: str  # for messages and docs: "the slope below zero"
+    low: float = 0.0  # the smallest value allowed (inclusive); every value is finite
+
+    def check(self, value: Any) -> float:
+        """The value as a float, or ValueError naming the problem and the range."""
+        if isinstance(value, bool) or not isinstance(value, int | float | np.floating) \
+                or not math.isfinite(value) or value < self.low:
+            raise ValueError(f"{self.name} is {value!r}: {self.activation}'s {self.meaning} is "
+                             f"a finite number >= {self.low:g}")
+        return float(value)
+
+
+PARAMETER_TABLE: tuple[Parameter, ...] = (
+    Parameter("leaky_slope", "leaky_relu", 0.01, (0.01, 0.1, 0.2, 0.3), "slope below zero"),
+    Parameter("elu_alpha", "elu", 1.0, (1.0, 0.5, 1.5), "alpha (the scale below zero)"),
+)
+PARAMETERS: dict[str, Parameter] = {p.name: p for p in PARAMETER_TABLE}
+PARAMETER_DEFAULTS: dict[str, float] = {p.name: p.default for p in PARAMETER_TABLE}
+
+
+def _leaky_relu(slope: float) -> Activation:
+    return Activation(
+        name="leaky_relu",
+        formula="z for z > 0, else s z (s: leaky_slope, default 0.01)",
+        forward=lambda z: np.where(z > 0, z, slope * z),
+        derivative=lambda z, a: np.where(z > 0, 1, slope).astype(z.dtype),
+        second_derivative=lambda z, a: np.zeros_like(z),
+        torch=lambda torch, z: torch.nn.functional.leaky_relu(z, slope),
+        jax=lambda jax, z, mask: jax.nn.leaky_relu(z, slope),
+        # PyTorch takes the slope at 0, JAX takes 1 (jnp.where(x >= 0, ...)).
+        kinks=(Kink(at=0.0, left=slope, right=1.0, conventions={"torch": slope, "jax": 1.0}),),
+        parameter="leaky_slope",
+        value=slope,
+        jax_with=lambda jax, z, mask, s: jax.nn.leaky_relu(z, s),
+    )
+
+
+def _elu(alpha: float) -> Activation:
+    # alpha e^z - alpha below zero: f' = a + alpha there. At alpha = 1 it is smooth at 0;
+    # otherwise the slope jumps from alpha to 1, and both frameworks take alpha at 0 (their
+    # where(z > 0, ...) sends 0 to the exponential side).
+    kinks = () if alpha == 1.0 else (
+        Kink(at=0.0, left=alpha, right=1.0, conventions={"torch": alpha, "jax": alpha}),)
+    return Activation(
+        name="elu",
+        formula="z for z > 0, else α (e^z - 1) (α: elu_alpha, default 1; a kink at 0 where "
+                "α ≠ 1)",
+        forward=lambda z: np.where(z > 0, z, alpha * np.expm1(np.minimum(z, 0))),
+        derivative=lambda z, a: np.where(z > 0, 1, a + alpha).astype(z.dtype),
+        second_derivative=lambda z, a: np.where(z > 0, 0, a + alpha).astype(z.dtype),
+        torch=lambda torch, z: torch.nn.functional.elu(z, alpha=alpha),
+        jax=lambda jax, z, mask: jax.nn.elu(z, alpha=alpha),
+        kinks=kinks,
+        # α (exp(z) - 1) and a + α are both fine formulas whose error is an ulp of α, not of a.
+        value_terms=lambda z, a: np.abs(a) + alpha * (z <= 0),
+        derivative_terms=lambda z, a: np.where(z > 0, 1, np.abs(a) + alpha).astype(z.dtype),
+        parameter="elu_alpha",
+        value=alpha,
+        jax_with=lambda jax, z, mask, al: jax.nn.elu(z, alpha=al),
+    )
+
+
+_BUILDERS: dict[str, Callable[[float], Activation]] = {"leaky_relu": _leaky_relu, "elu": _elu}
+
+
+@functools.lru_cache(maxsize=256)
+def parameterized(name: str, value: float) -> Activation:
+    """The entry of activation `name` with its parameter at `value` (the table's own entry at
+    the default), one object per value."""
+    parameter = PARAMETERS[ACTIVATIONS[name].parameter]  # type: ignore[index]
+    if value == parameter.default:
+        return ACTIVATIONS[name]
+    return _BUILDERS[name](parameter.check(value))
+
 
 ACTIVATION_TABLE: tuple[Activation, ...] = (
     Activation(
@@ -193,20 +283,7 @@ ACTIVATION_TABLE: tuple[Activation, ...] = (
         jax=lambda jax, z, mask: jax.nn.relu(z),
         kinks=(Kink(at=0.0, left=0.0, right=1.0, conventions={"torch": 0.0, "jax": 0.0}),),
     ),
-    Activation(
-        name="leaky_relu",
-        formula="z for z > 0, else 0.01 z (slope 0.01)",
-        forward=lambda z: np.where(z > 0, z, LEAKY_SLOPE * z),
-        derivative=lambda z, a: np.where(z > 0, 1, LEAKY_SLOPE).astype(z.dtype),
-        second_derivative=lambda z, a: np.zeros_like(z),
-        torch=lambda torch, z: torch.nn.functional.leaky_relu(z, LEAKY_SLOPE),
-        jax=lambda jax, z, mask: jax.nn.leaky_relu(z, LEAKY_SLOPE),
-        # PyTorch takes the slope at 0, JAX takes 1 (jnp.where(x >= 0, ...)).
-        kinks=(
-            Kink(at=0.0, left=LEAKY_SLOPE, right=1.0,
-                 conventions={"torch": LEAKY_SLOPE, "jax": 1.0}),
-        ),
-    ),
+    _leaky_relu(PARAMETER_DEFAULTS["leaky_slope"]),
     Activation(
         name="sigmoid",
         formula="1 / (1 + e^(-z))",
@@ -239,18 +316,7 @@ ACTIVATION_TABLE: tuple[Activation, ...] = (
         jax=lambda jax, z, mask: jax.numpy.logaddexp(z, 0.0),
         value_terms=lambda z, a: np.abs(a) + np.abs(z),
     ),
-    Activation(
-        name="elu",
-        formula="z for z > 0, else e^z - 1 (alpha 1)",
-        forward=_elu_forward,
-        derivative=lambda z, a: np.where(z > 0, 1, a + 1).astype(z.dtype),
-        second_derivative=lambda z, a: np.where(z > 0, 0, a + 1).astype(z.dtype),
-        torch=lambda torch, z: torch.nn.functional.elu(z, alpha=1.0),
-        jax=lambda jax, z, mask: jax.nn.elu(z, alpha=1.0),
-        # exp(z) - 1 and a + 1 are both fine formulas whose error is an ulp of 1, not of a.
-        value_terms=lambda z, a: np.abs(a) + (z <= 0),
-        derivative_terms=lambda z, a: np.where(z > 0, 1, np.abs(a) + 1).astype(z.dtype),
-    ),
+    _elu(PARAMETER_DEFAULTS["elu_alpha"]),
     Activation(
         name="gelu",
         formula="z Φ(z) = z (1 + erf(z / √2)) / 2 (exact, erf form)",
@@ -697,7 +763,15 @@ ACTIVATIONS: dict[str, Activation] = {a.name: a for a in ACTIVATION_TABLE}
 LOSSES: dict[str, Loss] = {loss.name: loss for loss in LOSS_TABLE}
 REDUCTIONS: dict[str, Reduction] = {r.name: r for r in REDUCTION_TABLE}
 
-SMOOTH_ACTIVATIONS: tuple[str, ...] = tuple(a.name for a in ACTIVATION_TABLE if not a.kinks)
-KINKED_ACTIVATIONS: tuple[str, ...] = tuple(a.name for a in ACTIVATION_TABLE if a.kinks)
+
+
+def _kinked(a: Activation) -> bool:
+    """Kinks at the default or at any value of its parameter a run draws (elu where α ≠ 1)."""
+    return bool(a.kinks) or (a.parameter is not None and any(
+        _BUILDERS[a.name](value).kinks for value in PARAMETERS[a.parameter].drawn))
+
+
+SMOOTH_ACTIVATIONS: tuple[str, ...] = tuple(a.name for a in ACTIVATION_TABLE if not _kinked(a))
+KINKED_ACTIVATIONS: tuple[str, ...] = tuple(a.name for a in ACTIVATION_TABLE if _kinked(a))
 KINKED_LOSSES: tuple[str, ...] = tuple(loss.name for loss in LOSS_TABLE if loss.kinks)
 DTYPES: dict[str, np.dtype] = {"float32": np.dtype(np.float32), "float64": np.dtype(np.float64)}

@@ -25,7 +25,9 @@ from mybackprop.spec.table import (
     KINKED_ACTIVATIONS,
     KINKED_LOSSES,
     LOSSES,
+    PARAMETERS,
     REDUCTIONS,
+    parameterized,
 )
 
 
@@ -189,6 +191,12 @@ def test_kinks(mybackprop_candidate, mybackprop_checker, mybackprop_examples, ac
     if not losses:
         pytest.skip(f"{mybackprop_candidate.name} declares no loss")
     space = _space(mybackprop_candidate, (activation,), losses[:1] or losses, kinks="hit")
+    parameter = ACTIVATIONS[activation].parameter
+    if parameter is not None and not any(
+            parameterized(activation, v).kinks for v in space.parameter_values(parameter)):
+        pytest.skip(f"{mybackprop_candidate.name} declares {parameter} "
+                    f"{getattr(mybackprop_candidate.supports, parameter):g}, where "
+                    f"{activation} has no kink")
     _check_cases(mybackprop_candidate, mybackprop_checker, space, mybackprop_examples,
                  allowed=("pass", "oracle_disagreement"))
 
@@ -231,7 +239,9 @@ def test_smallest_network(mybackprop_candidate, mybackprop_checker, dtype):
                          True if space.bias is None else space.bias)
                    for l in range(1, depth + 1))
     reduction = next(r for r in REDUCTIONS if r in space.reductions)
-    arch = Architecture(widths[0], layers, loss, reduction)
+    # the activations' parameters: the candidate's declared ones (the first drawn if it reads them)
+    arch = Architecture(widths[0], layers, loss, reduction,
+                        **{name: space.parameter_values(name)[0] for name in PARAMETERS})
     problem = build_problem(CaseConfig(arch, space.min_batch, dtype, 1.0, 1.0, seed=0))
     outcome = mybackprop_checker.check(mybackprop_candidate, problem)
     if outcome.verdict != "pass":

@@ -62,7 +62,7 @@ def case_problem(seed: int, case: int, space: CaseSpace, own: bool = False) -> P
     """Case `case` of the run with `seed`: the same whatever else runs, and in whatever order.
     own: the case drawn for a candidate's own part of the space (see _State.case_problems),
     from a stream of its own, named by that part."""
-    key = [seed, case, zlib.crc32(repr(space).encode())] if own else [seed, case]
+    key = [seed, case, zlib.crc32(space.stream_name().encode())] if own else [seed, case]
     return sample_problem(np.random.default_rng(key), space)
 
 
