@@ -161,6 +161,7 @@ def test_a_folder_of_candidates_is_graded_in_one_run(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "mybackprop", "check", "--impl", f"{submissions}:backprop",
          "--cases", "3", "--reductions", "mean", "--dtype", "float64", "--time-limit", "0.5",
+         "--batch", "2-64",  # bob's slip (dW times N) needs N > 1 to show
          "--quiet", "--out", str(tmp_path / "run")],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
         env={**os.environ, "PYTHONPATH": str(ROOT / "tests")})

@@ -37,6 +37,8 @@ SOUND_FRACTION = 0.5
 
 
 KINK_MODES = ("avoid", "hit")
+# The second key of the stream the activations' parameters are drawn from, after the seed.
+PARAMETER_STREAM = 1
 # The penalty coefficients a run draws for a candidate that reads problem.l2 (0: none).
 DEFAULT_L2: tuple[float, ...] = (0.0, 0.01, 0.5)
 
@@ -273,14 +275,16 @@ def sample_config(rng: np.random.Generator, space: CaseSpace) -> CaseConfig:
         else coefficients[0]
     half = bool(rng.integers(2)) if space.l2_half is None and l2 else bool(space.l2_half)
     biases = bool(rng.integers(2)) if space.l2_biases is None and l2 else bool(space.l2_biases)
-    # The activations' parameters: drawn last too, only for a network that has the activation
-    # and where there is a choice.
+    # The activations' parameters: only for a network that has the activation and where there
+    # is a choice, from a stream of their own (named by the case's seed), so the draws above
+    # and the configs after this one are what they were before parameters existed.
     names = {layer.activation for layer in layers}
     parameters = {}
+    own = np.random.default_rng([drawn["seed"], PARAMETER_STREAM])
     for name, parameter in PARAMETERS.items():
         values = space.parameter_values(name)
         if parameter.activation in names:
-            parameters[name] = values[int(rng.integers(len(values)))] if len(values) > 1 \
+            parameters[name] = values[int(own.integers(len(values)))] if len(values) > 1 \
                 else values[0]
     arch = Architecture(input_width, layers, loss, reduction, l2, half and bool(l2),
                         biases and bool(l2), **parameters)
