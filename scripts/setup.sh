@@ -21,3 +21,10 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     fi
     touch "$stamp"
 fi
+# --isolate runs each candidate in a bubblewrap sandbox (Debian's bubblewrap). Install it where
+# we can (root, apt); elsewhere isolated candidates run in plain processes and runs say so.
+if ! command -v bwrap >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "setup: installing Debian's bubblewrap for --isolate's sandbox ..." >&2
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap \
+        >/dev/null) || echo "setup: could not install bubblewrap; --isolate runs unsandboxed" >&2
+fi

@@ -79,7 +79,8 @@ def _candidate(name: str, function: Any) -> Candidate:
 
 
 def load_candidates(specs: list[str], isolate: bool = False,
-                    memory_limit: int | None = None) -> list[Candidate]:
+                    memory_limit: int | None = None,
+                    hidden: list[Path] | None = None) -> list[Candidate]:
     """Load every --impl; DIR/:ATTR stands for each .py file in DIR (a class's submissions).
 
     A folder is recognised only when its path has a '/' (class/:backprop, ./class:backprop):
@@ -96,10 +97,10 @@ def load_candidates(specs: list[str], isolate: bool = False,
             files = sorted(Path(folder).glob("*.py"))
             if not files:
                 raise CandidateLoadError(f"--impl {spec!r}: folder {folder!r} holds no .py file")
-            candidates += [_load_or_report(f"{file}:{attr}", isolate, memory_limit)
+            candidates += [_load_or_report(f"{file}:{attr}", isolate, memory_limit, hidden)
                            for file in files]
         else:
-            candidates.append(_load(spec, isolate, memory_limit))
+            candidates.append(_load(spec, isolate, memory_limit, hidden=hidden))
     names = [c.name for c in candidates]
     twice = sorted({name for name in names if names.count(name) > 1})
     if twice:
@@ -107,11 +108,23 @@ def load_candidates(specs: list[str], isolate: bool = False,
     return candidates
 
 
-def _load(spec: str, isolate: bool, memory_limit: int | None) -> Candidate:
-    """In-process, or (isolate) in a worker process that alone runs the candidate's code."""
+def _load(spec: str, isolate: bool, memory_limit: int | None, alone: bool = True,
+          hidden: list[Path] | None = None) -> Candidate:
+    """In-process, or (isolate) in a worker process that alone runs the candidate's code.
+
+    Sandboxed, it sees of the user's files only its own: a file of a folder of submissions
+    (not `alone`) its file, a single file its folder, a module the folder the run started in;
+    `hidden` (the run folder) stays out of view even there."""
     if not isolate:
         return load_candidate(spec)
-    runner = IsolatedRunner(spec, memory_limit or DEFAULT_MEMORY_LIMIT)
+    target, sep, _ = spec.rpartition(":")
+    if sep and target.endswith(".py"):
+        path = Path(target).resolve()
+        visible = [path if not alone else path.parent]
+    else:
+        visible = [Path.cwd()]
+    runner = IsolatedRunner(spec, memory_limit or DEFAULT_MEMORY_LIMIT, visible=visible,
+                            hidden=[p.resolve() for p in hidden or []])
 
     def in_worker(problem: Problem) -> Any:  # the Checker calls runner.run, never this
         raise CandidateError("isolated candidates run in their worker process")
@@ -119,9 +132,10 @@ def _load(spec: str, isolate: bool, memory_limit: int | None) -> Candidate:
     return Candidate(runner.name, in_worker, runner.supports, runner)
 
 
-def _load_or_report(spec: str, isolate: bool, memory_limit: int | None) -> Candidate:
+def _load_or_report(spec: str, isolate: bool, memory_limit: int | None,
+                    hidden: list[Path] | None = None) -> Candidate:
     try:
-        return _load(spec, isolate, memory_limit)
+        return _load(spec, isolate, memory_limit, alone=False, hidden=hidden)
     except CandidateLoadError as exc:
         message = str(exc)
 

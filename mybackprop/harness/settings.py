@@ -123,7 +123,9 @@ class RunSettings:
         """The candidates named by impl, in this process or (isolate) in workers of their own."""
         from mybackprop.harness.loading import load_candidates
 
-        return load_candidates(list(self.impl), self.isolate, self.memory_limit)
+        # sandboxed candidates never see the run folder (nor, by default, reports/)
+        hidden = [self.out if self.out is not None else Path("reports")]
+        return load_candidates(list(self.impl), self.isolate, self.memory_limit, hidden)
 
     def load_oracles(self) -> list[Any]:
         from mybackprop.oracles import load_oracle

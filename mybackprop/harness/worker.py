@@ -1,40 +1,79 @@
 """The isolated worker's side (``python -m mybackprop.harness.worker SPEC MEMORY``): it loads the
-candidate itself, limits its own address space, and answers problems one at a time over the pipe
-that isolate.IsolatedRunner reads, with the same checks as an in-process run."""
+candidate itself, limits its own address space, and answers problems one at a time with the
+same checks as an in-process run. Its replies are data only (harness/wire.py): the parent reads
+nothing it would have to trust."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
+from typing import Any
 
-from mybackprop.harness.contract import Candidate, CandidateLoadError
-from mybackprop.harness.isolate import receive, send
+from mybackprop.harness import wire
+from mybackprop.harness.contract import Candidate, CandidateLoadError, Refusal, Supports
+from mybackprop.harness.isolate import receive
 from mybackprop.harness.loading import load_candidate
 from mybackprop.harness.runner import run_in_process
+
+
+def declaration(supports: Supports) -> dict[str, Any]:
+    """A declaration as JSON data that Supports.coerce reads back to the same Supports."""
+    made: dict[str, Any] = {}
+    for field in dataclasses.fields(supports):
+        value = getattr(supports, field.name)
+        if field.name == "conventions":
+            made.update(value.to_dict())
+        elif isinstance(value, frozenset):
+            made[field.name] = sorted(value)
+        elif isinstance(value, tuple):
+            made[field.name] = list(value)
+        else:
+            made[field.name] = value
+    return made
+
+
+def _die_with_parent() -> None:
+    """Linux: this process gets SIGKILL when the harness that started it dies."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def serve(spec: str, memory_limit: int) -> None:
     """The child's side: load the candidate, then answer problems until stdin closes."""
     import resource  # POSIX only: imported where it is used
 
-    channel = os.fdopen(os.dup(1), "wb")  # replies; the candidate's own prints go nowhere
+    _die_with_parent()
+    channel = os.dup(1)  # replies; the candidate's own prints go nowhere
     os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
     resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
     try:
         candidate: Candidate = load_candidate(spec)
     except CandidateLoadError as exc:
-        send(channel, ("load_error", str(exc)))
+        _write(channel, wire.encode({"kind": "load_error", "reason": str(exc)}))
         return
-    send(channel, ("ready", candidate.name, candidate.supports))
+    _write(channel, wire.encode({"kind": "ready", "supports": declaration(candidate.supports)}))
     while True:
         try:
-            problem = receive(sys.stdin.buffer)
+            nonce, problem = receive(sys.stdin.buffer)
         except EOFError:
             return
         answer, reason = run_in_process(candidate, problem, None)
         if reason == "ran out of memory":
             reason += f" (limit {memory_limit / 2**30:g} GiB of address space)"
-        send(channel, (answer, reason))
+        _write(channel, wire.encode_answer(nonce, answer, str(reason),
+                                           isinstance(reason, Refusal)))
+
+
+def _write(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 if __name__ == "__main__":

@@ -1,0 +1,134 @@
+"""Candidates that attack the harness (tests/attacks/), run as the issue ran them: under
+--isolate, in the sandbox, beside a correct candidate whose verdicts must not move."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mybackprop.harness import sandbox
+from mybackprop.harness.cases import CaseSpace, sample_problem
+from mybackprop.harness.isolate import IsolatedRunner
+
+ROOT = Path(__file__).resolve().parent.parent
+ATTACKS = Path(__file__).parent / "attacks"
+COMMAND = str(Path(sys.executable).parent / "mybackprop")
+needs_sandbox = pytest.mark.skipif(sandbox.bwrap() is None,
+                                   reason="bubblewrap is not installed (scripts/setup.sh does it)")
+
+
+def run(*args: str, timeout: float = 300, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([COMMAND, *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, **env})
+
+
+def records(folder: Path) -> list[dict]:
+    return [json.loads(line) for line in (folder / "cases.jsonl").read_text().splitlines()]
+
+
+def attack(name: str) -> str:
+    return f"{ATTACKS / name}.py:backprop"
+
+
+def verdicts(folder: Path, candidate: str) -> list[tuple[str, str]]:
+    return [(r["verdict"], r["reason"]) for r in records(folder) if r["candidate"] == candidate]
+
+
+@needs_sandbox
+def test_a_pickle_on_the_reply_pipe_runs_nothing_in_the_harness(tmp_path):
+    marker = Path("/tmp/mybackprop-attack-pickle-ran")
+    marker.unlink(missing_ok=True)
+    result = run("check", "--impl", attack("pickle_reply"), "--impl", "mybackprop:matrix",
+                 "--isolate", "--cases", "6", "--out", str(tmp_path / "run"), "--no-html")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert not marker.exists()
+    mine = verdicts(tmp_path / "run", attack("pickle_reply"))
+    assert len(mine) == 6 and all(v == "error" for v, _ in mine), mine
+    assert all("reply" in reason or "exit code" in reason for _, reason in mine), mine
+    assert all(v == "pass" for v, _ in verdicts(tmp_path / "run", "mybackprop:matrix"))
+
+
+@needs_sandbox
+@pytest.mark.parametrize("name, said", [
+    ("short_reply", "hung: no answer within the time limit of 3 s"),
+    ("extra_reply", "broke the isolated worker's reply protocol: "),
+])
+def test_a_malformed_reply_is_an_error_and_never_hangs(tmp_path, name, said):
+    started = time.monotonic()
+    result = run("check", "--impl", attack(name), "--impl", "mybackprop:matrix", "--isolate",
+                 "--time-limit", "3", "--cases", "3", "--out", str(tmp_path / "run"),
+                 "--no-html")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    mine = verdicts(tmp_path / "run", attack(name))
+    assert len(mine) == 3 and all(v == "error" and said in r for v, r in mine), mine
+    assert all(v == "pass" for v, _ in verdicts(tmp_path / "run", "mybackprop:matrix"))
+    assert time.monotonic() - started < 120
+
+
+@needs_sandbox
+def test_a_candidate_cannot_kill_the_harness_nor_leave_processes_behind(tmp_path):
+    result = run("check", "--impl", attack("kills_parent"), "--impl", attack("forks_child"),
+                 "--impl", "mybackprop:matrix", "--isolate", "--cases", "4", "--out",
+                 str(tmp_path / "run"), "--no-html")
+    assert result.returncode == 1, result.stdout + result.stderr  # forks_child fails
+    assert (tmp_path / "run" / "summary.json").is_file()  # the run lived to write it
+    assert all(v == "pass" for v, _ in verdicts(tmp_path / "run", attack("kills_parent")))
+    assert all(v == "fail" for v, _ in verdicts(tmp_path / "run", attack("forks_child")))
+    assert all(v == "pass" for v, _ in verdicts(tmp_path / "run", "mybackprop:matrix"))
+    time.sleep(1)
+    left = subprocess.run(["pgrep", "-f", "forks_child.py"], capture_output=True, text=True)
+    assert left.stdout.strip() == "", "a forked child outlived the run"
+
+
+@needs_sandbox
+def test_a_cribber_finds_no_reference_answers_in_the_sandbox(tmp_path):
+    """An earlier run's repro scripts hold reference answers; a sandboxed candidate sees no
+    /tmp but its own and no folder but its own file's."""
+    first = run("check", "--impl", "mybackprop.zoo:tanh_missing_square", "--activations",
+                "tanh", "--cases", "20", "--repro", "all", "--out", str(tmp_path / "first"),
+                "--no-html")
+    assert first.returncode == 1 and list((tmp_path / "first" / "repro").iterdir())
+    # without the sandbox it would find them (the attack is real) ...
+    crib = run("check", "--impl", attack("cribs"), "--activations", "tanh", "--cases", "20",
+               "--out", str(tmp_path / "open"), "--no-html", CRIB_FROM=str(tmp_path))
+    assert any(v == "pass" for v, _ in verdicts(tmp_path / "open", attack("cribs"))), crib.stdout
+    # ... and in it, it finds nothing
+    crib = run("check", "--impl", attack("cribs"), "--activations", "tanh", "--cases", "20",
+               "--isolate", "--out", str(tmp_path / "sandboxed"), "--no-html",
+               CRIB_FROM=str(tmp_path))
+    assert crib.returncode == 1
+    assert all(v == "error" and "found no reference answers to crib" in r
+               for v, r in verdicts(tmp_path / "sandboxed", attack("cribs")))
+
+
+def test_a_worker_that_cannot_be_restarted_is_an_error_not_a_crash(tmp_path):
+    """The candidate imports once, dies, and its file no longer imports: the next case is an
+    error naming why (unsandboxed: the sandbox would not let it change its file)."""
+    source = tmp_path / "once.py"
+    source.write_text(f"""
+import os
+FLAG = {str(tmp_path / 'loaded')!r}
+if os.path.exists(FLAG):
+    raise ImportError("not twice")
+open(FLAG, "w").close()
+
+
+def backprop(problem):
+    os._exit(1)
+""")
+    runner = IsolatedRunner(f"{source}:backprop", sandboxed=False)
+    problem = sample_problem(np.random.default_rng(0), CaseSpace(max_depth=1))
+    answer, reason = runner.run(problem, 10)
+    assert answer is None and "exit code 1" in reason
+    answer, reason = runner.run(problem, 10)
+    assert answer is None and reason.startswith("could not be restarted: ")
+    assert "not twice" in reason
+    runner.close()
