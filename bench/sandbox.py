@@ -67,7 +67,7 @@ def main() -> None:
             rows.append((mode, seconds, wall))
         same = records(work / "in-process") == records(work / "isolated")
     print(f"isolated candidates run in {describe()}")
-    print(f"| mode | cases | sweep s | cases/s | wall s |\n|---|---:|---:|---:|---:|")
+    print("| mode | cases | sweep s | cases/s | wall s |\n|---|---:|---:|---:|---:|")
     for mode, seconds, wall in rows:
         print(f"| {mode} | {args.cases} | {seconds:.1f} | {args.cases / seconds:.0f} | "
               f"{wall:.1f} |")

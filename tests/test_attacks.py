@@ -49,6 +49,12 @@ def test_a_pickle_on_the_reply_pipe_runs_nothing_in_the_harness(tmp_path):
                  "--isolate", "--cases", "6", "--out", str(tmp_path / "run"), "--no-html")
     assert result.returncode == 1, result.stdout + result.stderr
     assert not marker.exists()
+    said = "isolated candidates run in a bubblewrap sandbox (own PID and network namespaces"
+    assert said in result.stdout
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["run"]["isolation"].startswith("a bubblewrap sandbox")
+    assert "Isolated candidates ran in a bubblewrap sandbox" in (
+        tmp_path / "run" / "report.md").read_text()
     mine = verdicts(tmp_path / "run", attack("pickle_reply"))
     assert len(mine) == 6 and all(v == "error" for v, _ in mine), mine
     assert all("reply" in reason or "exit code" in reason for _, reason in mine), mine
@@ -132,3 +138,18 @@ def backprop(problem):
     assert answer is None and reason.startswith("could not be restarted: ")
     assert "not twice" in reason
     runner.close()
+
+
+def test_without_bubblewrap_isolation_is_a_plain_process_and_the_run_says_so(tmp_path):
+    """Where bwrap cannot be found (here: a PATH without it) --isolate still runs, and the
+    header and the report name the weaker isolation."""
+    path = str(Path(sys.executable).parent)  # the venv's tools, no /usr/bin
+    result = run("check", "--impl", "tests/misbehaving/os_exit.py:backprop", "--isolate",
+                 "--cases", "2", "--out", str(tmp_path / "run"), "--no-html", PATH=path)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "isolated candidates run in plain processes with an address-space limit " \
+           "(bubblewrap is not installed" in result.stdout
+    assert all(v == "error" and "exit code 7" in r
+               for v, r in verdicts(tmp_path / "run", "tests/misbehaving/os_exit.py:backprop"))
+    assert "Isolated candidates ran in plain processes" in (tmp_path / "run" / "report.md"
+                                                             ).read_text()

@@ -42,12 +42,13 @@ def bwrap() -> str | None:
     return found if done.returncode == 0 else None
 
 
-def describe() -> str:
+def describe(sandboxed: bool = True) -> str:
     """What an isolated candidate runs in, for the run's header and report."""
-    if bwrap() is None:
-        return ("a plain process with an address-space limit (bubblewrap is not installed or "
-                "cannot make namespaces here: scripts/setup.sh installs it); it can see the "
-                "files and processes of this user")
+    if not sandboxed or bwrap() is None:
+        why = "" if bwrap() is not None else (" (bubblewrap is not installed or cannot make "
+                                              "namespaces here: scripts/setup.sh installs it)")
+        return (f"plain processes with an address-space limit{why}: they can reach the "
+                "files, the network and the processes of this user, the harness included")
     limits = "process and memory limits on the whole tree" if _cgroup_parents() else \
         "an address-space limit per process (no writable cgroups here)"
     return f"a bubblewrap sandbox (own PID and network namespaces, private /tmp; {limits})"

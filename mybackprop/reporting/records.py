@@ -326,7 +326,8 @@ def render_markdown(summary: dict[str, Any], max_problems: int = 20) -> str:
         f"{run['cases']} cases"
         + (f" x {len(run['candidates'])} candidates" if several else "")
         + f", seed {run['seed']}, oracles {oracles}. Worst error: "
-        + ("n/a" if worst is None else f"{worst:.3g}x tolerance") + ".",
+        + ("n/a" if worst is None else f"{worst:.3g}x tolerance") + "."
+        + (f" Isolated candidates ran in {run['isolation']}." if run.get("isolation") else ""),
         "",
         *_table("verdict", {"all cases": verdicts}),
         "",

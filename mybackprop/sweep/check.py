@@ -15,6 +15,7 @@ from typing import Any
 
 from mybackprop.harness.contract import CandidateLoadError
 from mybackprop.harness.runner import FAILING
+from mybackprop.harness.sandbox import describe as describe_isolation
 from mybackprop.harness.settings import RunSettings, SettingsError
 from mybackprop.oracles import OracleUnavailable
 from mybackprop.reporting.records import (
@@ -125,6 +126,9 @@ def _sweep_and_summarize(run: Run, parent: _State, helpers: Any,
               "executor": settings.executor, "chunk": settings.chunk,
               "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
               "declared": {c.name: c.supports.describe() for c in parent.candidates}}
+    isolated = [c for c in parent.candidates if c.isolated is not None]
+    if isolated:  # where untrusted code ran, and so what it could reach
+        record["isolation"] = describe_isolation(isolated[0].isolated.sandboxed)
     left = sum(len(done.get(case, ())) < len(names) for case in range(settings.cases))
     if not quiet:
         versions = ", ".join(f"{name} {d['version']}" for name, d in record["oracles"].items())
@@ -132,6 +136,8 @@ def _sweep_and_summarize(run: Run, parent: _State, helpers: Any,
         workers = f"{settings.workers} worker{'s' if settings.workers > 1 else ''}"
         say(f"mybackprop check: {', '.join(names)} vs {versions}; {settings.cases} cases, "
             f"seed {settings.seed}, {workers}{resumed}")
+        if isolated:
+            say(f"isolated candidates run in {record['isolation']}")
     writer = RunWriter(folder)
     started = time.perf_counter()
     progress = tqdm(total=settings.cases, initial=settings.cases - left, unit="case",
