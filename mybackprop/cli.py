@@ -109,9 +109,12 @@ def build_parser() -> argparse.ArgumentParser:
                             "each element; default float32=16,float64=16 (docs/tolerance.md)")
     check.add_argument("--time-limit", type=float, default=DEFAULT_TIME_LIMIT, metavar="S",
                        help=f"seconds a candidate may take on one case ({DEFAULT_TIME_LIMIT:g})")
-    check.add_argument("--isolate", action="store_true",
-                       help="run each candidate in its own process with a time and memory "
-                            "limit: a crash (os._exit, segfault, out of memory) is an error")
+    check.add_argument("--isolate", action=argparse.BooleanOptionalAction, default=None,
+                       help="run each candidate in its own sandboxed process (bubblewrap: no "
+                            "view of the harness, the run folder or other submissions) with a "
+                            "time and memory limit: a crash (os._exit, segfault, out of "
+                            "memory) is an error. Default: on for a folder of submissions or "
+                            "several files, off otherwise; --no-isolate runs them in-process")
     check.add_argument("--memory-limit", type=float, default=4.0, metavar="GIB",
                        help="address space per isolated candidate, in GiB (4)")
     check.add_argument("--no-shrink", dest="shrink", action="store_false",

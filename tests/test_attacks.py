@@ -153,3 +153,21 @@ def test_without_bubblewrap_isolation_is_a_plain_process_and_the_run_says_so(tmp
                for v, r in verdicts(tmp_path / "run", "tests/misbehaving/os_exit.py:backprop"))
     assert "Isolated candidates ran in plain processes" in (tmp_path / "run" / "report.md"
                                                              ).read_text()
+
+
+@needs_sandbox
+def test_a_folder_of_submissions_is_sandboxed_by_default(tmp_path):
+    """No --isolate: a folder is isolated all the same, so one submission that kills its
+    parent cannot end the grading of the others; --no-isolate would run it in-process."""
+    folder = tmp_path / "class"
+    folder.mkdir()
+    (folder / "mallory.py").write_text((ATTACKS / "kills_parent.py").read_text())
+    (folder / "alice.py").write_text("import mybackprop\n\n\ndef backprop(problem):\n"
+                                     "    return mybackprop.vector(problem)\n")
+    result = run("check", "--impl", f"{folder}/:backprop", "--cases", "3", "--out",
+                 str(tmp_path / "run"), "--no-html")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "isolated candidates run in a bubblewrap sandbox" in result.stdout
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert {Path(n.split(":")[0]).stem: c["pass"] for n, c in
+            summary["by_candidate"].items()} == {"alice": 3, "mallory": 3}

@@ -85,7 +85,11 @@ class IsolatedRunner:
                 str(self.memory_limit)]
         env = dict(os.environ)
         if self.sandboxed:
-            self._sandbox = Sandbox(argv, self.visible, self.hidden, self.memory_limit)
+            # what the user put on PYTHONPATH is theirs to show (a course's shared helpers)
+            shared = [Path(p).resolve() for p in env.get("PYTHONPATH", "").split(os.pathsep)
+                      if p and Path(p).exists()]
+            self._sandbox = Sandbox(argv, [*self.visible, *shared], self.hidden,
+                                    self.memory_limit)
             argv = self._sandbox.argv
             if ":" in self.spec and not self.spec.rpartition(":")[0].endswith(".py"):
                 # a module is imported from where the run started, which the sandbox shows

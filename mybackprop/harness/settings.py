@@ -46,7 +46,9 @@ class RunSettings:
     oracles: tuple[str, ...] = DEFAULT_ORACLES
     tolerance: Tolerance = field(default_factory=Tolerance)
     time_limit: float = DEFAULT_TIME_LIMIT  # seconds a candidate may take on one case
-    isolate: bool = False
+    # True: each candidate in a sandboxed worker process of its own; False: in this process;
+    # None: sandboxed where the run grades untrusted code (a folder, or several files)
+    isolate: bool | None = None
     memory_limit: int = DEFAULT_MEMORY_LIMIT  # bytes of address space, with isolate
     shrink: bool = True
     workers: int = 1
@@ -119,13 +121,25 @@ class RunSettings:
                    tolerance=tolerance, memory_limit=int(memory_limit * 2**30),
                    out=None if out is None else Path(out), **options)
 
+    @property
+    def isolating(self) -> bool:
+        """Whether candidates run isolated: as asked, or (isolate None) where the run grades
+        a folder of submissions or several files, whose code nobody vouches for. A module
+        or a registered name is installed code, and a single file its author's own run."""
+        if self.isolate is not None:
+            return self.isolate
+        targets = [spec.rpartition(":")[0] for spec in self.impl]
+        folders = any("/" in t and Path(t).is_dir() for t in targets)
+        return folders or sum(t.endswith(".py") for t in targets) > 1
+
     def load_candidates(self) -> list[Any]:
-        """The candidates named by impl, in this process or (isolate) in workers of their own."""
+        """The candidates named by impl, in this process or (isolating) in workers of their
+        own."""
         from mybackprop.harness.loading import load_candidates
 
         # sandboxed candidates never see the run folder (nor, by default, reports/)
         hidden = [self.out if self.out is not None else Path("reports")]
-        return load_candidates(list(self.impl), self.isolate, self.memory_limit, hidden)
+        return load_candidates(list(self.impl), self.isolating, self.memory_limit, hidden)
 
     def load_oracles(self) -> list[Any]:
         from mybackprop.oracles import load_oracle
