@@ -92,11 +92,24 @@ class Supports:
         if self.conventions.per_sample and self.returns_intermediates:
             raise CandidateLoadError("supports per_sample with returns_intermediates: a "
                                      "per-sample candidate's intermediates are not read; drop one")
+        for name in ("max_parameters", "max_batch"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                      or value < 1):
+                raise CandidateLoadError(f"supports {name} is {value!r}: give an integer >= 1, "
+                                         "or leave it out for no limit")
+        for name in ("returns_dX", "returns_intermediates"):
+            if not isinstance(getattr(self, name), bool):
+                raise CandidateLoadError(f"supports {name} is {getattr(self, name)!r}: give "
+                                         "True or False")
         for name, kind, table in NAMED_FIELDS:
             values = getattr(self, name)
             if values is None:
                 continue
             values = frozenset([values] if isinstance(values, str) else values)
+            if not values:
+                raise CandidateLoadError(f"supports {name} is empty: declare at least one "
+                                         f"{kind}, or leave it out for all of them")
             for value in values:
                 choose(kind, value, table)
             object.__setattr__(self, name, values)

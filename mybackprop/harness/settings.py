@@ -35,6 +35,10 @@ class SettingsError(SpecError):
     """A setting that cannot be used: one line naming it, then the fix."""
 
 
+MAX_TIME_LIMIT = 86400.0  # seconds a case may take: a day
+MAX_MEMORY_GIB = 1024  # an isolated candidate's address space
+
+
 @dataclass(frozen=True)
 class RunSettings:
     """Everything a run needs to know, in checked form. Build it with ``RunSettings.build``."""
@@ -68,11 +72,18 @@ class RunSettings:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise SettingsError(f"--{name} is {value}: give {unit}")
-        if not self.time_limit > 0:
+        if not 0 < self.time_limit <= MAX_TIME_LIMIT:  # nan fails too
             raise SettingsError(f"--time-limit is {self.time_limit:g}: give a number of "
-                                "seconds > 0")
-        if not self.memory_limit > 0:
-            raise SettingsError(f"--memory-limit is {self.memory_limit / 2**30:g}: give GiB > 0")
+                                f"seconds > 0 and at most {MAX_TIME_LIMIT:g} (a day)")
+        if not 0 < self.memory_limit <= MAX_MEMORY_GIB * 2**30:
+            raise SettingsError(f"--memory-limit is {self.memory_limit / 2**30:g}: give GiB > 0 "
+                                f"and at most {MAX_MEMORY_GIB}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) \
+                or not 0 <= self.seed < 2**63:
+            raise SettingsError(f"--seed is {self.seed}: give an integer from 0 to 2**63 - 1")
+        if self.out is not None and self.out.exists() and not self.out.is_dir():
+            raise SettingsError(f"--out {self.out} is a file: give a folder (a new one, or a "
+                                "run's with --resume)")
         if not self.impl:
             raise SettingsError("--impl is empty: name at least one candidate")
         if not self.oracles:
@@ -114,8 +125,9 @@ class RunSettings:
             drawn, tolerance = _space(**drawing), _tolerance(tolerance_factor)
         except SpecError as exc:  # the table's and the tolerance's own checks: one line too
             raise SettingsError(str(exc)) from None
-        if not memory_limit > 0:  # before it is turned into bytes
-            raise SettingsError(f"--memory-limit is {memory_limit:g}: give GiB > 0")
+        if not 0 < memory_limit <= MAX_MEMORY_GIB:  # before it is turned into bytes
+            raise SettingsError(f"--memory-limit is {memory_limit:g}: give GiB > 0 and at most "
+                                f"{MAX_MEMORY_GIB}")
         return cls(impl=names(impl) if impl else DEFAULT_IMPL, space=drawn,
                    oracles=DEFAULT_ORACLES if oracles is None else names(oracles),
                    tolerance=tolerance, memory_limit=int(memory_limit * 2**30),
@@ -196,8 +208,8 @@ def _space(*, activations: Any = None, losses: Any = None, reductions: Any = Non
     if input_scale is not None:
         options["input_log10_scale"] = _log_range(input_scale)
     if logit_scale is not None:
-        power = math.log10(logit_scale) if logit_scale > 0 else math.nan
-        if not (power >= 0 and power == round(power)):
+        power = math.log10(logit_scale) if 0 < logit_scale < math.inf else math.nan
+        if not (0 <= power <= 300 and power == round(power)):
             raise SettingsError(f"--logit-scale is {logit_scale:g}: give a power of 10 >= 1, "
                                 "e.g. 1, 10 or 1000")
         options["max_output_log10_scale"] = int(round(power))

@@ -366,8 +366,9 @@ class Tolerance:
             if dtype not in UNIT_ROUNDOFF:
                 raise SpecError(f"tolerance factor for {dtype!r}: the dtypes are float32, "
                                 "float64")
-            if not value > 0:
-                raise SpecError(f"tolerance factor for {dtype} is {value}: give a number > 0")
+            if not 0 < value < math.inf:
+                raise SpecError(f"tolerance factor for {dtype} is {value}: give a finite number "
+                                "> 0")
         self.factor.update({d: f for d, f in DEFAULT_FACTOR.items() if d not in self.factor})
 
     @classmethod

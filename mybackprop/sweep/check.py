@@ -190,8 +190,12 @@ def prepare_folder(folder: Path, run: Run) -> dict[int, set[str]]:
     if (folder / CASES_FILE).exists():
         raise SettingsError(f"{folder} already holds a run: choose another --out, remove it, "
                             "or add --resume to continue it")
-    folder.mkdir(parents=True, exist_ok=True)
-    run_file.write_text(json.dumps(run.comparable(), indent=2) + "\n", encoding="utf-8")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        run_file.write_text(json.dumps(run.comparable(), indent=2) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise SettingsError(f"--out {folder}: cannot write the run folder there "
+                            f"({exc.strerror or exc}): give a folder you can write") from None
     return {}
 
 
