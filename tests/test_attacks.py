@@ -171,3 +171,39 @@ def test_a_folder_of_submissions_is_sandboxed_by_default(tmp_path):
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert {Path(n.split(":")[0]).stem: c["pass"] for n, c in
             summary["by_candidate"].items()} == {"alice": 3, "mallory": 3}
+
+
+@pytest.mark.parametrize("option, said", [
+    (["--time-limit", "inf"], "--time-limit is inf: give a number of seconds > 0 and at most"),
+    (["--time-limit", "1e300"], "--time-limit is 1e+300"),
+    (["--seed", "-1"], "--seed is -1: give an integer from 0 to 2**63 - 1"),
+    (["--memory-limit", "nan"], "--memory-limit is nan: give GiB > 0"),
+    (["--memory-limit", "inf"], "--memory-limit is inf: give GiB > 0 and at most 1024"),
+    (["--logit-scale", "inf"], "--logit-scale is inf: give a power of 10"),
+    (["--tolerance-factor", "float32=inf"], "tolerance factor for float32 is inf: give a finite"),
+    (["--out", "/etc/passwd"], "--out /etc/passwd is a file: give a folder"),
+    (["--out", "/proc/mybackprop/run"], "cannot write the run folder there"),
+])
+def test_an_option_that_cannot_be_used_is_one_line_before_anything_runs(option, said):
+    result = run("check", "--cases", "2", "--no-html", *option)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and said in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("declared, said", [
+    ('{"max_parameters": "500"}', "supports max_parameters is '500': give an integer >= 1"),
+    ('{"max_batch": -3}', "supports max_batch is -3: give an integer >= 1"),
+    ('{"returns_dX": "no"}', "supports returns_dX is 'no': give True or False"),
+    ('{"dtypes": []}', "supports dtypes is empty: declare at least one dtype"),
+])
+def test_a_declaration_that_cannot_be_used_is_one_line_never_a_pass(tmp_path, declared, said):
+    (tmp_path / "zeros.py").write_text(
+        "import numpy as np\n\n\ndef backprop(problem):\n    return {'loss': 0.0, 'dW': "
+        "[np.zeros_like(w) for w in problem.weights], 'db': [None if b is None else "
+        "np.zeros_like(b) for b in problem.biases], 'dX': np.zeros_like(problem.X)}\n\n\n"
+        f"backprop.supports = {declared}\n")
+    result = run("check", "--impl", f"{tmp_path / 'zeros.py'}:backprop", "--cases", "2",
+                 "--out", str(tmp_path / "run"), "--no-html")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and said in result.stderr, result.stderr
