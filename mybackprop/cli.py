@@ -198,7 +198,7 @@ def _diff(args: argparse.Namespace) -> int:
 
     try:
         result = diff_runs(args.run_a, args.run_b)
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, SpecError) as exc:  # a record mybackprop did not write too
         raise UsageError(str(exc)) from None
     print("\n".join(result.lines()))
     return EXIT_OK if result.empty else EXIT_FAILURES
@@ -209,7 +209,7 @@ def _report(args: argparse.Namespace) -> int:
 
     try:
         written = render_run(args.run_dir)
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, SpecError) as exc:  # a record mybackprop did not write too
         raise UsageError(str(exc)) from None
     for path in written.values():
         print(f"wrote {path}")

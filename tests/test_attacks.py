@@ -207,3 +207,58 @@ def test_a_declaration_that_cannot_be_used_is_one_line_never_a_pass(tmp_path, de
                  "--out", str(tmp_path / "run"), "--no-html")
     assert result.returncode == 2, result.stdout + result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and said in result.stderr, result.stderr
+
+
+def _strict(text: str) -> object:
+    def refuse(token: str) -> None:
+        raise ValueError(f"not strict JSON: {token}")
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_an_error_past_float_range_is_strict_json_and_every_report_renders(tmp_path):
+    result = run("check", "--impl", attack("huge_error"), "--cases", "4", "--out",
+                 str(tmp_path / "run"))
+    assert result.returncode == 1, result.stdout + result.stderr
+    summary = _strict((tmp_path / "run" / "summary.json").read_text())
+    assert summary["max_err_over_tol"] == float("inf")  # written 1e999, read back as inf
+    for line in (tmp_path / "run" / "cases.jsonl").read_text().splitlines():
+        _strict(line)
+    again = run("report", str(tmp_path / "run"))
+    assert again.returncode == 0 and "Traceback" not in again.stderr, again.stderr
+
+
+def test_a_record_file_changed_during_the_run_is_never_judged(tmp_path):
+    """In-process, a candidate can reach the harness's open cases.jsonl; the run notices that
+    the file is not what it wrote, and says so instead of a verdict."""
+    result = run("check", "--impl", attack("truncates_records"), "--cases", "20", "--chunk", "5",
+                 "--out", str(tmp_path / "run"), "--no-html")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "was changed while the run ran" in result.stderr
+    assert "PASS" not in result.stdout and not (tmp_path / "run" / "summary.json").exists()
+
+
+@pytest.mark.parametrize("garbage", ['{"case": "x"}', "not json", '{"case": 0, "candidate": '
+                                     '"a", "verdict": "maybe", "reason": ""}', "[1, 2]"])
+def test_report_diff_and_resume_refuse_a_line_mybackprop_did_not_write(tmp_path, garbage):
+    assert run("check", "--cases", "3", "--out", str(tmp_path / "run"), "--no-html"
+               ).returncode == 0
+    with open(tmp_path / "run" / "cases.jsonl", "a") as file:
+        file.write(garbage + "\n")
+    for command in (["report", str(tmp_path / "run")],
+                    ["diff", str(tmp_path / "run"), str(tmp_path / "run")],
+                    ["check", "--cases", "3", "--out", str(tmp_path / "run"), "--resume"]):
+        result = run(*command)
+        assert result.returncode == 2, (command, result.stdout + result.stderr)
+        assert "line 4: " in result.stderr and "not a record mybackprop wrote" in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_markdown_carries_no_html_from_a_candidates_text(tmp_path):
+    (tmp_path / "xss.py").write_text("def backprop(problem):\n    raise ValueError("
+                                     "'<img src=x onerror=alert(1)>')\n")
+    result = run("check", "--impl", f"{tmp_path / 'xss.py'}:backprop", "--cases", "2",
+                 "--out", str(tmp_path / "run"))
+    assert result.returncode == 1
+    markdown = (tmp_path / "run" / "report.md").read_text()
+    assert "<img" not in markdown and "&lt;img src=x onerror=alert(1)&gt;" in markdown
+    assert "<img src=x" not in (tmp_path / "run" / "report.html").read_text()

@@ -56,7 +56,8 @@ def test_and_fails_when_perturbed_by_far_less_than_fixed_tolerances_allow(both_o
 def test_tolerance_factor_overrides_per_dtype_and_rejects_nonsense():
     assert Tolerance.parse("float32=4").factor == {"float32": 4.0, "float64": 16.0}
     for text, message in (("float16=2", "the dtypes are float32, float64"),
-                          ("float64=-1", "give a number > 0"),
+                          ("float64=-1", "give a finite number > 0"),
+                          ("float32=inf", "give a finite number > 0"),
                           ("float64", "is not DTYPE=NUMBER")):
         with pytest.raises(SpecError, match=message):
             Tolerance.parse(text)

@@ -26,6 +26,7 @@ from mybackprop.reporting.records import (
     MARKDOWN_FILE,
     SUMMARY_FILE,
     read_cases,
+    run_file,
     write_summary,
 )
 
@@ -59,6 +60,12 @@ def _run_settings(folder: Path, records: list[dict[str, Any]]) -> dict[str, Any]
                 "seed": first.get("seed", 0), "cases": len({r["case"] for r in records}) or 1,
                 "space": {}, "oracles": first.get("oracles", {}), "tolerance_factor": {},
                 "started": "unknown (the run did not finish; rendered from cases.jsonl)"}
+
+
+def _relative_script(path: Any) -> str:
+    """A repro script's path as the run writes it, or nothing: a link in the report goes only
+    to a file of the run folder, whatever a record says."""
+    return path if run_file(path) else ""
 
 
 def render_html(summary: dict[str, Any], records: list[dict[str, Any]]) -> str:
@@ -102,7 +109,7 @@ def _failure_row(record: dict[str, Any], script: str = "") -> dict[str, Any]:
             "pattern": diagnosis.get("pattern", ""),
             "summary": diagnosis.get("summary") or record.get("reason", ""),
             "tensors": ", ".join(diagnosis.get("parameters") or failing),
-            "repro": record.get("repro") or script}
+            "repro": _relative_script(record.get("repro") or script)}
 
 
 def _svg(figure: Any) -> str:
@@ -165,8 +172,11 @@ def _heatmap(records: list[dict[str, Any]], candidate: str) -> Any:
 
 
 def _ratios(records: list[dict[str, Any]]) -> tuple[np.ndarray, list[dict[str, Any]]]:
-    kept = [r for r in records if r.get("max_err_over_tol") is not None]
-    values = np.array([max(r["max_err_over_tol"], 1e-12) for r in kept])
+    kept = [r for r in records if isinstance(r.get("max_err_over_tol"), int | float)
+            and not math.isnan(r["max_err_over_tol"])]
+    # an error past float range (infinite ratio) is drawn at the largest finite one
+    values = np.array([min(max(r["max_err_over_tol"], 1e-12), np.finfo(float).max)
+                       for r in kept])
     return values, kept
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections import Counter, defaultdict
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from mybackprop.harness.runner import VERDICTS
+from mybackprop.spec.problem import SpecError
 
 SUMMARY_SCHEMA_VERSION = 2
 # The JSON Schema summary.json follows, shipped in the package (tests validate against it).
@@ -18,34 +20,104 @@ SUMMARY_SCHEMA = (Path(__file__).parent / "schemas"
 CASES_FILE, SUMMARY_FILE, MARKDOWN_FILE = "cases.jsonl", "summary.json", "report.md"
 
 
+class RecordError(SpecError):
+    """A run folder's file that is not what mybackprop wrote: one line, where and what."""
+
+
+# JSON has no infinities and no NaN; json.dumps writes them as the tokens Infinity and NaN,
+# which strict parsers refuse. Outside strings they are written 1e999 and -1e999 (numbers every
+# parser reads as infinities) and null (NaN: no number).
+_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|-?Infinity|NaN')
+_STRICT = {"Infinity": "1e999", "-Infinity": "-1e999", "NaN": "null"}
+
+
+def dumps(value: Any, **options: Any) -> str:
+    """json.dumps, strict: non-finite numbers in the documented form above."""
+    text = json.dumps(value, allow_nan=True, **options)
+    if "Infinity" not in text and "NaN" not in text:
+        return text
+    return _TOKENS.sub(lambda m: _STRICT.get(m.group(0), m.group(0)), text)
+
+
 class RunWriter:
     """Appends finished cases' JSON lines and flushes them, so an interrupted run loses none
-    that finished (a line cut short by a kill is dropped on resume, and its case runs again)."""
+    that finished (a line cut short by a kill is dropped on resume, and its case runs again).
+
+    It keeps a digest of what was there when it opened and of what it appended, so that
+    `verify` can tell a file changed behind its back (truncated, rewritten, added to)."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
-        self._file: TextIO = open(folder / CASES_FILE, "a", encoding="utf-8")  # noqa: SIM115
+        path = folder / CASES_FILE
+        before = path.read_bytes() if path.exists() else b""
+        self._before = (len(before), hashlib.sha256(before).hexdigest())
+        self._appended = hashlib.sha256()
+        self._size = 0
+        self._file: TextIO = open(path, "a", encoding="utf-8")  # noqa: SIM115
 
     def add_lines(self, lines: Iterable[str]) -> None:
         """Lines already in cases.jsonl's form (one JSON record each, ending in a newline)."""
-        self._file.write("".join(lines))
+        text = "".join(lines)
+        self._file.write(text)
         self._file.flush()
+        data = text.encode("utf-8")
+        self._appended.update(data)
+        self._size += len(data)
 
     def close(self) -> None:
         self._file.close()
+
+    def verify(self) -> None:
+        """RecordError unless cases.jsonl holds exactly what was there and what was added."""
+        data = (self.folder / CASES_FILE).read_bytes()
+        size, digest = self._before
+        if (len(data) != size + self._size
+                or hashlib.sha256(data[:size]).hexdigest() != digest
+                or hashlib.sha256(data[size:]).digest() != self._appended.digest()):
+            raise RecordError(
+                f"{self.folder / CASES_FILE} was changed while the run ran ({len(data)} bytes "
+                f"where the run wrote {size + self._size}): its records cannot be trusted, and "
+                "the run is not judged; run untrusted candidates isolated (--isolate)")
 
 
 def read_cases(folder: Path) -> list[dict[str, Any]]:
     return list(iter_cases(folder))
 
 
+# What every record holds, and of which type: a line without them was not written by mybackprop.
+_RECORD_FIELDS = {"case": int, "candidate": str, "verdict": str, "reason": str}
+
+
 def iter_cases(folder: Path) -> Iterator[dict[str, Any]]:
-    """The records of cases.jsonl one at a time (a long run's file need not fit in memory)."""
-    with open(folder / CASES_FILE, encoding="utf-8") as lines:
-        for line in lines:
+    """The records of cases.jsonl one at a time (a long run's file need not fit in memory).
+    A line that is not a record mybackprop wrote is a RecordError naming it."""
+    path = folder / CASES_FILE
+    with open(path, encoding="utf-8", errors="replace") as lines:
+        for number, line in enumerate(lines, start=1):
             if line.strip():
-                yield json.loads(line)
+                yield read_record(line, path, number)
+
+
+def read_record(line: str, path: Path, number: int) -> dict[str, Any]:
+    """One line of cases.jsonl as a record, or a RecordError naming the line."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        record = None
+    problem = "" if isinstance(record, dict) else "not a JSON object"
+    for key, kind in _RECORD_FIELDS.items():
+        if problem:
+            break
+        value = record.get(key)  # type: ignore[union-attr]
+        if not isinstance(value, kind) or isinstance(value, bool):
+            problem = f"no {key} of type {kind.__name__}"
+    if not problem and record["verdict"] not in VERDICTS:  # type: ignore[index]
+        problem = f"an unknown verdict {str(record['verdict'])[:30]!r}"  # type: ignore[index]
+    if problem:
+        raise RecordError(f"{path} line {number}: {problem}: not a record mybackprop wrote "
+                          "(remove the line, or run again)")
+    return record  # type: ignore[return-value]
 
 
 def summarize(records: Iterable[dict[str, Any]], run: dict[str, Any]) -> dict[str, Any]:
@@ -283,7 +355,7 @@ def write_summary(folder: Path, run: dict[str, Any],
     if (folder / SMALLEST_FILE).exists():
         with open(folder / SMALLEST_FILE, encoding="utf-8") as lines:
             attach_smallest(summary, (json.loads(line) for line in lines if line.strip()))
-    (folder / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    (folder / SUMMARY_FILE).write_text(dumps(summary, indent=2) + "\n", encoding="utf-8")
     (folder / MARKDOWN_FILE).write_text(render_markdown(summary), encoding="utf-8")
     return summary
 
@@ -310,6 +382,12 @@ def _checked(candidates: dict[str, dict[str, Any]]) -> list[str]:
               f"{c['skip_reason'].replace('|', '/')} | {c['declared']} |"
               for name, c in candidates.items()]
     return [*lines, "", *([*notes, ""] if notes else [])]
+
+
+def run_file(path: Any) -> bool:
+    """A repro script's path as the run writes it (repro/NAME.py): the only links a report
+    makes, whatever a record says."""
+    return isinstance(path, str) and re.fullmatch(r"repro/[A-Za-z0-9_.-]+\.py", path) is not None
 
 
 def render_markdown(summary: dict[str, Any], max_problems: int = 20) -> str:
@@ -359,7 +437,7 @@ def render_markdown(summary: dict[str, Any], max_problems: int = 20) -> str:
             ratio = "" if p["max_err_over_tol"] is None else f"{p['max_err_over_tol']:.3g}"
             reason = p["reason"].replace("|", "\\|")
             diagnosis = p.get("diagnosis", "").replace("|", "\\|")
-            repro = f"[script]({p['repro']})" if p.get("repro") else ""
+            repro = f"[script]({p['repro']})" if run_file(p.get("repro")) else ""
             lines.append(f"| {p['case']} | {p['candidate']} | {p['verdict']} | "
                          f"`{p['architecture']}` | {p['batch_size']} | {p['dtype']} | {ratio} | "
                          f"{reason} | {diagnosis} | {repro} |")
@@ -368,4 +446,6 @@ def render_markdown(summary: dict[str, Any], max_problems: int = 20) -> str:
         lines.append("")
     lines += ["Each line of `cases.jsonl` holds one case: its config (seed, architecture, dtype, "
               "scales), verdict, and per-tensor errors in units of the tolerance.", ""]
-    return "\n".join(lines)
+    # Names, reasons and diagnoses come from candidates and their files: nothing in them may
+    # become HTML where the Markdown is rendered (the report itself writes none).
+    return "\n".join(lines).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

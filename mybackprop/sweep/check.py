@@ -22,6 +22,7 @@ from mybackprop.reporting.records import (
     CASES_FILE,
     SMALLEST_FILE,
     RunWriter,
+    dumps,
     iter_cases,
     summary_lines,
     write_summary,
@@ -155,12 +156,13 @@ def _sweep_and_summarize(run: Run, parent: _State, helpers: Any,
     finally:
         progress.close()
         writer.close()
+    writer.verify()  # what it wrote is what is there: else the run is not judged
     if settings.shrink or settings.repro == "first":
         firsts = first_failures(parent, iter_cases(folder),
                                 lambda line: say(line) if settings.verbose and not quiet
                                 else None)
         (folder / SMALLEST_FILE).write_text(
-            "".join(json.dumps(r) + "\n" for r in firsts), encoding="utf-8")
+            "".join(dumps(r) + "\n" for r in firsts), encoding="utf-8")
     record["seconds"] = round(time.perf_counter() - started, 3)
     # Where this invocation's time went, summed over workers (a resumed run: its own part).
     record["seconds_by_part"] = {part: round(value, 3) for part, value in sorted(spent.items())}

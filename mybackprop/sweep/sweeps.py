@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import json
 import logging
 import multiprocessing
 import multiprocessing.pool
@@ -39,7 +38,7 @@ from mybackprop.harness.cases import CaseSpace, sample_problem
 from mybackprop.harness.runner import FAILING
 from mybackprop.harness.settings import RunSettings
 from mybackprop.harness.shrink import shrink, size
-from mybackprop.reporting.records import CASES_FILE, failure_kind
+from mybackprop.reporting.records import CASES_FILE, dumps, failure_kind, read_record
 from mybackprop.reporting.repro import write_repro
 from mybackprop.spec.problem import Problem
 from mybackprop.sweep.threads import (
@@ -142,7 +141,7 @@ class _State:
                     record["repro"] = name
                 message = (f"case {case}: {outcome.message()}"
                            if outcome.verdict in ("fail", "error", "oracle_disagreement") else "")
-                line = json.dumps(record, allow_nan=True, check_circular=False)  # a tree
+                line = dumps(record, check_circular=False)  # a tree; strict JSON
                 out.append((case, line + "\n", message))
         return out, dict(seconds)
 
@@ -400,13 +399,13 @@ def read_done(folder: Path) -> dict[int, set[str]]:
         return done
     with open(path, "rb+") as file:  # line by line: a long run's file need not fit in memory
         complete = 0
-        for line in file:
+        for number, line in enumerate(file, start=1):
             if not line.endswith(b"\n"):  # killed mid-line: the case runs again
                 file.truncate(complete)
                 break
             complete += len(line)
-            if line.strip():
-                record = json.loads(line)
+            if line.strip():  # a line mybackprop did not write is a RecordError, one line
+                record = read_record(line.decode("utf-8", "replace"), path, number)
                 done.setdefault(record["case"], set()).add(record["candidate"])
     return done
 
