@@ -262,3 +262,28 @@ def test_markdown_carries_no_html_from_a_candidates_text(tmp_path):
     markdown = (tmp_path / "run" / "report.md").read_text()
     assert "<img" not in markdown and "&lt;img src=x onerror=alert(1)&gt;" in markdown
     assert "<img src=x" not in (tmp_path / "run" / "report.html").read_text()
+
+
+def test_in_process_a_candidate_can_neither_hang_the_run_nor_change_the_harness(tmp_path):
+    """In-process (--no-isolate): a candidate that swallows the timeout, one whose answer is
+    a generator that never ends, one that leaves NumPy raising, the working directory moved
+    and the streams closed, and one that raises KeyboardInterrupt: each gets its verdict, and
+    the matrix level beside them passes every case."""
+    names = ["swallows_timeout", "generator_answer", "changes_the_process",
+             "raises_keyboard_interrupt"]
+    impls = [arg for name in names for arg in ("--impl", attack(name))]
+    started = time.monotonic()
+    result = run("check", *impls, "--impl", "mybackprop:matrix", "--no-isolate",
+                 "--time-limit", "2", "--cases", "3", "--out", str(tmp_path / "run"),
+                 "--no-html")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    folder = tmp_path / "run"
+    for name in ("swallows_timeout", "generator_answer"):
+        got = verdicts(folder, attack(name))
+        assert len(got) == 3 and all(v == "error" and r.startswith("hung: ") for v, r in got), got
+    assert all(v == "pass" for v, _ in verdicts(folder, attack("changes_the_process")))
+    assert all(v == "error" and r == "raised KeyboardInterrupt"
+               for v, r in verdicts(folder, attack("raises_keyboard_interrupt")))
+    assert [v for v, _ in verdicts(folder, "mybackprop:matrix")] == ["pass"] * 3
+    assert time.monotonic() - started < 120

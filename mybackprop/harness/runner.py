@@ -8,7 +8,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import io
+import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -37,8 +39,10 @@ FAILING: tuple[str, ...] = ("fail", "error")  # the verdicts that make a run exi
 DEFAULT_TIME_LIMIT = 10.0  # the element level takes ~1 s on its largest declared case
 
 
-class CandidateTimeout(Exception):
-    """Raised inside a candidate that runs past the time limit."""
+class CandidateTimeout(BaseException):
+    """Raised inside a candidate that runs past the time limit. A BaseException, so that a
+    candidate's own `except Exception:` cannot swallow it; it is raised again every tenth of a
+    second until the call returns, so neither can one `except BaseException:`."""
 
 
 @contextlib.contextmanager
@@ -55,7 +59,7 @@ def _time_limit(seconds: float | None) -> Iterator[None]:
         raise CandidateTimeout
 
     previous = signal.signal(signal.SIGALRM, interrupt)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    signal.setitimer(signal.ITIMER_REAL, seconds, 0.1)
     try:
         yield
     finally:
@@ -377,12 +381,21 @@ def _followed_convention(problem: Problem, answer: Gradients, allowed: Scales) -
 
 def run_in_process(candidate: Candidate, problem: Problem,
                    time_limit: float | None) -> tuple[Gradients | None, str]:
-    """Call the candidate on a copy; return its checked answer, or the reason it is an error."""
+    """Call the candidate on a copy; return its checked answer, or the reason it is an error.
+
+    The answer is read (generators consumed, lazy arrays made) inside the time limit, and
+    what a call may change of this process is put back after it: NumPy's error state, the
+    working directory, sys.stdout and sys.stderr."""
     given = problem.copy()
     stdout = io.StringIO()
+    read: Gradients | CandidateError | None = None
     try:
-        with contextlib.redirect_stdout(stdout), _time_limit(time_limit):
+        with _kept_state(), contextlib.redirect_stdout(stdout), _time_limit(time_limit):
             raw = candidate.function(given)
+            try:
+                read = to_gradients(raw, problem, candidate.supports)
+            except CandidateError as exc:  # said after the checks below, as before
+                read = exc
     except CandidateTimeout:
         return None, f"hung: no answer within the time limit of {time_limit:g} s"
     except Unsupported as exc:
@@ -396,9 +409,13 @@ def run_in_process(candidate: Candidate, problem: Problem,
         return None, f"called sys.exit({exc.code})"
     except MemoryError:
         return None, "ran out of memory"
+    except KeyboardInterrupt:
+        if _user_interrupted():  # Ctrl-C from the user stops the run, as ever
+            raise
+        return None, "raised KeyboardInterrupt"
     except Exception as exc:
         return None, f"raised {type(exc).__name__}: {exc}".splitlines()[0]
-    printed = stdout.getvalue()
+    printed = stdout.getvalue() if not stdout.closed else ""
     if printed:  # output of its own would corrupt a harness's (pytest -n, --isolate, a CI log)
         first = printed.strip().splitlines()[0][:60] if printed.strip() else repr(printed[:20])
         return None, f"printed {len(printed)} characters to stdout (first: {first!r})"
@@ -406,10 +423,46 @@ def run_in_process(candidate: Candidate, problem: Problem,
                                    strict=True):
         if not _unchanged(before, after):
             return None, f"changed its input {name} in place"
+    if isinstance(read, CandidateError):
+        return None, str(read)
+    return read, ""
+
+
+_INTERRUPTS: list[float] = []  # when the user last pressed Ctrl-C (SIGINT) in this process
+
+
+def _user_interrupted() -> bool:
+    """Whether the last KeyboardInterrupt came from a real SIGINT (within the last second),
+    not from a candidate's own raise."""
+    return bool(_INTERRUPTS) and time.monotonic() - _INTERRUPTS[-1] < 1.0
+
+
+@contextlib.contextmanager
+def _kept_state() -> Iterator[None]:
+    """Put back what a candidate's call may change of the harness's process, and note a real
+    Ctrl-C (SIGINT) so that it is told from a candidate raising KeyboardInterrupt."""
+    errors, cwd, streams = np.geterr(), os.getcwd(), (sys.stdout, sys.stderr)
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGINT) if main else None
+
+    def interrupted(signum: int, frame: Any) -> None:
+        _INTERRUPTS.append(time.monotonic())
+        raise KeyboardInterrupt
+
+    if main and previous is signal.default_int_handler:
+        signal.signal(signal.SIGINT, interrupted)
     try:
-        return to_gradients(raw, problem, candidate.supports), ""
-    except CandidateError as exc:
-        return None, str(exc)
+        yield
+    finally:
+        if main and previous is signal.default_int_handler:
+            signal.signal(signal.SIGINT, previous)
+        np.seterr(**errors)
+        try:
+            if os.getcwd() != cwd:
+                os.chdir(cwd)
+        except OSError:  # it removed the folder it moved to
+            os.chdir(cwd)
+        sys.stdout, sys.stderr = streams
 
 
 def _unchanged(before: np.ndarray, after: Any) -> bool:
