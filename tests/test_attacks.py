@@ -287,3 +287,39 @@ def test_in_process_a_candidate_can_neither_hang_the_run_nor_change_the_harness(
                for v, r in verdicts(folder, attack("raises_keyboard_interrupt")))
     assert [v for v, _ in verdicts(folder, "mybackprop:matrix")] == ["pass"] * 3
     assert time.monotonic() - started < 120
+
+
+def test_resume_refuses_a_candidate_edited_since_the_run_started(tmp_path):
+    source = tmp_path / "net.py"
+    source.write_text("import mybackprop\n\n\ndef backprop(problem):\n"
+                      "    return mybackprop.matrix(problem)\n")
+    spec = f"{source}:backprop"
+    assert run("check", "--impl", spec, "--cases", "3", "--out", str(tmp_path / "run"),
+               "--no-html").returncode == 0
+    source.write_text(source.read_text() + "# edited\n")
+    result = run("check", "--impl", spec, "--cases", "3", "--out", str(tmp_path / "run"),
+                 "--resume", "--no-html")
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert f"--resume: {spec} changed since" in result.stderr, result.stderr
+
+
+def test_two_runs_never_write_one_folder_at_once(tmp_path):
+    (tmp_path / "slow.py").write_text("import time\n\nimport mybackprop\n\n\n"
+                                      "def backprop(problem):\n    time.sleep(0.5)\n"
+                                      "    return mybackprop.matrix(problem)\n")
+    spec = f"{tmp_path / 'slow.py'}:backprop"
+    first = subprocess.Popen([COMMAND, "check", "--impl", spec, "--cases", "40", "--chunk", "1",
+                              "--out", str(tmp_path / "run"), "--no-html", "--quiet"],
+                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):  # until it has begun writing
+            if (tmp_path / "run" / "cases.jsonl").exists():
+                break
+            time.sleep(0.1)
+        second = run("check", "--impl", spec, "--cases", "40", "--chunk", "1", "--out",
+                     str(tmp_path / "run"), "--resume", "--no-html")
+        assert second.returncode == 2, second.stdout + second.stderr
+        assert "is being written by another run" in second.stderr
+    finally:
+        first.kill()
+        first.wait()

@@ -120,6 +120,7 @@ def _sweep_and_summarize(run: Run, parent: _State, helpers: Any,
     settings, folder, names = run.settings, Path(run.folder), list(run.candidates)
     quiet = settings.quiet
     done = prepare_folder(folder, run)
+    lock = _lock(folder)  # held until this function returns: one run writes a folder at a time
     record = {"candidates": names, "seed": settings.seed, "cases": settings.cases,
               "space": dict(vars(settings.space)),
               "oracles": {o.name: o.describe() for o in parent.oracles},
@@ -173,7 +174,23 @@ def _sweep_and_summarize(run: Run, parent: _State, helpers: Any,
         from mybackprop.reporting.html import write_html  # matplotlib: only when drawing
 
         write_html(folder, summary, records)
+    lock.close()
     return Checked(folder, summary)
+
+
+def _lock(folder: Path) -> Any:
+    """An exclusive lock on the run folder, or SettingsError when another run holds it (two
+    --resume at once would write every case twice)."""
+    import fcntl
+
+    handle = open(folder / RUN_FILE, "rb")  # noqa: SIM115 - held for the run, closed on exit
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise SettingsError(f"{folder} is being written by another run: wait for it, or give "
+                            "another --out") from None
+    return handle
 
 
 def prepare_folder(folder: Path, run: Run) -> dict[int, set[str]]:
@@ -185,7 +202,14 @@ def prepare_folder(folder: Path, run: Run) -> dict[int, set[str]]:
                                 "missing); give the --out folder of an interrupted run")
         recorded = json.loads(run_file.read_text(encoding="utf-8"))
         if recorded != run.comparable():
-            changed = sorted(k for k in recorded if recorded[k] != run.comparable().get(k))
+            changed = sorted(k for k in {*recorded, *run.comparable()}
+                             if recorded.get(k) != run.comparable().get(k))
+            if changed == ["sources"] and "sources" in recorded:
+                edited = sorted(n for n, d in run.comparable()["sources"].items()
+                                if recorded["sources"].get(n) != d)
+                raise SettingsError(f"--resume: {', '.join(edited)} changed since {folder} was "
+                                    "started: its records would mix two versions; start a new "
+                                    "run (another --out)")
             raise SettingsError(f"--resume: {folder} was started with other settings "
                                 f"({', '.join(changed)}); repeat the original options")
         return read_done(folder)

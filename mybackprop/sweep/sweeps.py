@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import hashlib
 import logging
 import multiprocessing
 import multiprocessing.pool
@@ -81,7 +82,27 @@ class Run:
                 "space": {k: list(v) if isinstance(v, tuple) else v
                           for k, v in vars(settings.space).items()},
                 "candidates": list(self.candidates), "oracles": list(settings.oracles),
-                "tolerance_factor": dict(settings.tolerance.factor), "chunk": settings.chunk}
+                "tolerance_factor": dict(settings.tolerance.factor), "chunk": settings.chunk,
+                "sources": {name: source_digest(name) for name in self.candidates}}
+
+
+def source_digest(spec: str) -> str:
+    """The sha256 of a candidate's source file (a FILE.py spec, or a module's file), or '' where
+    there is none to read: a resumed run refuses a candidate edited since it started."""
+    target, sep, _ = spec.rpartition(":")
+    path: str | None = target if sep and target.endswith(".py") else None
+    if path is None and sep and target:
+        try:
+            import importlib.util
+
+            found = importlib.util.find_spec(target)
+            path = found.origin if found is not None else None
+        except (ImportError, ValueError):
+            path = None
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest() if path else ""
+    except OSError:
+        return ""
 
 
 class _State:
