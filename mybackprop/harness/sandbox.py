@@ -92,6 +92,7 @@ class Sandbox:
         parents = _cgroup_parents()
         prefix: list[str] = []
         if parents is not None:
+            _remove_stale(parents)
             name = f"mybackprop-{os.getpid()}-{next(_COUNTER)}"
             pids, memory = (parent / name for parent in parents)
             pids.mkdir()
@@ -138,6 +139,21 @@ class Sandbox:
             except OSError:
                 pass
         self.made = []
+
+
+def _remove_stale(parents: tuple[Path, Path]) -> None:
+    """Remove the empty groups of harnesses that died without removing theirs (kill -9)."""
+    for parent in parents:
+        for group in parent.glob("mybackprop-*-*"):
+            try:
+                os.kill(int(group.name.split("-")[1]), 0)  # its harness lives: leave it
+            except ProcessLookupError:
+                try:
+                    group.rmdir()  # refused while a process is still in it
+                except OSError:
+                    pass
+            except (ValueError, PermissionError):
+                pass
 
 
 def _bwrap_argv(visible: list[Path], hidden: list[Path]) -> list[str]:
