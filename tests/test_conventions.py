@@ -246,3 +246,28 @@ def test_a_candidate_computing_in_float64_is_told_so(tmp_path):
     assert "note: computes in float64: in " in result.stdout
     assert "its float32 checks test float64 arithmetic" in (tmp_path / "run" / "report.md"
                                                              ).read_text()
+
+
+def test_clipped_probabilities_are_named_for_what_they_are(tmp_path):
+    """The course style with its probabilities clipped to [1e-12, 1] before the log (a guard
+    many write): where some probability is below 1e-12 the clip changes the loss, and the
+    diagnosis says so instead of 'the forward pass is wrong'."""
+    source = (STYLES / "course_in_out.py").read_text()
+    clipped = source.replace(
+        "probs = np.exp(shifted) / np.sum(np.exp(shifted), axis=1, keepdims=True)",
+        "probs = np.clip(np.exp(shifted) / np.sum(np.exp(shifted), axis=1, keepdims=True), "
+        "1e-12, 1.0)")
+    assert clipped != source
+    (tmp_path / "clipped.py").write_text(clipped)
+    result = subprocess.run([COMMAND, "check", "--impl", "clipped.py:two_layer_net", "--cases",
+                             "200", "--out", str(tmp_path / "run"), "--no-html", "--quiet",
+                             "--repro", "none"], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 1, result.stdout + result.stderr
+    records = [json.loads(line) for line in (tmp_path / "run" / "cases.jsonl").open()]
+    failed = [r["diagnosis"] for r in records if r["verdict"] == "fail"]
+    patterns = [d["pattern"] for d in failed]
+    assert patterns.count("probability_clipped") >= 0.9 * len(patterns) > 0, patterns
+    assert set(patterns) <= {"probability_clipped", "unknown"}, set(patterns)
+    named = next(d["summary"] for d in failed if d["pattern"] == "probability_clipped")
+    assert "of probabilities clipped to [1e-12, 1]" in named

@@ -89,6 +89,8 @@ PATTERNS: dict[str, str] = {
     "wrong_loss_derivative": "a wrong derivative of the loss",
     "activation_parameter": "an activation computed with another parameter than the problem's "
                             "(leaky_relu's slope, elu's alpha)",
+    "probability_clipped": "a loss on probabilities computed with the probabilities clipped "
+                           "(clip(p, eps, 1)), which changes its value where p < eps",
     "forward_wrong": "the forward pass or the loss value already wrong",
     "penalty": "the L2 penalty's gradient missing, halved, doubled or on the wrong tensors",
     "overflow": "NaN or inf where the oracles are finite",
@@ -113,7 +115,7 @@ def diagnose_fail(problem: Problem, answer: Gradients, reference: Gradients,
     if answer.intermediates is not None and intermediates is not None:
         base = replace(base, step=_step(ctx, intermediates()))
     # A factor none of N, 2, ... names comes last: a slip may explain it better.
-    for hypothesis in (_penalty_slip, _other_parameter, _forward_wrong, _zero, _factor,
+    for hypothesis in (_penalty_slip, _other_parameter, _clipped, _forward_wrong, _zero, _factor,
                        _transposed, _slips, _shifted, _unnamed_factor):
         found = hypothesis(ctx)
         if found is not None:
@@ -260,6 +262,43 @@ def _other_parameter(ctx: _Context) -> Found:
                     f"problem.{moved_names[0]}",
                     ["the reference with that value reproduces the loss and "
                      f"{', '.join(ctx.cand)} to within rounding"], {})
+    return None
+
+
+# The eps that code clips probabilities with before a log (np.clip(p, eps, 1 - eps)).
+CLIP_EPS = (1e-7, 1e-8, 1e-9, 1e-10, 1e-12, 1e-15, 1e-16)
+
+
+def _clipped(ctx: _Context) -> Found:
+    """The loss is the loss of probabilities clipped to [eps, 1 - eps]: a textbook guard
+    against log(0) that changes the value wherever a probability is below eps."""
+    arch = ctx.problem.architecture
+    loss = arch.loss_spec
+    if loss.output is None or not ctx.loss_failed:
+        return None
+    p = ctx.problem.float64()
+    fwd = forward(p)
+    y_hat, total = fwd.a[-1], ctx.answer.loss
+    penalty_value = penalty(p)[0] if arch.l2 else 0.0
+    for eps in CLIP_EPS:
+        clipped = np.clip(y_hat, eps, 1 - eps if loss.output == "sigmoid" else 1.0)
+        moved = int(np.sum(clipped != y_hat))
+        if not moved:
+            continue
+        with np.errstate(all="ignore"):
+            value = float(loss.terms(clipped, p.Y).sum() / fwd.divisor + penalty_value)
+        if _close(np.asarray(total, dtype=np.float64), np.asarray(value),
+                  np.asarray(ctx.allowed.loss), ctx.problem.dtype_name):
+            grads = "" if not ctx.failing else (
+                f"; {', '.join(ctx.failing)} differ too, where the clipped probabilities "
+                "enter the gradient")
+            return ("probability_clipped", f"the loss is {loss.name} of probabilities clipped "
+                    f"to [{eps:g}, {'1 - ' if loss.output == 'sigmoid' else ''}1]: {moved} "
+                    f"probabilities are below {eps:g} here, where clipping changes the value "
+                    f"(mybackprop compares the unclipped formula){grads}; drop the clip, or "
+                    "compute the loss from the logits", [
+                        f"loss: candidate {total:.8g}, clipped reference {value:.8g}, "
+                        f"reference {ctx.reference.loss:.8g}"], {})
     return None
 
 
