@@ -159,6 +159,20 @@ class Supports:
                 raise CandidateLoadError(f"supports: {exc}") from None
         raise CandidateLoadError(f"supports is a {type(value).__name__}: give a dict or Supports")
 
+    def to_dict(self) -> dict[str, Any]:
+        """The declaration as JSON data that coerce reads back to this Supports (an isolated
+        worker sends it so: data, never a pickle)."""
+        made: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "conventions":
+                made.update(value.to_dict())
+            elif isinstance(value, frozenset):
+                made[f.name] = sorted(value)
+            else:
+                made[f.name] = list(value) if isinstance(value, tuple) else value
+        return made
+
     def describe(self) -> str:
         """'all activations, losses mse; float64; at most 5000 parameters; no dX'."""
         parts = []
@@ -241,9 +255,9 @@ class Supports:
         if self.batch is not None and not self.batch[0] <= problem.batch_size <= self.batch[1]:
             return (f"batch of {problem.batch_size}, outside the declared "
                     f"{self.batch[0]}-{self.batch[1]}")
-        return self._penalty_skip(arch)
+        return self._penalty_and_parameters_skip(arch)
 
-    def _penalty_skip(self, arch: Architecture) -> str | None:
+    def _penalty_and_parameters_skip(self, arch: Architecture) -> str | None:
         for name, value in arch.parameters.items():
             declared = getattr(self, name)
             if declared is not None and value != declared:

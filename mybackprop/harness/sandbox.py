@@ -14,6 +14,7 @@ address-space limit per process, and the run says so.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import itertools
 import os
 import shutil
@@ -166,12 +167,11 @@ def _bwrap_argv(visible: list[Path], hidden: list[Path]) -> list[str]:
     system = [Path(p) for p in ("/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/etc")]
     python = {Path(sys.base_prefix), Path(sys.prefix), Path(sys.executable).resolve().parent}
     packages = {Path(__file__).resolve().parents[1]}  # mybackprop
-    try:
-        import oracles  # where the editable install keeps it
-
-        packages.add(Path(oracles.__file__).resolve().parent)
-    except ImportError:
-        pass
+    # mybackprop.oracles: an editable install keeps it outside the package (the repository's
+    # oracles/). Found, not imported: the worker itself never loads the oracles.
+    found = importlib.util.find_spec("mybackprop.oracles")
+    if found is not None and found.origin:
+        packages.add(Path(found.origin).resolve().parent)
     done: set[Path] = set()
     for path in [*system, *sorted(python), *sorted(packages), *visible]:
         if path in done or not os.path.lexists(path):

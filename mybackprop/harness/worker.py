@@ -5,32 +5,14 @@ nothing it would have to trust."""
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import sys
-from typing import Any
 
 from mybackprop.harness import wire
-from mybackprop.harness.contract import Candidate, CandidateLoadError, Refusal, Supports
+from mybackprop.harness.contract import Candidate, CandidateLoadError, Refusal
 from mybackprop.harness.isolate import receive
 from mybackprop.harness.loading import load_candidate
 from mybackprop.harness.runner import run_in_process
-
-
-def declaration(supports: Supports) -> dict[str, Any]:
-    """A declaration as JSON data that Supports.coerce reads back to the same Supports."""
-    made: dict[str, Any] = {}
-    for field in dataclasses.fields(supports):
-        value = getattr(supports, field.name)
-        if field.name == "conventions":
-            made.update(value.to_dict())
-        elif isinstance(value, frozenset):
-            made[field.name] = sorted(value)
-        elif isinstance(value, tuple):
-            made[field.name] = list(value)
-        else:
-            made[field.name] = value
-    return made
 
 
 def _die_with_parent() -> None:
@@ -57,7 +39,7 @@ def serve(spec: str, memory_limit: int) -> None:
     except CandidateLoadError as exc:
         _write(channel, wire.encode({"kind": "load_error", "reason": str(exc)}))
         return
-    _write(channel, wire.encode({"kind": "ready", "supports": declaration(candidate.supports)}))
+    _write(channel, wire.encode({"kind": "ready", "supports": candidate.supports.to_dict()}))
     while True:
         try:
             nonce, problem = receive(sys.stdin.buffer)
