@@ -2,6 +2,6 @@
 
 import sys
 
-from mybackprop.cli import main
+from mybackprop.cli import entry
 
-sys.exit(main())
+sys.exit(entry())

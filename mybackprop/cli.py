@@ -175,6 +175,24 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
 
 
+def entry(argv: list[str] | None = None) -> int:
+    """The mybackprop command: main, with `check` run under a supervisor (sweep/supervise.py),
+    a process no candidate ran in, which decides the exit code: a candidate that ends the
+    process (os._exit(0) in-process) makes the run an error, never a clean exit."""
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        command = build_parser().parse_args(argv).command
+    except UsageError:
+        command = None  # main says it, once
+    except SystemExit:  # --help
+        raise
+    if command != "check":
+        return main(argv)
+    from mybackprop.harness.supervise import supervised
+
+    return supervised(lambda: main(argv))
+
+
 def settings_from_args(args: argparse.Namespace) -> RunSettings:
     """The run settings of `mybackprop check`'s options: the door's one conversion."""
     options = {name: value for name, value in vars(args).items() if name != "command"}
@@ -248,4 +266,4 @@ def _print_summary(summary: dict[str, Any], folder: Path) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(entry())

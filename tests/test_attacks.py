@@ -323,3 +323,113 @@ def test_two_runs_never_write_one_folder_at_once(tmp_path):
     finally:
         first.kill()
         first.wait()
+
+
+def test_a_candidate_that_ends_the_process_in_process_is_never_a_clean_exit(tmp_path):
+    """The check runs under a supervisor no candidate runs in: os._exit(0) in a call ends the
+    run process, and the supervisor says so and exits 1, where the shell would have seen 0."""
+    result = run("check", "--impl", attack("exits_mid_run"), "--no-isolate", "--cases", "5",
+                 "--out", str(tmp_path / "run"), "--no-html")
+    assert result.returncode == 1, result.stdout + result.stderr
+    said = (f"the run ended with exit code 0 during case 2 of {attack('exits_mid_run')}, with 0 "
+            "of 5 records")
+    assert said in result.stderr and "(--isolate)" in result.stderr, result.stderr
+    assert "PASS" not in result.stdout and not (tmp_path / "run" / "summary.json").exists()
+    # isolated, the same candidate is an error of its case, and the run goes on to a summary
+    result = run("check", "--impl", attack("exits_mid_run"), "--impl", "mybackprop:matrix",
+                 "--isolate", "--cases", "5", "--out", str(tmp_path / "isolated"), "--no-html")
+    assert result.returncode == 1, result.stdout + result.stderr
+    mine = verdicts(tmp_path / "isolated", attack("exits_mid_run"))
+    assert [v for v, _ in mine] == ["pass", "pass", "error", "pass", "pass"], mine
+    assert "ended the interpreter with exit code 0" in mine[2][1]
+    assert all(v == "pass" for v, _ in verdicts(tmp_path / "isolated", "mybackprop:matrix"))
+
+
+def test_sys_exit_at_import_is_that_submissions_error_and_the_others_are_judged(tmp_path):
+    folder = tmp_path / "submissions"
+    folder.mkdir()
+    (folder / "a_exits.py").write_text((ATTACKS / "exits_at_import.py").read_text())
+    (folder / "b_correct.py").write_text("from mybackprop import matrix as backprop\n")
+    result = run("check", "--impl", f"{folder}/:backprop", "--no-isolate", "--cases", "3",
+                 "--out", str(tmp_path / "run"), "--no-html")
+    assert result.returncode == 1, result.stdout + result.stderr
+    exits = verdicts(tmp_path / "run", f"{folder / 'a_exits.py'}:backprop")
+    assert len(exits) == 3 and all(v == "error" and "called sys.exit(0)" in r for v, r in exits)
+    assert [v for v, _ in verdicts(tmp_path / "run", f"{folder / 'b_correct.py'}:backprop")
+            ] == ["pass"] * 3
+    alone = run("check", "--impl", attack("exits_at_import"), "--cases", "3", "--out",
+                str(tmp_path / "alone"), "--no-html")
+    assert alone.returncode == 2 and "called sys.exit(0)" in alone.stderr, alone.stderr
+
+
+def test_the_supervisor_judges_the_records_a_finished_run_left(tmp_path):
+    from mybackprop.harness.supervise import judge
+
+    assert run("check", "--cases", "4", "--out", str(tmp_path / "run"), "--no-html"
+               ).returncode == 0
+    state = {"folder": str(tmp_path / "run"), "expect": 4, "exit": 0}
+    assert judge(0, state) == ("", 0)
+    lines = (tmp_path / "run" / "cases.jsonl").read_text().splitlines(keepends=True)
+    (tmp_path / "run" / "cases.jsonl").write_text("".join(lines + lines[:1]))
+    assert judge(0, state) == (f"{tmp_path / 'run' / 'cases.jsonl'} holds 1 records twice: the "
+                               "run is not judged", 1)
+    (tmp_path / "run" / "cases.jsonl").write_text("".join(lines[:3]))
+    assert judge(0, state)[1] == 1 and "holds 3 records where the run asked for 4" in judge(
+        0, state)[0]
+    # a run that never said it finished is never judged, whatever its exit code
+    verdict, code = judge(0, {"folder": str(tmp_path / "run"), "expect": 4})
+    assert code == 1 and "ended with exit code 0" in verdict
+    verdict, code = judge(-9, {"folder": str(tmp_path / "run"), "expect": 4,
+                               "calling": "case 3 of x"}, sent=[])
+    assert code == 137 and "killed by SIGKILL during case 3 of x" in verdict
+    assert "out of memory?" in verdict
+
+
+def test_in_process_no_candidate_reads_a_reference_answer_of_its_own_case(tmp_path):
+    """--repro all writes reference answers into the run folder, which an in-process candidate
+    can read: they are written only once every candidate of the case has answered."""
+    result = run("check", "--impl", "mybackprop.zoo:tanh_missing_square", "--impl",
+                 attack("cribs"), "--no-isolate", "--activations", "tanh", "--cases", "12",
+                 "--repro", "all", "--out", str(tmp_path / "run"), "--no-html",
+                 CRIB_FROM=str(tmp_path / "run"))
+    assert result.returncode == 1
+    assert list((tmp_path / "run" / "repro").iterdir())  # they were there to crib from
+    cribbed = verdicts(tmp_path / "run", attack("cribs"))
+    assert len(cribbed) == 12 and not any(v == "pass" for v, _ in cribbed), cribbed
+
+
+def _without_timing(folder: Path) -> list[dict]:
+    return [{k: v for k, v in r.items() if k not in ("seconds",)} for r in records(folder)]
+
+
+def test_a_pool_worker_that_dies_is_replaced_and_its_chunk_runs_again(tmp_path):
+    """--workers 2: a worker that dies once (as the out-of-memory killer would kill it) costs a
+    restart; its chunk runs again, and the records are those of one process."""
+    common = ("--impl", attack("kills_pool_worker"), "--cases", "24", "--chunk", "8",
+              "--no-isolate", "--no-html", "--no-shrink")
+    alone = run("check", *common, "--out", str(tmp_path / "alone"))
+    assert alone.returncode == 0, alone.stdout + alone.stderr
+    started = time.monotonic()
+    pooled = run("check", *common, "--workers", "2", "--out", str(tmp_path / "pooled"),
+                 MYBACKPROP_ATTACK_ONCE=str(tmp_path / "died"))
+    assert (tmp_path / "died").exists()  # a pool worker did die
+    assert pooled.returncode == 0, pooled.stdout + pooled.stderr
+    assert _without_timing(tmp_path / "pooled") == _without_timing(tmp_path / "alone")
+    assert time.monotonic() - started < 120
+
+
+def test_a_pool_worker_that_always_dies_on_a_case_makes_that_pair_an_error(tmp_path):
+    common = ("--impl", attack("kills_pool_worker"), "--impl", "mybackprop:matrix",
+              "--cases", "16", "--chunk", "8", "--no-isolate", "--no-html", "--no-shrink")
+    assert run("check", *common, "--out", str(tmp_path / "first")).returncode == 0
+    batch = records(tmp_path / "first")[0]["batch_size"]  # case 0: in the pool's first chunk
+    result = run("check", *common, "--workers", "2", "--out", str(tmp_path / "run"),
+                 MYBACKPROP_ATTACK_BATCH=str(batch))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    mine = [(r["verdict"], r["reason"], r["batch_size"]) for r in records(tmp_path / "run")
+            if r["candidate"] == attack("kills_pool_worker")]
+    assert len(mine) == 16 and mine[0][0] == "error", mine
+    assert all(v == "pass" or (v == "error" and n == batch and "pool process running it died"
+                               in r) for v, r, n in mine), mine
+    assert all(v == "pass" for v, _ in verdicts(tmp_path / "run", "mybackprop:matrix"))

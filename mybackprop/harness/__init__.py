@@ -1,6 +1,7 @@
 """The harness: one case from start to verdict. The plug-in contract (``contract``), loading
-candidates (``loading``) and isolating them (``isolate``, ``worker``), drawing random cases
-(``cases``, ``strategies``), the run settings built at the door (``settings``), the runner that
+candidates (``loading``) and isolating them (``isolate``, ``worker``, ``sandbox``, ``wire``),
+drawing random cases (``cases``, ``strategies``), the run settings built at the door
+(``settings``), the supervisor that decides a check's exit code (``supervise``), the runner that
 feeds a case to the oracles and the candidate and ends in one verdict (``runner``), and shrinking a
 failure to the smallest case that keeps its diagnosis (``shrink``).
 

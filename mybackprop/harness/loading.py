@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from mybackprop.harness import supervise
 from mybackprop.harness.contract import Candidate, CandidateError, CandidateLoadError, Supports
 from mybackprop.harness.conventions import adapted
 from mybackprop.harness.isolate import DEFAULT_MEMORY_LIMIT, IsolatedRunner
@@ -45,6 +46,7 @@ def load_candidate(spec: str) -> Candidate:
         known = ", ".join(sorted(registered)) or "none installed"
         raise CandidateLoadError(f"--impl {spec!r} is not MODULE:ATTR, FILE.py:ATTR or a "
                                  f"registered name ({known}): e.g. mymodule:backprop")
+    supervise.note(calling=f"the import of {spec}")
     if module_name.endswith(".py"):
         module = _import_file(Path(module_name), spec)
     else:
@@ -176,6 +178,9 @@ def _import_module(module_name: str, spec: str, attr: str) -> Any:
         sys.path.insert(0, here)
     try:
         return importlib.import_module(module_name)
+    except SystemExit as exc:  # not the harness's exit: the candidate cannot be loaded
+        raise CandidateLoadError(f"--impl {spec!r}: importing {module_name} called "
+                                 f"sys.exit({exc.code!r})") from None
     except ModuleNotFoundError as exc:
         if exc.name is None or not (module_name == exc.name
                                     or module_name.startswith(exc.name + ".")):
@@ -207,6 +212,9 @@ def _import_file(path: Path, spec: str) -> Any:
     sys.modules[name] = module
     try:
         module_spec.loader.exec_module(module)
+    except SystemExit as exc:  # not the harness's exit: the candidate cannot be loaded
+        raise CandidateLoadError(f"--impl {spec!r}: running {path} called "
+                                 f"sys.exit({exc.code!r})") from None
     except Exception as exc:
         raise CandidateLoadError(f"--impl {spec!r}: running {path} raised "
                                  f"{type(exc).__name__}: {exc}") from None

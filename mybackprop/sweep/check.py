@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mybackprop.harness import supervise
 from mybackprop.harness.contract import CandidateLoadError
 from mybackprop.harness.runner import FAILING
 from mybackprop.harness.sandbox import describe as describe_isolation
@@ -121,6 +122,7 @@ def _sweep_and_summarize(run: Run, parent: _State, helpers: Any,
     quiet = settings.quiet
     done = prepare_folder(folder, run)
     lock = _lock(folder)  # held until this function returns: one run writes a folder at a time
+    supervise.note(folder=str(folder), expect=settings.cases * len(names), calling="")
     record = {"candidates": names, "seed": settings.seed, "cases": settings.cases,
               "space": dict(vars(settings.space)),
               "oracles": {o.name: o.describe() for o in parent.oracles},

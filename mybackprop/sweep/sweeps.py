@@ -19,11 +19,11 @@ parent), so which case gets shrunk does not depend on the workers either.
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import contextlib
 import hashlib
 import logging
 import multiprocessing
-import multiprocessing.pool
 import re
 import threading
 import time
@@ -35,8 +35,9 @@ from typing import Any
 
 import numpy as np
 
+from mybackprop.harness import supervise
 from mybackprop.harness.cases import CaseSpace, sample_problem
-from mybackprop.harness.runner import FAILING
+from mybackprop.harness.runner import FAILING, Outcome
 from mybackprop.harness.settings import RunSettings
 from mybackprop.harness.shrink import shrink, size
 from mybackprop.reporting.records import CASES_FILE, dumps, failure_kind, read_record
@@ -145,11 +146,16 @@ class _State:
         out = []
         for (case, skip), problems in zip(jobs, by_case, strict=True):
             wanted = [c for c in self.candidates if c.name not in skip]
+            # Repro scripts hold the reference answer: written once every candidate of the
+            # case has answered, so none can read another's (in-process, it sees the folder).
+            repros = []
             for candidate in wanted:
                 problem = problems[candidate.name][1]
                 refs = answers[id(problem)]
                 started = time.perf_counter()
+                supervise.calling(case, candidate.name)
                 outcome = self.checker.check(candidate, problem, refs)
+                supervise.calling(None)
                 spent = time.perf_counter() - started
                 seconds[f"candidate {candidate.name}"] += outcome.seconds.get("candidate", 0.0)
                 seconds["judging"] += spent - outcome.seconds.get("candidate", 0.0)
@@ -157,14 +163,29 @@ class _State:
                 if (self.settings.repro == "all" and outcome.verdict in FAILING
                         and outcome.reference_answer is not None):
                     name = repro_name(case, candidate.name)
-                    write_repro(Path(self.run.folder) / name, outcome, candidate.name,
-                                self.tolerance)
+                    repros.append((Path(self.run.folder) / name, outcome, candidate.name))
                     record["repro"] = name
                 message = (f"case {case}: {outcome.message()}"
                            if outcome.verdict in ("fail", "error", "oracle_disagreement") else "")
                 line = dumps(record, check_circular=False)  # a tree; strict JSON
                 out.append((case, line + "\n", message))
+            for path, outcome, name in repros:
+                write_repro(path, outcome, name, self.tolerance)
         return out, dict(seconds)
+
+    def died(self, case: int, name: str,
+             reason: str = "the pool process running it died (os._exit, a crash, a kill or "
+                           "out of memory), also when it ran alone"
+             ) -> list[tuple[int, str, str]]:
+        """The record of a (case, candidate) whose worker died while it ran: an error (the run
+        goes on; a worker never comes back to answer it)."""
+        candidate = next(c for c in self.candidates if c.name == name)
+        problem = self.case_problems(case)[name][1]
+        outcome = Outcome("error", name, problem, oracles=self.checker._descriptions,
+                          conventions=candidate.supports.conventions).ends("error", reason)
+        record = {"case": case, "seed": self.settings.seed, **outcome.to_record()}
+        return [(case, dumps(record, check_circular=False) + "\n",
+                 f"case {case}: {outcome.message()}")]
 
     def case_problems(self, case: int) -> dict[str, tuple[CaseSpace | None, Problem]]:
         """Each candidate's problem for case `case`, with where it was drawn: the run's shared
@@ -229,16 +250,53 @@ def _ordered(submit: Callable[[list[Job]], Any], wait: Callable[[Any], ChunkResu
         yield wait(pending.popleft())
 
 
-def start_pool(helpers: int, oracles: Iterable[str]) -> multiprocessing.pool.Pool:
-    """`helpers` spawned worker processes that start loading the oracles at once.
+class Pool:
+    """`helpers` spawned worker processes (concurrent.futures) that survive a dead worker.
 
-    A worker's start-up (interpreter, numpy, torch, JAX: ~2 s) is most of what a short sweep
-    loses to it. Started before this process loads its own oracles, the two load side by side,
-    and the workers are ready about when this process is.
-    """
-    context = multiprocessing.get_context("spawn")  # JAX and torch hold threads: no fork
-    with one_thread_children():  # spawned workers read it before numpy, torch, jax load
-        return context.Pool(helpers, initializer=_preload, initargs=(tuple(oracles),))
+    A worker that dies (a signal, os._exit in a candidate, the out-of-memory killer) breaks a
+    ProcessPoolExecutor: every chunk it held fails with BrokenProcessPool, and the pool takes
+    no more. `restart` starts a fresh one, so the sweep can run those chunks again (see
+    _shared); nothing waits on a worker that is gone."""
+
+    def __init__(self, helpers: int, oracles: Iterable[str]) -> None:
+        self.helpers, self.oracles = helpers, tuple(oracles)
+        self.restarts = 0
+        self._executor = self._start()
+
+    def _start(self) -> concurrent.futures.ProcessPoolExecutor:
+        """A worker's start-up (interpreter, numpy, torch, JAX: ~2 s) is most of what a short
+        sweep loses to it: the workers are started at once (an empty task each) and load the
+        oracles while this process loads its own."""
+        context = multiprocessing.get_context("spawn")  # JAX and torch hold threads: no fork
+        with one_thread_children():  # spawned workers read it before numpy, torch, jax load
+            executor = concurrent.futures.ProcessPoolExecutor(
+                self.helpers, mp_context=context, initializer=_preload,
+                initargs=(self.oracles,))
+            for _ in range(self.helpers):
+                executor.submit(int)
+        return executor
+
+    def submit(self, function: Callable[..., Any], *args: Any) -> concurrent.futures.Future:
+        return self._executor.submit(function, *args)
+
+    def restart(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        self.restarts += 1
+        self._executor = self._start()
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> Pool:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def start_pool(helpers: int, oracles: Iterable[str]) -> Pool:
+    """`helpers` spawned worker processes that start loading the oracles at once."""
+    return Pool(helpers, oracles)
 
 
 def _preload(oracles: tuple[str, ...]) -> None:
@@ -256,7 +314,7 @@ def _preload(oracles: tuple[str, ...]) -> None:
 
 
 def sweep(run: Run, work: Iterable[list[Job]], parent: _State | None = None,
-          started: multiprocessing.pool.Pool | DaskExecutor | None = None
+          started: Pool | DaskExecutor | None = None
           ) -> Iterator[ChunkResult]:
     """Run the chunks; yield each chunk's records, in case order, as soon as it is its turn.
 
@@ -272,7 +330,7 @@ def sweep(run: Run, work: Iterable[list[Job]], parent: _State | None = None,
             dask = started or stack.enter_context(DaskExecutor(settings.workers,
                                                                settings.scheduler,
                                                                settings.oracles))
-            yield from _dask_sweep(run, work, dask)
+            yield from _dask_sweep(run, work, dask, parent or _State(run))
         return
     state = parent or _State(run)
     if settings.workers <= 1:
@@ -282,12 +340,10 @@ def sweep(run: Run, work: Iterable[list[Job]], parent: _State | None = None,
     with contextlib.ExitStack() as stack:
         helpers = started or stack.enter_context(start_pool(settings.workers - 1,
                                                             settings.oracles))
-        yield from _shared(state, lambda jobs: helpers.apply_async(run_chunk_in_worker,
-                                                                   (run, jobs)),
-                           iter(work), settings.workers - 1)  # this process is the W-th worker
+        yield from _shared(state, helpers, iter(work))  # this process is the W-th worker
 
 
-def start_workers(settings: RunSettings) -> multiprocessing.pool.Pool | DaskExecutor | None:
+def start_workers(settings: RunSettings) -> Pool | DaskExecutor | None:
     """The workers a sweep with these settings will use beside this process, started now so
     that they load the oracles while this process does (None: this process alone)."""
     if settings.executor == "dask":
@@ -298,13 +354,17 @@ def start_workers(settings: RunSettings) -> multiprocessing.pool.Pool | DaskExec
     return None
 
 
-def _shared(state: _State, submit: Callable[[list[Job]], Any], work: Iterator[list[Job]],
-            helpers: int) -> Iterator[ChunkResult]:
-    """Chunks in order, run by `helpers` pool processes and by this one: whenever the next
+def _shared(state: _State, pool: Pool, work: Iterator[list[Job]]) -> Iterator[ChunkResult]:
+    """Chunks in order, run by the pool's processes and by this one: whenever the next
     result is not ready, this process runs the next chunk itself (it has everything loaded,
     so it starts at once while the pool's processes import and compile). Which process runs a
-    chunk changes nothing in its records. At most 4 (helpers + 1) chunks wait here."""
-    pending: collections.deque[list[Any]] = collections.deque()  # ["pool", async] | ["here", r]
+    chunk changes nothing in its records. At most 4 (helpers + 1) chunks wait here.
+
+    A pool worker that dies breaks the pool: it is restarted and every chunk it held runs
+    again (_result), so a dead worker costs a restart, never a hang."""
+    helpers = pool.helpers
+    # [kind, value, jobs, tries]: kind "pool" (value: a future) or "here" (value: the result)
+    pending: collections.deque[list[Any]] = collections.deque()
     in_pool, exhausted = 0, False
     while True:
         while not exhausted and in_pool < 2 * helpers:
@@ -312,26 +372,68 @@ def _shared(state: _State, submit: Callable[[list[Job]], Any], work: Iterator[li
             if jobs is None:
                 exhausted = True
             else:
-                pending.append(["pool", submit(jobs)])
+                pending.append(["pool", pool.submit(run_chunk_in_worker, state.run, jobs),
+                                jobs, 0])
                 in_pool += 1
         if not pending:
             return
-        kind, value = pending[0]
-        if kind == "here" or value.ready():
-            pending.popleft()
+        kind, value, _, _ = pending[0]
+        if kind == "here" or value.done():
+            entry = pending.popleft()
             in_pool -= kind == "pool"
-            yield value if kind == "here" else value.get()
+            yield entry[1] if kind == "here" else _result(state, pool, entry, pending)
             continue
         jobs = None
         if not exhausted and len(pending) < 4 * (helpers + 1):
             jobs = next(work, None)
             exhausted = jobs is None
         if jobs is None:  # nothing left to run here (or enough waiting): wait for the head
-            pending.popleft()
+            entry = pending.popleft()
             in_pool -= 1
-            yield value.get()
+            yield _result(state, pool, entry, pending)
         else:
-            pending.append(["here", state.run_chunk(jobs)])
+            pending.append(["here", state.run_chunk(jobs), jobs, 0])
+
+
+def _result(state: _State, pool: Pool, entry: list[Any],
+            pending: collections.deque[list[Any]]) -> ChunkResult:
+    """A pool chunk's result. If a worker died, the pool is broken and every chunk it held is
+    lost, whichever chunk's worker died: this one runs again with nothing else in the fresh
+    pool (so that it alone can break it), then the others are sent again."""
+    try:
+        return entry[1].result()
+    except concurrent.futures.process.BrokenProcessPool:
+        pass
+    pool.restart()
+    result = _alone(state, pool, entry[2])
+    for waiting in pending:
+        if waiting[0] == "pool":
+            waiting[1] = pool.submit(run_chunk_in_worker, state.run, waiting[2])
+    return result
+
+
+def _alone(state: _State, pool: Pool, jobs: list[Job]) -> ChunkResult:
+    """A chunk run with nothing else in the pool; if it breaks the pool by itself, each of its
+    (case, candidate) pairs runs alone, and a pair that breaks it is an error of its own."""
+    try:
+        return pool.submit(run_chunk_in_worker, state.run, jobs).result()
+    except concurrent.futures.process.BrokenProcessPool:
+        pool.restart()
+    out: list[tuple[int, str, str]] = []
+    seconds: collections.Counter[str] = collections.Counter()
+    for case, skip in jobs:
+        for name in state.run.candidates:
+            if name in skip:
+                continue
+            alone = [(case, frozenset(state.run.candidates) - {name})]
+            try:
+                lines, spent = pool.submit(run_chunk_in_worker, state.run, alone).result()
+            except concurrent.futures.process.BrokenProcessPool:
+                pool.restart()
+                lines, spent = state.died(case, name), {}
+            out += lines
+            seconds.update(spent)
+    return out, dict(seconds)
 
 
 class DaskExecutor:
@@ -403,13 +505,27 @@ class DaskExecutor:
         self.close()
 
 
-def _dask_sweep(run: Run, work: Iterable[list[Job]],
-                dask: DaskExecutor) -> Iterator[ChunkResult]:
+def _dask_sweep(run: Run, work: Iterable[list[Job]], dask: DaskExecutor,
+                state: _State) -> Iterator[ChunkResult]:
     client = dask.client()
     window = 2 * max(1, len(client.scheduler_info()["workers"]))
-    yield from _ordered(lambda jobs: client.submit(run_chunk_in_worker, run, jobs,
-                                                   pure=False),
-                        lambda future: future.result(), work, window)
+    yield from _ordered(lambda jobs: (client.submit(run_chunk_in_worker, run, jobs,
+                                                    pure=False), jobs),
+                        lambda sent: _dask_result(state, *sent), work, window)
+
+
+def _dask_result(state: _State, future: Any, jobs: list[Job]) -> ChunkResult:
+    """A chunk's result from Dask, or, where its workers kept dying on it (Dask retries a
+    task whose worker died, then gives up: KilledWorker), an error for each of its pairs."""
+    try:
+        return future.result()
+    except Exception as exc:
+        if type(exc).__name__ != "KilledWorker":
+            raise
+    reason = ("the Dask workers running its chunk died each time Dask tried it (os._exit, a "
+              "crash, a kill or out of memory), in this case or another of its chunk")
+    return [line for case, skip in jobs for name in state.run.candidates if name not in skip
+            for line in state.died(case, name, reason)], {}
 
 
 def read_done(folder: Path) -> dict[int, set[str]]:
@@ -454,6 +570,7 @@ def first_failures(state: _State, records: Iterable[dict[str, Any]],
     for (name, kind), record in sorted(first.items(), key=lambda kv: kv[1]["case"]):
         candidate = by_name[name]
         problem = state.case_problems(record["case"])[name][1]
+        supervise.calling(record["case"], name, "shrinking case")
         outcome = state.checker.check(candidate, problem)
         if outcome.reference_answer is None:  # no oracle answer (an oracle failed): no repro
             continue
@@ -479,4 +596,5 @@ def first_failures(state: _State, records: Iterable[dict[str, Any]],
                    f"({after[0]} parameters, was {before[0]})"
                    + (f"; repro: {folder / path}" if result["repro"] else ""))
         results.append(result)
+        supervise.calling(None)
     return results
