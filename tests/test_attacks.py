@@ -267,10 +267,11 @@ def test_markdown_carries_no_html_from_a_candidates_text(tmp_path):
 def test_in_process_a_candidate_can_neither_hang_the_run_nor_change_the_harness(tmp_path):
     """In-process (--no-isolate): a candidate that swallows the timeout, one whose answer is
     a generator that never ends, one that leaves NumPy raising, the working directory moved
-    and the streams closed, and one that raises KeyboardInterrupt: each gets its verdict, and
-    the matrix level beside them passes every case."""
-    names = ["swallows_timeout", "generator_answer", "changes_the_process",
-             "raises_keyboard_interrupt"]
+    and the streams closed, one that raises KeyboardInterrupt, and one that writes to the
+    frozen architecture and the case's config it was handed: each gets its verdict, and the
+    matrix level beside them passes every case."""
+    names = ["swallows_timeout", "generator_answer", "changes_the_problem",
+             "changes_the_process", "raises_keyboard_interrupt"]
     impls = [arg for name in names for arg in ("--impl", attack(name))]
     started = time.monotonic()
     result = run("check", *impls, "--impl", "mybackprop:matrix", "--no-isolate",
@@ -285,7 +286,19 @@ def test_in_process_a_candidate_can_neither_hang_the_run_nor_change_the_harness(
     assert all(v == "pass" for v, _ in verdicts(folder, attack("changes_the_process")))
     assert all(v == "error" and r == "raised KeyboardInterrupt"
                for v, r in verdicts(folder, attack("raises_keyboard_interrupt")))
+    assert all(v == "pass" for v, _ in verdicts(folder, attack("changes_the_problem")))
     assert [v for v, _ in verdicts(folder, "mybackprop:matrix")] == ["pass"] * 3
+    # What it wrote to its problem reached neither the records nor the next candidate handed
+    # the same draw (the attacks share one; matrix reads the penalty and is drawn its own).
+    def configs(name: str) -> list[dict]:
+        return [r["config"] for r in records(folder) if r["candidate"] == name]
+
+    assert configs(attack("changes_the_problem")) == configs(attack("changes_the_process"))
+    assert all(c["architecture"]["loss"] != "l1" for c in configs(attack("changes_the_process")))
+    alone = run("check", "--impl", attack("changes_the_process"), "--cases", "3", "--out",
+                str(tmp_path / "alone"), "--no-html")
+    assert [r["config"] for r in records(tmp_path / "alone")] == configs(
+        attack("changes_the_problem"))
     assert time.monotonic() - started < 120
 
 
@@ -433,3 +446,32 @@ def test_a_pool_worker_that_always_dies_on_a_case_makes_that_pair_an_error(tmp_p
     assert all(v == "pass" or (v == "error" and n == batch and "pool process running it died"
                                in r) for v, r, n in mine), mine
     assert all(v == "pass" for v, _ in verdicts(tmp_path / "run", "mybackprop:matrix"))
+
+
+def test_resume_keeps_only_the_records_this_run_would_write(tmp_path):
+    """Forged, duplicated and foreign lines in an interrupted run's cases.jsonl are removed
+    (and said); their pairs run again, and the folder ends as an uninterrupted run's."""
+    common = ("check", "--impl", "mybackprop:matrix", "--impl",
+              "mybackprop.zoo:tanh_missing_square", "--cases", "10", "--no-html", "--no-shrink",
+              "--quiet")
+    assert run(*common, "--out", str(tmp_path / "whole")).returncode == 1
+    whole = (tmp_path / "whole" / "cases.jsonl").read_text().splitlines(keepends=True)
+    (tmp_path / "cut").mkdir()
+    (tmp_path / "cut" / "run.json").write_text((tmp_path / "whole" / "run.json").read_text())
+    forged = [json.loads(line) for line in whole[12:15]]
+    forged[0]["seed"] = 7
+    forged[1]["config"]["seed"] += 1  # another case's arrays
+    forged[2]["candidate"] = "someone else"
+    (tmp_path / "cut" / "cases.jsonl").write_text("".join(
+        whole[:12] + whole[:2] + [json.dumps(r) + "\n" for r in forged[:3]]))
+    resumed = run(*common, "--resume", "--out", str(tmp_path / "cut"))
+    assert resumed.returncode == 1, resumed.stderr
+    said = ("--resume: removed 5 records from {} that this run would not write (2 twice, 1 of "
+            "another seed, 1 of a case this run does not draw, 1 of a candidate this run does "
+            "not check); their cases run again").format(tmp_path / "cut" / "cases.jsonl")
+    assert said in resumed.stdout, resumed.stdout
+    def by_pair(folder: Path) -> list[tuple]:  # an oracle's last bits depend on its batch
+        return sorted((r["case"], r["candidate"], json.dumps(r["config"], sort_keys=True),
+                       r["verdict"]) for r in records(folder))
+
+    assert by_pair(tmp_path / "cut") == by_pair(tmp_path / "whole")

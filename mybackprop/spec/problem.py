@@ -7,6 +7,7 @@ Everything here validates eagerly and fails with one line that names the problem
 
 from __future__ import annotations
 
+import copy
 import difflib
 import math
 from collections.abc import Sequence
@@ -263,10 +264,12 @@ class Problem:
         return [self.X, self.Y, *self.weights, *(b for b in self.biases if b is not None)]
 
     def copy(self) -> Problem:
-        """A deep copy: hand it to code that must not be able to change the original."""
-        return self._trusted(tuple(w.copy() for w in self.weights),
-                             tuple(None if b is None else b.copy() for b in self.biases),
-                             self.X.copy(), self.Y.copy())
+        """A deep copy (arrays, architecture, meta): hand it to code that must not be able to
+        change the original, even by writing to what is frozen."""
+        return unchecked_problem(copy.deepcopy(self.architecture),
+                                 tuple(w.copy() for w in self.weights),
+                                 tuple(None if b is None else b.copy() for b in self.biases),
+                                 self.X.copy(), self.Y.copy(), copy.deepcopy(self.meta))
 
     def as_float64(self) -> Problem:
         """The same problem upcast exactly to float64, as a fresh copy the caller may change."""

@@ -120,8 +120,11 @@ def _sweep_and_summarize(run: Run, parent: _State, helpers: Any,
 
     settings, folder, names = run.settings, Path(run.folder), list(run.candidates)
     quiet = settings.quiet
-    done = prepare_folder(folder, run)
-    lock = _lock(folder)  # held until this function returns: one run writes a folder at a time
+    # One run writes a folder at a time: the lock is held until this function returns (taken
+    # before a resumed run's records are read, as their reading may rewrite them).
+    lock = _lock(folder) if settings.resume and (folder / RUN_FILE).exists() else None
+    done, dropped = prepare_folder(folder, run, parent)
+    lock = lock or _lock(folder)
     supervise.note(folder=str(folder), expect=settings.cases * len(names), calling="")
     record = {"candidates": names, "seed": settings.seed, "cases": settings.cases,
               "space": dict(vars(settings.space)),
@@ -142,6 +145,10 @@ def _sweep_and_summarize(run: Run, parent: _State, helpers: Any,
             f"seed {settings.seed}, {workers}{resumed}")
         if isolated:
             say(f"isolated candidates run in {record['isolation']}")
+    if dropped:  # said even when quiet: the folder was changed
+        say(f"--resume: removed {sum(dropped.values())} records from {folder / CASES_FILE} "
+            "that this run would not write (" + ", ".join(
+                f"{n} {why}" for why, n in dropped.most_common()) + "); their cases run again")
     writer = RunWriter(folder)
     started = time.perf_counter()
     progress = tqdm(total=settings.cases, initial=settings.cases - left, unit="case",
@@ -195,8 +202,11 @@ def _lock(folder: Path) -> Any:
     return handle
 
 
-def prepare_folder(folder: Path, run: Run) -> dict[int, set[str]]:
-    """A new run folder, or (resume) the one to continue: its settings must match."""
+def prepare_folder(folder: Path, run: Run, state: _State | None = None
+                   ) -> tuple[dict[int, set[str]], dict[str, int]]:
+    """A new run folder, or (resume) the one to continue: its settings must match, and only
+    the records this run would write are kept (read_done). Returns the (case -> candidates)
+    recorded, and how many records were removed, by why."""
     run_file = folder / RUN_FILE
     if run.settings.resume:
         if not run_file.exists():
@@ -214,7 +224,7 @@ def prepare_folder(folder: Path, run: Run) -> dict[int, set[str]]:
                                     "run (another --out)")
             raise SettingsError(f"--resume: {folder} was started with other settings "
                                 f"({', '.join(changed)}); repeat the original options")
-        return read_done(folder)
+        return read_done(folder, state)
     if (folder / CASES_FILE).exists():
         raise SettingsError(f"{folder} already holds a run: choose another --out, remove it, "
                             "or add --resume to continue it")
@@ -224,7 +234,7 @@ def prepare_folder(folder: Path, run: Run) -> dict[int, set[str]]:
     except OSError as exc:
         raise SettingsError(f"--out {folder}: cannot write the run folder there "
                             f"({exc.strerror or exc}): give a folder you can write") from None
-    return {}
+    return {}, {}
 
 
 def default_folder(impl: str, seed: int) -> Path:

@@ -22,8 +22,10 @@ import collections
 import concurrent.futures
 import contextlib
 import hashlib
+import json
 import logging
 import multiprocessing
+import os
 import re
 import threading
 import time
@@ -528,23 +530,76 @@ def _dask_result(state: _State, future: Any, jobs: list[Job]) -> ChunkResult:
             for line in state.died(case, name, reason)], {}
 
 
-def read_done(folder: Path) -> dict[int, set[str]]:
-    """The (case -> candidates) already recorded; a last line cut short by a kill is removed."""
+def read_done(folder: Path, state: _State | None = None
+              ) -> tuple[dict[int, set[str]], collections.Counter[str]]:
+    """The (case -> candidates) already recorded, and why records were dropped. A last line cut
+    short by a kill is removed. With `state` (a resumed run), only records this run would have
+    written are kept: its seed, one of its candidates, a case below --cases, the config this
+    run draws for that case and candidate (compared as canonical JSON), and each pair once;
+    the others are removed from cases.jsonl, and their pairs run again."""
     path = folder / CASES_FILE
     done: dict[int, set[str]] = {}
+    dropped: collections.Counter[str] = collections.Counter()
     if not path.exists():
-        return done
+        return done, dropped
+    kept: list[tuple[int, int]] = []  # (start, end) byte spans of the lines kept
+    drawn: dict[int, dict[str, str]] = {}  # case -> candidate -> canonical config
     with open(path, "rb+") as file:  # line by line: a long run's file need not fit in memory
         complete = 0
         for number, line in enumerate(file, start=1):
             if not line.endswith(b"\n"):  # killed mid-line: the case runs again
                 file.truncate(complete)
                 break
-            complete += len(line)
-            if line.strip():  # a line mybackprop did not write is a RecordError, one line
-                record = read_record(line.decode("utf-8", "replace"), path, number)
-                done.setdefault(record["case"], set()).add(record["candidate"])
-    return done
+            start, complete = complete, complete + len(line)
+            if not line.strip():
+                continue
+            # a line mybackprop did not write is a RecordError, one line
+            record = read_record(line.decode("utf-8", "replace"), path, number)
+            case, name = record["case"], record["candidate"]
+            why = "" if state is None else _foreign(state, record, done, drawn)
+            if why:
+                dropped[why] += 1
+                continue
+            done.setdefault(case, set()).add(name)
+            kept.append((start, complete))
+    if dropped:
+        _keep_lines(path, kept)
+    return done, dropped
+
+
+def _foreign(state: _State, record: dict[str, Any], done: dict[int, set[str]],
+             drawn: dict[int, dict[str, str]]) -> str:
+    """Why a resumed run would not have written this record ('' if it would)."""
+    case, name = record["case"], record["candidate"]
+    if record.get("seed") != state.settings.seed:
+        return "of another seed"
+    if name not in state.run.candidates:
+        return "of a candidate this run does not check"
+    if not 0 <= case < state.settings.cases:
+        return "of a case past --cases"
+    if name in done.get(case, ()):
+        return "twice"
+    if case not in drawn:
+        drawn[case] = {n: _canonical(problem.meta.get("config"))
+                       for n, (_, problem) in state.case_problems(case).items()}
+    if _canonical(record.get("config")) != drawn[case].get(name):
+        return "of a case this run does not draw"
+    return ""
+
+
+def _canonical(config: Any) -> str:
+    return json.dumps(json.loads(dumps(config)), sort_keys=True)
+
+
+def _keep_lines(path: Path, spans: list[tuple[int, int]]) -> None:
+    """Rewrite cases.jsonl with only the lines at `spans`, atomically (a kill leaves the old
+    file or the new one)."""
+    temporary = path.with_name(path.name + ".resume")
+    with open(path, "rb") as source, open(temporary, "wb") as target:
+        for start, end in spans:
+            source.seek(start)
+            target.write(source.read(end - start))
+    os.replace(temporary, path)
 
 
 def repro_name(case: int, candidate: str, smallest: bool = False) -> str:
