@@ -181,6 +181,17 @@ def test_a_folder_of_submissions_is_sandboxed_by_default(tmp_path):
     (["--memory-limit", "inf"], "--memory-limit is inf: give GiB > 0 and at most 1024"),
     (["--logit-scale", "inf"], "--logit-scale is inf: give a power of 10"),
     (["--tolerance-factor", "float32=inf"], "tolerance factor for float32 is inf: give a finite"),
+    (["--max-depth", str(10**20)], "max_depth is 100000000000000000000: it must be an integer "
+                                   "from 1 to 100"),
+    (["--batch", f"1-{10**20}"], "max_batch is 100000000000000000000: it must be an integer"),
+    (["--widths", "3,100000,2"], "all integers from 1 to 4096"),
+    (["--workers", str(10**20)], "--workers is 100000000000000000000: give a number of "
+                                 "processes from 1 to 1,024"),
+    (["--cases", str(10**20)], "give a number of cases from 1 to 1,000,000,000"),
+    (["--logit-scale", "1e300"], "--logit-scale is 1e+300: give a power of 10 from 1 to 1e+06"),
+    (["--l2", "1e300"], "l2 coefficients (1e+300,): give one or more numbers from 0 to 1000"),
+    (["--leaky-slope", "1e30"], "leaky_slope is 1e+30: leaky_relu's slope below zero is a "
+                                "number from 0 to 10"),
     (["--out", "/etc/passwd"], "--out /etc/passwd is a file: give a folder"),
     (["--out", "/proc/mybackprop/run"], "cannot write the run folder there"),
 ])
@@ -207,6 +218,40 @@ def test_a_declaration_that_cannot_be_used_is_one_line_never_a_pass(tmp_path, de
                  "--out", str(tmp_path / "run"), "--no-html")
     assert result.returncode == 2, result.stdout + result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and said in result.stderr, result.stderr
+
+
+# Every key of a declaration, each with values of the wrong type, out of range or absurd.
+_BAD_VALUES = [float("nan"), float("inf"), -1, 0, 1e300, "", "abc", 10**30, 1.5, [], [1],
+               {"a": 1}, True, "500", (3, 1), (0, 2), ("a", "b"), [[]]]
+_KEYS = ["activations", "losses", "reductions", "dtypes", "max_parameters", "max_batch",
+         "returns_dX", "returns_intermediates", "depth", "widths", "width",
+         "hidden_activations", "output_activations", "bias", "batch", "l2", "l2_half",
+         "l2_biases", "leaky_slope", "elu_alpha", "weights", "layout", "bias_shape", "targets",
+         "per_sample"]
+
+
+@pytest.mark.parametrize("key", _KEYS)
+def test_every_declared_key_takes_only_what_it_can_use(key):
+    """Each bad value is a one-line CandidateLoadError naming the key, or a value the key can
+    use (an int is a depth, (3, 1) are widths): never another exception, never a bool taken
+    for a number or a number for a bool."""
+    from mybackprop.harness.contract import CandidateLoadError, Supports
+
+    for value in _BAD_VALUES:
+        try:
+            supports = Supports.coerce({key: value})
+        except CandidateLoadError as exc:
+            assert "\n" not in str(exc) and key in str(exc), (key, value, str(exc))
+            continue
+        kept = getattr(supports, key, getattr(supports.conventions, key, None))
+        assert not isinstance(value, bool) or key in ("returns_dX", "returns_intermediates",
+                                                      "bias", "l2_half", "l2_biases",
+                                                      "per_sample"), (key, value)
+        assert value not in ("", "abc", "500") and not isinstance(value, dict), (key, value)
+        if isinstance(value, float) and key not in ("l2", "leaky_slope", "elu_alpha"):
+            raise AssertionError((key, value, kept))
+        if key in ("l2", "leaky_slope", "elu_alpha"):
+            assert 0 <= kept <= 1e3, (key, value)
 
 
 def _strict(text: str) -> object:

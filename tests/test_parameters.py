@@ -68,8 +68,10 @@ def test_the_frameworks_take_the_recorded_slope_at_every_kink():
 def test_bad_values_are_one_line_errors():
     layers = (mb.Layer(3, "leaky_relu"), mb.Layer(1, "identity"))
     with pytest.raises(SpecError, match=r"^leaky_slope is -0.1: leaky_relu's slope below zero "
-                                        r"is a finite number >= 0$"):
+                                        r"is a number from 0 to 10$"):
         mb.Architecture(2, layers, leaky_slope=-0.1)
+    with pytest.raises(SpecError, match=r"^leaky_slope is 1e\+30: .* from 0 to 10$"):
+        CaseSpace(leaky_slope=(0.01, 1e30))  # every float32 case would overflow
     with pytest.raises(SpecError, match="elu_alpha is nan"):
         mb.Architecture(2, layers, elu_alpha=float("nan"))
     with pytest.raises(CandidateLoadError, match=r"supports leaky_slope is '0.2': .* or None "

@@ -8,7 +8,6 @@ cases); the Hypothesis strategies in ``mybackprop.harness.strategies`` draw them
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
@@ -41,6 +40,12 @@ KINK_MODES = ("avoid", "hit")
 PARAMETER_STREAM = 1
 # The penalty coefficients a run draws for a candidate that reads problem.l2 (0: none).
 DEFAULT_L2: tuple[float, ...] = (0.0, 0.01, 0.5)
+# The largest depth, width and batch a run draws: past them a case does not fit in memory
+# (or, 1e20, in the generator's int64).
+MOST = {"depth": 100, "width": 4096, "batch": 100_000}
+# The largest penalty coefficient drawn or declared: past it the penalty's gradient drowns the
+# loss's in float32 (and 1e300 made the loss itself inf).
+MAX_L2 = 1e3
 
 
 class KinkUnavoidable(Exception):
@@ -58,10 +63,13 @@ NAMED_FIELDS: tuple[tuple[str, str, dict[str, Any]], ...] = (
 
 def exact_widths(widths: Any) -> tuple[int, ...]:
     """(input width, then each layer's), checked: at least one layer, every width >= 1."""
-    widths = tuple(widths)
-    if len(widths) < 2 or not all(isinstance(w, int) and w >= 1 for w in widths):
+    widths = tuple(widths) if isinstance(widths, list | tuple) else ()
+    if len(widths) < 2 or not all(isinstance(w, int) and not isinstance(w, bool)
+                                  and 1 <= w <= MOST["width"] for w in widths) \
+            or len(widths) > MOST["depth"] + 1:
         raise SpecError(f"widths {widths} are not the input's width and then each layer's, "
-                        "all integers >= 1: e.g. 4,8,3")
+                        f"all integers from 1 to {MOST['width']} (at most {MOST['depth']} layers): "
+                        "e.g. 4,8,3")
     return widths
 
 
@@ -109,9 +117,9 @@ class CaseSpace:
     def __post_init__(self) -> None:
         for name in ("max_depth", "max_width", "max_batch", "min_depth", "min_width",
                      "min_batch"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise SpecError(f"{name} is {value!r}: it must be an integer >= 1")
+            value, most = getattr(self, name), MOST[name.split("_")[1]]
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= most:
+                raise SpecError(f"{name} is {value!r}: it must be an integer from 1 to {most:,}")
         for low, high in (("min_depth", "max_depth"), ("min_width", "max_width"),
                           ("min_batch", "max_batch")):
             if getattr(self, low) > getattr(self, high):
@@ -136,9 +144,10 @@ class CaseSpace:
             raise SpecError(f"kinks is {self.kinks!r}: choose one of {', '.join(KINK_MODES)}")
         if self.l2 is not None:
             values = tuple(self.l2)
-            if not values or not all(isinstance(v, int | float) and 0 <= v < math.inf
-                                     for v in values):
-                raise SpecError(f"l2 coefficients {self.l2!r}: give one or more numbers >= 0")
+            if not values or not all(isinstance(v, int | float) and not isinstance(v, bool)
+                                     and 0 <= v <= MAX_L2 for v in values):
+                raise SpecError(f"l2 coefficients {self.l2!r}: give one or more numbers from 0 "
+                                f"to {MAX_L2:g}")
             object.__setattr__(self, "l2", tuple(float(v) for v in values))
         for name, parameter in PARAMETERS.items():
             if getattr(self, name) is not None:

@@ -10,14 +10,13 @@ what the candidate handles; other cases are skipped, never crashed.
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
 
-from mybackprop.harness.cases import NAMED_FIELDS, CaseSpace, exact_widths
+from mybackprop.harness.cases import MAX_L2, NAMED_FIELDS, CaseSpace, exact_widths
 from mybackprop.harness.conventions import CONVENTION_KEYS, ConventionError, Conventions
 from mybackprop.spec.problem import Architecture, Gradients, Problem, SpecError, choose
 from mybackprop.spec.table import ACTIVATIONS, DTYPES, LOSSES, PARAMETERS, REDUCTIONS
@@ -45,11 +44,13 @@ def _range(name: str, value: Any) -> tuple[int, int] | None:
     """(lo, hi) from an int (exact) or a pair; None stays None."""
     if value is None:
         return None
-    low, high = (value, value) if isinstance(value, int) else tuple(value)
-    if not (isinstance(low, int) and isinstance(high, int) and 1 <= low <= high):
+    pair = (value, value) if isinstance(value, int) else (
+        tuple(value) if isinstance(value, list | tuple) else ())
+    if not (len(pair) == 2 and all(isinstance(v, int) and not isinstance(v, bool)
+                                   for v in pair) and 1 <= pair[0] <= pair[1]):
         raise CandidateLoadError(f"supports {name} is {value!r}: give an integer >= 1 or a "
                                  "range (lo, hi) with 1 <= lo <= hi")
-    return low, high
+    return pair[0], pair[1]
 
 
 @dataclass(frozen=True)
@@ -106,24 +107,34 @@ class Supports:
             values = getattr(self, name)
             if values is None:
                 continue
-            values = frozenset([values] if isinstance(values, str) else values)
+            listed = [values] if isinstance(values, str) else values
+            if not (isinstance(listed, list | tuple | set | frozenset)
+                    and all(isinstance(v, str) for v in listed)):
+                raise CandidateLoadError(f"supports {name} is {values!r}: give a list of "
+                                         f"{kind} names, e.g. {sorted(table)[:2]}")
+            values = frozenset(listed)
             if not values:
                 raise CandidateLoadError(f"supports {name} is empty: declare at least one "
                                          f"{kind}, or leave it out for all of them")
             for value in values:
-                choose(kind, value, table)
+                try:
+                    choose(kind, value, table)
+                except SpecError as exc:
+                    raise CandidateLoadError(f"supports {name}: {exc}") from None
             object.__setattr__(self, name, values)
         object.__setattr__(self, "depth", _range("depth", self.depth))
         object.__setattr__(self, "batch", _range("batch", self.batch))
         object.__setattr__(self, "width", _range("width", self.width))
         if self.widths is not None:
             object.__setattr__(self, "widths", exact_widths(self.widths))
-        if self.l2 is not None and not (isinstance(self.l2, int | float) and self.l2 >= 0
-                                        and math.isfinite(self.l2)):
+        if self.l2 is not None and not (isinstance(self.l2, int | float)
+                                        and not isinstance(self.l2, bool)
+                                        and 0 <= self.l2 <= MAX_L2):
             raise CandidateLoadError(f"supports l2 is {self.l2!r}: give the penalty's "
-                                     "coefficient (0.0 for none) or None (any, read problem.l2)")
+                                     f"coefficient, from 0 (none) to {MAX_L2:g}, or None (any, "
+                                     "read problem.l2)")
         for name in ("l2_half", "l2_biases"):
-            if getattr(self, name) not in (None, True, False):
+            if getattr(self, name) is not None and not isinstance(getattr(self, name), bool):
                 raise CandidateLoadError(f"supports {name} is {getattr(self, name)!r}: give True, "
                                          "False or None (either, read from the problem)")
         for name, parameter in PARAMETERS.items():
@@ -136,7 +147,7 @@ class Supports:
         if self.conventions.per_sample and self.l2 != 0.0:
             raise CandidateLoadError("supports per_sample with an L2 penalty: the penalty is the "
                                      "batch's, not a sample's; declare l2=0.0")
-        if self.bias not in (None, True, False):
+        if self.bias is not None and not isinstance(self.bias, bool):
             raise CandidateLoadError(f"supports bias is {self.bias!r}: give True (every layer "
                                      "has a bias), False (none has) or None (either)")
 

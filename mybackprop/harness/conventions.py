@@ -66,11 +66,11 @@ class Conventions:
             value = getattr(self, name)
             if name == "bias_shape" and value is None:
                 value = "(n, 1)" if self.layout == "columns" else "(n,)"
-            if value not in spellings:
+            if not isinstance(value, str) or value not in spellings:
                 raise ConventionError(f"{name} is {value!r}: choose one of "
                                       f"{', '.join(sorted(set(spellings.values())))}")
             object.__setattr__(self, name, spellings[value])
-        if self.per_sample not in (True, False):
+        if not isinstance(self.per_sample, bool):
             raise ConventionError(f"per_sample is {self.per_sample!r}: give True or False")
         if self.layout == "flat" and not self.per_sample:
             raise ConventionError("layout 'flat' (one sample as a vector) needs per_sample=True; "

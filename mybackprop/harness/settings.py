@@ -37,6 +37,10 @@ class SettingsError(SpecError):
 
 MAX_TIME_LIMIT = 86400.0  # seconds a case may take: a day
 MAX_MEMORY_GIB = 1024  # an isolated candidate's address space
+# The most a run takes of each (an absurd value is a one-line error, not a run that never ends
+# or an overflow deep inside): cases and chunk, and processes.
+MOST = {"cases": 10**9, "chunk": 10**6, "workers": 1024}
+MAX_LOGIT_POWER = 6  # --logit-scale: 1e6 at most (the stress space draws 1e3)
 
 
 @dataclass(frozen=True)
@@ -67,11 +71,11 @@ class RunSettings:
     repro: str = "first"  # repro scripts: all failing cases, each mistake's first, or none
 
     def __post_init__(self) -> None:
-        for name, unit in (("cases", "a number of cases >= 1"), ("chunk", "a number of cases >= 1"),
-                           ("workers", "a number of processes >= 1")):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise SettingsError(f"--{name} is {value}: give {unit}")
+        for name, unit in (("cases", "a number of cases"), ("chunk", "a number of cases"),
+                           ("workers", "a number of processes")):
+            value, most = getattr(self, name), MOST[name]
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= most:
+                raise SettingsError(f"--{name} is {value}: give {unit} from 1 to {most:,}")
         if not 0 < self.time_limit <= MAX_TIME_LIMIT:  # nan fails too
             raise SettingsError(f"--time-limit is {self.time_limit:g}: give a number of "
                                 f"seconds > 0 and at most {MAX_TIME_LIMIT:g} (a day)")
@@ -209,9 +213,9 @@ def _space(*, activations: Any = None, losses: Any = None, reductions: Any = Non
         options["input_log10_scale"] = _log_range(input_scale)
     if logit_scale is not None:
         power = math.log10(logit_scale) if 0 < logit_scale < math.inf else math.nan
-        if not (0 <= power <= 300 and power == round(power)):
-            raise SettingsError(f"--logit-scale is {logit_scale:g}: give a power of 10 >= 1, "
-                                "e.g. 1, 10 or 1000")
+        if not (0 <= power <= MAX_LOGIT_POWER and power == round(power)):
+            raise SettingsError(f"--logit-scale is {logit_scale:g}: give a power of 10 from 1 "
+                                f"to {10**MAX_LOGIT_POWER:g}, e.g. 1, 10 or 1000")
         options["max_output_log10_scale"] = int(round(power))
     for option, value, example in (("l2", l2, "0,0.01"), ("leaky_slope", leaky_slope, "0.01,0.2"),
                                    ("elu_alpha", elu_alpha, "1,0.5")):

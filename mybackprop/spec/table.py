@@ -189,14 +189,17 @@ class Parameter:
     default: float  # the table entry's value, and what a candidate that declares nothing has
     drawn: tuple[float, ...]  # what a run draws for a candidate that reads it
     meaning: str  # for messages and docs: "the slope below zero"
-    low: float = 0.0  # the smallest value allowed (inclusive); every value is finite
+    low: float = 0.0  # the smallest value allowed (inclusive)
+    # The largest (inclusive): past it, float32 overflows within a few layers, and no run
+    # judges anything but overflow (a slope of 1e30 made every correct answer an error).
+    high: float = 10.0
 
     def check(self, value: Any) -> float:
         """The value as a float, or ValueError naming the problem and the range."""
         if isinstance(value, bool) or not isinstance(value, int | float | np.floating) \
-                or not math.isfinite(value) or value < self.low:
+                or not math.isfinite(value) or not self.low <= value <= self.high:
             raise ValueError(f"{self.name} is {value!r}: {self.activation}'s {self.meaning} is "
-                             f"a finite number >= {self.low:g}")
+                             f"a number from {self.low:g} to {self.high:g}")
         return float(value)
 
 
