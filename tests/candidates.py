@@ -154,3 +154,35 @@ def wrong_the_first_time(problem):
         _seen.add(key)
         answer["dW"] = [3 * dw for dw in answer["dW"]]
     return answer
+
+
+def _with_kink_slopes(problem, relu=None, leaky=None, hardtanh=None):
+    """The matrix level with the derivative at the kinks written as a person may write it."""
+    import dataclasses
+
+    arch = problem.architecture
+    table = {name: arch.activation_spec(name) for name in mb.ACTIVATIONS}
+    if relu is not None:  # np.where(z >= 0, 1, 0) for relu = 1, or a value of its own at 0
+        table["relu"] = dataclasses.replace(table["relu"], derivative=lambda z, a: np.where(
+            z > 0, 1.0, np.where(z == 0, relu, 0.0)).astype(z.dtype))
+    if leaky is not None:
+        s = arch.leaky_slope
+        table["leaky_relu"] = dataclasses.replace(
+            table["leaky_relu"], derivative=lambda z, a: np.where(
+                z > 0, 1.0, np.where(z == 0, leaky(s), s)).astype(z.dtype))
+    if hardtanh is not None:
+        table["hardtanh"] = dataclasses.replace(
+            table["hardtanh"], derivative=lambda z, a: np.where(
+                np.abs(z) < 1, 1.0, np.where(np.abs(z) == 1, hardtanh, 0.0)).astype(z.dtype))
+    return mb.matrix(problem, table=table)
+
+
+def relu_derivative_one_at_zero(problem):
+    """relu'(z) = 1 where z >= 0 (np.where(z >= 0, 1, 0)): the right derivative at the kink."""
+    return _with_kink_slopes(problem, relu=1.0)
+
+
+def midpoints_at_kinks(problem):
+    """Half-way between the one-sided derivatives at every kink: relu'(0) = 0.5, leaky_relu'(0)
+    = (1 + s) / 2, hardtanh'(+-1) = 0.5; and relu'(0) = 1 beside them in another function."""
+    return _with_kink_slopes(problem, relu=1.0, leaky=lambda s: (1 + s) / 2, hardtanh=0.5)

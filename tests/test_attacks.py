@@ -520,3 +520,18 @@ def test_resume_keeps_only_the_records_this_run_would_write(tmp_path):
                        r["verdict"]) for r in records(folder))
 
     assert by_pair(tmp_path / "cut") == by_pair(tmp_path / "whole")
+
+
+@needs_sandbox
+def test_the_memory_limit_holds_for_the_whole_process_tree(tmp_path):
+    """Two forked children of 1.25 GiB each stay under a 2 GiB limit per process, not under one
+    on the tree: in the sandbox (a cgroup where it can make one) a child is killed."""
+    if "memory limits on the whole tree" not in sandbox.describe(True):
+        pytest.skip("no writable cgroup here: the sandbox limits each process's address space")
+    result = run("check", "--impl", attack("forks_past_memory"), "--impl", "mybackprop:matrix",
+                 "--isolate", "--memory-limit", "2", "--cases", "2", "--no-shrink",
+                 "--out", str(tmp_path / "run"), "--no-html")
+    assert result.returncode == 1, result.stdout + result.stderr
+    mine = verdicts(tmp_path / "run", attack("forks_past_memory"))
+    assert mine == [("error", "raised RuntimeError: a forked child was killed by SIGKILL")] * 2
+    assert all(v == "pass" for v, _ in verdicts(tmp_path / "run", "mybackprop:matrix"))

@@ -249,3 +249,27 @@ def test_a_broken_candidate_on_400_cases_prints_each_mistake_once(tmp_path):
     assert sum(line.startswith("case ") and ": fail [" in line
                for line in verbose.stdout.splitlines()) == failing
     assert not (tmp_path / "verbose" / "report.html").exists()
+
+
+@pytest.mark.parametrize("candidate, said", [
+    ("relu_derivative_one_at_zero", "where it takes relu'(0) = 1"),
+    ("midpoints_at_kinks", "between the one-sided derivatives"),
+])
+def test_any_slope_between_the_one_sided_derivatives_is_a_convention_in_both_dtypes(
+        tmp_path, candidate, said):
+    """Under --kinks hit, relu'(0) = 1 (or any value between the one-sided derivatives, in each
+    kinked function its own) is judged by the rounding bounds of the slope it takes, not by the
+    reference's (where relu'(0) = 0 makes everything below the unit exactly 0): never a fail,
+    in float32 or float64, and each such case says which convention it took."""
+    result = run("check", "--impl", f"tests/candidates.py:{candidate}", "--kinks", "hit",
+                 "--activations", "relu,leaky_relu,hardtanh,tanh,identity", "--cases", "120",
+                 "--no-shrink", "--repro", "none", "--no-html", "--out", str(tmp_path / "run"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    records = read_jsonl(tmp_path / "run" / "cases.jsonl")
+    assert {r["dtype"] for r in records} == {"float32", "float64"}
+    assert not [r for r in records if r["verdict"] not in ("pass", "oracle_disagreement")]
+    noted = [r for r in records if "takes" in r["reason"]]
+    assert len(noted) >= 30 and any(said in r["reason"] for r in noted)
+    assert not [r["reason"] for r in records if r["verdict"] == "oracle_disagreement"
+                and "the candidate takes" not in r["reason"]
+                and not r["reason"].endswith(("agrees with torch", "agrees with jax"))]

@@ -61,7 +61,7 @@ def test_the_pytest_plugin_builds_the_same_settings(pytester):
 
 
 @pytest.mark.parametrize("options, message", [
-    ({"cases": 0}, "--cases is 0: give a number of cases >= 1"),
+    ({"cases": 0}, "--cases is 0: give a number of cases from 1 to 1,000,000,000"),
     ({"workers": 0}, "--workers is 0"),
     ({"activations": "rleu"}, "unknown activation 'rleu'"),
     ({"memory_limit": 0}, "--memory-limit is 0"),

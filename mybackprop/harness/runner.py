@@ -29,8 +29,13 @@ from mybackprop.harness.contract import (
 )
 from mybackprop.harness.conventions import AnswerError, Conventions
 from mybackprop.judging.compare import TensorComparison, compare, flat, tensor_names, within
-from mybackprop.judging.kinks import convention_answers, convention_note
-from mybackprop.judging.tolerance import Scales, Tolerance, scales_for
+from mybackprop.judging.kinks import convention_note, followed_convention, kink_derivatives
+from mybackprop.judging.tolerance import (
+    Scales,
+    Tolerance,
+    scales_for,
+    scales_replacing_derivatives,
+)
 from mybackprop.levels.matrix import matrix
 from mybackprop.spec.problem import Gradients, Problem
 
@@ -281,7 +286,8 @@ class Checker:
             if side is None:
                 agrees = [n for n, g in references.items()
                           if all(c.passed for c in compare(answer, g, allowed, dtype))]
-                convention = "" if agrees else _followed_convention(problem, answer, allowed)
+                convention = "" if agrees else _followed_convention(problem, answer, allowed,
+                                                                     self.tolerance)
                 follows = (f"the candidate takes {convention}" if convention else
                            f"the candidate agrees with {' and '.join(agrees) or 'neither'}")
                 outcome.comparisons = compare(answer, references[reference], allowed, dtype)
@@ -291,7 +297,7 @@ class Checker:
         outcome.comparisons = compare(answer, references[reference], allowed, dtype)
         outcome.upcast = computed_in_float64(problem, answer, references[reference])
         if outcome.failing:
-            convention = _followed_convention(problem, answer, allowed)
+            convention = _followed_convention(problem, answer, allowed, self.tolerance)
             if not convention:
                 failing = ", ".join(c.name for c in outcome.failing)
                 outcome.diagnosis = _safely(lambda: diagnose_fail(
@@ -371,12 +377,26 @@ def _safely(diagnose: Any) -> Diagnosis | None:
         return Diagnosis("unknown", f"the diagnosis raised {type(exc).__name__}: {exc}")
 
 
-def _followed_convention(problem: Problem, answer: Gradients, allowed: Scales) -> str:
-    """The kink convention under which the answer matches, if the problem sits on kinks."""
-    for label, gradients in convention_answers(problem):
-        if all(c.passed for c in compare(answer, gradients, allowed)):
-            return label
-    return ""
+def _followed_convention(problem: Problem, answer: Gradients, allowed: Scales,
+                         tolerance: Tolerance) -> str:
+    """The kink convention under which the answer matches, if the problem sits on kinks. A
+    convention's answer is judged by bounds replayed with its slopes (at least the reference's):
+    where the reference's slope is 0 its gradients through that unit are exactly 0, and so are
+    their bounds, while the convention's are not."""
+    dtype = problem.dtype_name
+
+    def allowed_for(slopes: Any) -> Scales:
+        replayed = tolerance.allowed(scales_replacing_derivatives(
+            problem, dtype, kink_derivatives(problem, slopes)), dtype)
+        return Scales(max(allowed.loss, replayed.loss),
+                      {name: np.maximum(bound, replayed.tensors[name])
+                       for name, bound in allowed.tensors.items()})
+
+    def worst(mine: Gradients, reference: Gradients, bounds: Scales) -> float:
+        return max((c.err_over_tol for c in compare(mine, reference, bounds, dtype)),
+                   default=0.0)
+
+    return followed_convention(problem, answer, allowed_for, worst)
 
 
 def run_in_process(candidate: Candidate, problem: Problem,

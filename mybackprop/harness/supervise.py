@@ -197,21 +197,30 @@ def _count(folder: Path) -> int:
 
 def _records_problem(folder: Path, expect: Any) -> str:
     """What is wrong with a finished run's cases.jsonl ('' if nothing): every (case,
-    candidate) pair asked for once, as a record mybackprop wrote."""
-    from mybackprop.reporting.records import RecordError, iter_cases
-
+    candidate) pair asked for once, each line a record (read here on its own: the supervisor
+    trusts nothing the run process wrote, its reader included)."""
+    path = folder / "cases.jsonl"
     seen: set[tuple[int, str]] = set()
     duplicated = 0
     try:
-        for record in iter_cases(folder):
-            key = (record["case"], record["candidate"])
-            duplicated += key in seen
-            seen.add(key)
-    except (OSError, RecordError) as exc:
-        return str(exc)
+        with open(path, encoding="utf-8", errors="replace") as lines:
+            for number, line in enumerate(lines, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    record = None
+                if not (isinstance(record, dict) and isinstance(record.get("case"), int)
+                        and isinstance(record.get("candidate"), str)):
+                    return f"{path} line {number} is not a record mybackprop wrote"
+                key = (record["case"], record["candidate"])
+                duplicated += key in seen
+                seen.add(key)
+    except OSError as exc:
+        return f"{path} cannot be read ({exc.strerror or exc})"
     if duplicated:
-        return f"{folder / 'cases.jsonl'} holds {duplicated} records twice"
+        return f"{path} holds {duplicated} records twice"
     if isinstance(expect, int) and len(seen) != expect:
-        return (f"{folder / 'cases.jsonl'} holds {len(seen)} records where the run asked for "
-                f"{expect}")
+        return f"{path} holds {len(seen)} records where the run asked for {expect}"
     return ""

@@ -7,11 +7,13 @@ At a kink (relu and leaky_relu at 0) the derivative does not exist; frameworks p
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections import Counter
 from typing import Any
 
 import numpy as np
 
+from mybackprop.judging.compare import flat, tensor_names
 from mybackprop.levels.matrix import forward, matrix
 from mybackprop.spec.problem import Gradients, Problem
 from mybackprop.spec.table import ACTIVATIONS, LOSSES, Activation, Kink, Loss
@@ -54,33 +56,167 @@ def convention_note(problem: Problem, oracle_names: list[str]) -> str:
     return "; ".join(notes)
 
 
-def convention_answers(problem: Problem) -> list[tuple[str, Gradients]]:
-    """The float64 gradients under each convention for f'(kink) that a candidate may follow:
-    the left derivative, the right one, or a framework's, the same choice at every kink."""
+Slopes = dict[str, dict[float, float]]  # kinked function -> kink -> the slope taken there
+
+
+def convention_choices(problem: Problem) -> list[tuple[str, Slopes]]:
+    """Each way a candidate may take the slopes at the kinks this problem sits on: per kinked
+    function, its left derivative, its right one, or a framework's (the same choice at each of
+    its own kinks), in every combination across functions (relu'(0) = 1 beside l1'(0) = 0)."""
     kinks = _kinks_in(problem)
-    if not kinks:
-        return []
-    # choice -> name -> kink -> the slope taken there
-    choices: dict[str, dict[str, dict[float, float]]] = {"left": {}, "right": {}}
-    for f, kink, _ in kinks:
-        choices["left"].setdefault(f.name, {})[kink.at] = kink.left
-        choices["right"].setdefault(f.name, {})[kink.at] = kink.right
-        for framework, value in kink.conventions.items():
-            choices.setdefault(framework, {}).setdefault(f.name, {})[kink.at] = value
-    p64 = problem.float64()
-    answers = []
+    per_function: dict[str, list[dict[float, float]]] = {}
+    for f, _, _ in kinks:
+        if f.name in per_function:
+            continue
+        own = [k for g, k, _ in kinks if g.name == f.name]
+        ways = [{k.at: k.left for k in own}, {k.at: k.right for k in own}]
+        for framework in own[0].conventions:
+            ways.append({k.at: k.conventions.get(framework, k.left) for k in own})
+        per_function[f.name] = [dict(w) for w in {tuple(sorted(w.items())): w
+                                                  for w in ways}.values()]
+    choices = []
+    for combination in itertools.product(*per_function.values()):
+        slopes = dict(zip(per_function, combination, strict=True))
+        choices.append((_label(slopes), slopes))
+    return choices
+
+
+def between(problem: Problem, t: float | dict[str, float]) -> Slopes:
+    """The slopes a fraction t of the way from each kink's left derivative to its right one:
+    one t for every kinked function, or one per function (name -> t)."""
+    slopes: Slopes = {}
+    for f, kink, _ in _kinks_in(problem):
+        part = t.get(f.name, 0.0) if isinstance(t, dict) else t
+        slopes.setdefault(f.name, {})[kink.at] = kink.left + part * (kink.right - kink.left)
+    return slopes
+
+
+def widest(problem: Problem) -> Slopes:
+    """The slope of largest size any choice takes at each kink: the rounding bounds computed
+    with it hold for every choice (a bound grows with |f'|)."""
+    slopes: Slopes = {}
+    for f, kink, _ in _kinks_in(problem):
+        slopes.setdefault(f.name, {})[kink.at] = max(
+            abs(kink.left), abs(kink.right), *(abs(v) for v in kink.conventions.values()))
+    return slopes
+
+
+def convention_answer(problem: Problem, slopes: Slopes) -> Gradients:
+    """The float64 gradients with f'(kink) taken as `slopes` says."""
+    own = _entries(problem)
+    table = {**own, **{name: _with_kink_derivative(own[name], values)
+                       for name, values in slopes.items() if name in own}}
     loss = problem.architecture.loss_spec
-    for values in choices.values():
-        own = _entries(problem)
-        table = {**own, **{name: _with_kink_derivative(own[name], slopes)
-                           for name, slopes in values.items() if name in own}}
-        label = ", ".join(f"{name}'({at:g}) = {value:g}" for name, slopes in values.items()
-                          for at, value in slopes.items())
-        answer = matrix(p64, table=table, loss=_with_loss_kink_derivative(
-            loss, values[loss.name][loss.kinks[0].at]) if loss.name in values else None)
-        answers.append((label, Gradients(float(answer["loss"]), answer["dW"], answer["db"],
-                                         answer["dX"])))
-    return answers
+    answer = matrix(problem.float64(), table=table, loss=_with_loss_kink_derivative(
+        loss, slopes[loss.name][loss.kinks[0].at]) if loss.name in slopes else None)
+    return Gradients(float(answer["loss"]), answer["dW"], answer["db"], answer["dX"])
+
+
+def kink_derivatives(problem: Problem, slopes: Slopes) -> dict[int, Any]:
+    """layer index -> f'(Z, A) with the slopes taken at the kinks: what the tolerance replays
+    (tolerance.scales_replacing_derivatives) to bound the rounding of a convention's answer."""
+    specs = problem.architecture.activation_specs
+    return {l: _with_kink_derivative(f, slopes[f.name]).derivative
+            for l, f in enumerate(specs) if f.name in slopes and f.elementwise}
+
+
+def convention_answers(problem: Problem) -> list[tuple[str, Gradients]]:
+    """The float64 gradients under each convention a candidate may follow (convention_choices)."""
+    return [(label, convention_answer(problem, slopes))
+            for label, slopes in convention_choices(problem)]
+
+
+def _fit_between(problem: Problem, answer: Gradients) -> list[dict[str, float]]:
+    """For each kinked function, the fraction t in [0, 1] (between) whose answer is nearest
+    the candidate's, by least squares: Gauss-Newton steps on the gradients, which are linear in
+    each t where one layer sits on kinks and a polynomial where several do. A slope of 6
+    significant digits (or a one-sided derivative, t within 1e-9 of 0 or 1) is preferred where
+    it fits within 0.1%: a candidate writes 0.5, not 0.4999999999. The snapped fractions
+    first, then the fitted ones ([] where there is nothing to fit)."""
+    names = tensor_names(answer)
+    mine = flat(answer, names)
+    functions = list(dict.fromkeys(f.name for f, kink, _ in _kinks_in(problem)
+                                   if kink.left != kink.right))
+    if not functions:
+        return []
+
+    def at(t: np.ndarray) -> np.ndarray:
+        return flat(convention_answer(problem, between(problem, dict(zip(
+            functions, map(float, t), strict=True)))), names)
+
+    t = np.full(len(functions), 0.5)
+    step = 1e-3
+    with np.errstate(all="ignore"):
+        for _ in range(8):
+            here = at(t)
+            columns = []
+            for i in range(len(t)):
+                up, down = t.copy(), t.copy()
+                up[i], down[i] = min(t[i] + step, 1.0), max(t[i] - step, 0.0)
+                columns.append((at(up) - at(down)) / (up[i] - down[i]))
+            jacobian = np.stack(columns, axis=1)
+            if not np.isfinite(jacobian).all() or not np.isfinite(here).all():
+                return []
+            move = np.linalg.lstsq(jacobian, mine - here, rcond=None)[0]
+            moved = np.clip(t + move, 0.0, 1.0)
+            done = np.abs(moved - t).max() < 1e-15
+            t = moved
+            if done:
+                break
+        # Snap each t, one function at a time, to the simplest value that fits as well: a
+        # one-sided derivative, a framework's convention, or 6 significant digits.
+        kinks = {f.name: kink for f, kink, _ in _kinks_in(problem)}
+
+        def misfit(trial: np.ndarray) -> float:
+            return float(np.abs(at(trial) - mine).max())
+
+        fitted, best = t.copy(), misfit(t)
+        for i, name in enumerate(functions):
+            kink = kinks[name]
+            span = kink.right - kink.left
+            value = kink.left + t[i] * span
+            simple = [0.0, 1.0, *((v - kink.left) / span for v in kink.conventions.values()),
+                      (float(f"{value:.6g}") - kink.left) / span]
+            for candidate in simple:
+                if 0 <= candidate <= 1 and candidate != t[i]:
+                    trial = t.copy()
+                    trial[i] = candidate
+                    fit = misfit(trial)
+                    if fit <= best * (1 + 1e-3):
+                        t, best = trial, fit
+                        break
+    return [dict(zip(functions, map(float, found), strict=True)) for found in (t, fitted)]
+
+
+def _label(slopes: Slopes) -> str:
+    return ", ".join(f"{name}'({at:g}) = {value:.4g}" for name, values in slopes.items()
+                     for at, value in values.items())
+
+
+def followed_convention(problem: Problem, answer: Gradients, allowed: Any,
+                        matches: Any) -> str:
+    """The kink convention the answer follows ('' if none): a framework's, a one-sided
+    derivative's (per function, in any combination), or any value between the one-sided
+    derivatives (one fraction t of the way from left to right for every kink, fitted).
+
+    `allowed(slopes)`: the tolerance for an answer taking the widest slopes; `matches(answer,
+    reference, allowed)`: the worst error over tolerance (<= 1 passes)."""
+    choices = convention_choices(problem)
+    if not choices:
+        return ""
+    wide = allowed(widest(problem))
+    fitting = [label for label, slopes in choices
+               if matches(answer, convention_answer(problem, slopes), wide) <= 1.0]
+    for t in _fit_between(problem, answer):
+        label = _label(between(problem, t))
+        if label in fitting or f"{label}, between the one-sided derivatives" in fitting:
+            break
+        if matches(answer, convention_answer(problem, between(problem, t)), wide) <= 1.0:
+            fitting.append(f"{label}, between the one-sided derivatives")
+            break
+    if len(fitting) > 1:  # the slopes do not show in this case: say so, not one of them
+        return f"{', '.join(fitting[:-1])} or {fitting[-1]} (this case cannot tell which)"
+    return fitting[0] if fitting else ""
 
 
 def _entries(problem: Problem) -> dict[str, Activation]:
