@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -121,6 +122,7 @@ def test_a_worker_that_cannot_be_restarted_is_an_error_not_a_crash(tmp_path):
     source = tmp_path / "once.py"
     source.write_text(f"""
 import os
+import signal
 FLAG = {str(tmp_path / 'loaded')!r}
 if os.path.exists(FLAG):
     raise ImportError("not twice")
@@ -535,3 +537,22 @@ def test_the_memory_limit_holds_for_the_whole_process_tree(tmp_path):
     mine = verdicts(tmp_path / "run", attack("forks_past_memory"))
     assert mine == [("error", "raised RuntimeError: a forked child was killed by SIGKILL")] * 2
     assert all(v == "pass" for v, _ in verdicts(tmp_path / "run", "mybackprop:matrix"))
+
+
+def test_a_candidate_that_ignores_signals_cannot_keep_the_run_alive(tmp_path):
+    """In-process, a candidate sets SIGTERM (and SIGINT, SIGHUP) to be ignored in every call: a
+    kill still stops the run, the supervisor killing it when it has not stopped 10 s later."""
+    process = subprocess.Popen(
+        [COMMAND, "check", "--impl", attack("ignores_signals"), "--no-isolate", "--cases",
+         "300", "--out", str(tmp_path / "run"), "--no-html"], cwd=ROOT, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    time.sleep(5)  # loaded, and in its calls
+    told = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 137 and time.monotonic() - told < 20, err
+    assert ("SIGTERM was sent to mybackprop, and the run did not stop within 10 s (a candidate "
+            "run in-process may ignore it), so the supervisor killed it") in err, err
+    time.sleep(1)
+    left = subprocess.run(["pgrep", "-f", "ignores_signals.py"], capture_output=True, text=True)
+    assert left.stdout.strip() == ""

@@ -464,6 +464,8 @@ def _kept_state() -> Iterator[None]:
     errors, cwd, streams = np.geterr(), os.getcwd(), (sys.stdout, sys.stderr)
     main = threading.current_thread() is threading.main_thread()
     previous = signal.getsignal(signal.SIGINT) if main else None
+    # a candidate that ignores SIGTERM or SIGHUP must not make `kill` ineffective for the run
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP)} if main else {}
 
     def interrupted(signum: int, frame: Any) -> None:
         _INTERRUPTS.append(time.monotonic())
@@ -476,6 +478,9 @@ def _kept_state() -> Iterator[None]:
     finally:
         if main and previous is signal.default_int_handler:
             signal.signal(signal.SIGINT, previous)
+        for number, handler in handlers.items():
+            if handler is not None and signal.getsignal(number) is not handler:
+                signal.signal(number, handler)
         np.seterr(**errors)
         try:
             if os.getcwd() != cwd:

@@ -25,6 +25,7 @@ import mmap
 import os
 import signal
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,9 @@ _SHARED: mmap.mmap | None = None  # set in the supervised child only
 _STATE: dict[str, Any] = {}
 
 EXIT_FAILURES, EXIT_INTERRUPTED = 1, 130
+# Seconds a run told to stop (SIGTERM, SIGHUP sent to mybackprop) has before it is killed: a
+# candidate in-process may ignore the signal, or hold the run in C code.
+STOP_SECONDS = 10.0
 
 
 def note(**fields: Any) -> None:
@@ -128,22 +132,30 @@ def _wait(pid: int, shared: mmap.mmap) -> int:
     """The parent: wait for the child, then judge how it ended. Ctrl-C at the terminal reaches
     the child by itself (the same process group); a signal sent to the parent alone (kill) is
     passed on to it."""
-    forwarded: list[int] = []
+    received: list[int] = []  # the stop signals that reached the supervisor, and its own kill
+    deadline = None  # a child told to stop that does not is killed this long after
     while True:
         done, status = os.waitpid(pid, os.WNOHANG)
         if done:
             break
+        if deadline is not None and time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            received.append(signal.SIGKILL)
+            deadline = None
         info = signal.sigtimedwait(_WATCHED, 1.0)
-        if info is not None and info.si_signo != signal.SIGCHLD and (
-                info.si_signo != signal.SIGINT or info.si_code == _SI_USER):
-            forwarded.append(info.si_signo)
+        if info is None or info.si_signo == signal.SIGCHLD:
+            continue
+        if deadline is None:  # told to stop, by Ctrl-C or a kill: it has STOP_SECONDS
+            deadline = time.monotonic() + STOP_SECONDS
+        received.append(info.si_signo)
+        if info.si_signo != signal.SIGINT or info.si_code == _SI_USER:
             try:
                 os.kill(pid, info.si_signo)
             except ProcessLookupError:
                 pass
     code = os.waitstatus_to_exitcode(status)
     state = _read(shared)
-    verdict, exit_code = judge(code, state, forwarded)
+    verdict, exit_code = judge(code, state, received)
     if verdict:
         start = "\n" if sys.stderr.isatty() else ""  # below a progress bar the child left
         print(f"{start}mybackprop: error: {verdict}", file=sys.stderr)
@@ -152,7 +164,8 @@ def _wait(pid: int, shared: mmap.mmap) -> int:
 
 def judge(code: int, state: dict[str, Any], sent: Sequence[int] = ()) -> tuple[str, int]:
     """('', exit code) where the child's exit code stands; else (why not, the exit code).
-    `sent`: the signals passed on to the child (a kill from outside, not a candidate's doing)."""
+    `sent`: the signals that told the run to stop (a kill or Ctrl-C from outside, not a
+    candidate's doing), and SIGKILL last where the supervisor killed a run that did not stop."""
     shell = 128 - code if code < 0 else code  # a signal, as a shell reports it
     folder = state.get("folder")
     if state.get("exit") == code:  # it finished, and said so
@@ -166,7 +179,11 @@ def judge(code: int, state: dict[str, Any], sent: Sequence[int] = ()) -> tuple[s
     if code < 0:
         name = signal.Signals(-code).name
         how = f"was killed by {name}"
-        if -code in sent:
+        if -code == signal.SIGKILL and len(sent) > 1 and sent[-1] == signal.SIGKILL:
+            cause = (f"{signal.Signals(sent[0]).name} was sent to mybackprop, and the run did "
+                     f"not stop within {STOP_SECONDS:g} s (a candidate run in-process may "
+                     "ignore it), so the supervisor killed it")
+        elif -code in sent:
             cause = f"{name} was sent to mybackprop"
         else:
             cause = ("a candidate run in-process may have crashed or killed it, or the "
