@@ -121,6 +121,13 @@ def _matmul(x: np.ndarray, e_x: np.ndarray, y: np.ndarray, e_y: np.ndarray | Non
     return carried + rounding @ abs_y
 
 
+def _shift(z: np.ndarray) -> np.ndarray:
+    """|logsumexp(z)| per row: what a softmax formula subtracts before its exp."""
+    m = z.max(axis=-1, keepdims=True)
+    with np.errstate(all="ignore"):
+        return np.abs(m + np.log(np.sum(np.exp(z - m), axis=-1, keepdims=True)))
+
+
 def _softmax_spread(a: np.ndarray, e: np.ndarray) -> np.ndarray:
     """Bound on a_i (x_i - sum_j a_j x_j) for errors |x_j| <= e_j, rows over the last axis.
 
@@ -290,7 +297,9 @@ def _backward(p: Problem, fwd: Forward, quadrature: bool) -> list[Scales]:
     g = loss.derivative(y_hat, Y) / divisor
     if loss.through_softmax:  # cross-entropy on logits: softmax(yhat) - y
         p_hat = loss.curvature(y_hat, Y)
-        moved = np.abs(p_hat) + _softmax_spread(p_hat, e_y_hat)
+        # softmax's own rounding: exp(yhat - logsumexp(yhat)), a common formulation, carries
+        # an error of an ulp of the shift (see the softmax entry's value_terms)
+        moved = np.abs(p_hat) * (1 + _shift(y_hat)) + _softmax_spread(p_hat, e_y_hat)
     else:
         moved = np.abs(loss.curvature(y_hat, Y)) * e_y_hat
     e_g = (loss.derivative_terms(y_hat, Y) + moved) / divisor + floor
@@ -317,7 +326,9 @@ def _backward(p: Problem, fwd: Forward, quadrature: bool) -> list[Scales]:
             delta = a * (g - s)
             # Propagated: from g through its spread; from a through g - s (sum_j da_j = 0, so
             # s moves by sum_j da_j (g_j - s)). Rounding: of g - s, and of the sum s.
-            spread_from_a = np.sum(e_a * np.abs(g - s), axis=-1, keepdims=True)
+            # Where a's errors do not sum to 0 (exp(z - logsumexp(z)) shares one error in the
+            # shift across the row, so the row no longer sums to 1), s also moves by s sum_j da_j.
+            spread_from_a = np.sum(e_a * (np.abs(g - s) + np.abs(s)), axis=-1, keepdims=True)
             rounding = np.abs(g) + np.abs(s) + math.sqrt(a.shape[-1]) * np.sum(
                 np.abs(a * g), axis=-1, keepdims=True)
             e_delta = (_softmax_spread(a, e_g) + e_a * np.abs(g - s)
