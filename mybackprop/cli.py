@@ -2,7 +2,8 @@
 
 Imports stay light here: torch and jax load only when a command needs an oracle.
 Exit codes: 0 every checked case passed, 1 some case failed or errored or a candidate had nothing
-checked, 2 usage error.
+checked, or the run ended without finishing (the supervisor says how: harness/supervise.py), 2
+usage error, 128 + n a run killed by signal n.
 """
 
 from __future__ import annotations

@@ -296,7 +296,10 @@ ACTIVATION_TABLE: tuple[Activation, ...] = (
         torch=lambda torch, z: torch.sigmoid(z),
         jax=lambda jax, z, mask: jax.nn.sigmoid(z),
         # a(1 - a) with a rounded to 1 loses everything: the error scale is |a|(1 + |a|).
-        derivative_terms=lambda z, a: np.abs(a) * (1 + np.abs(a)),
+        # (1 + tanh(z / 2)) / 2, a common form, is off by an ulp of 1 below zero, where a is
+        # small: an absolute error there, in the value and in a(1 - a).
+        value_terms=lambda z, a: np.abs(a) + (z < 0),
+        derivative_terms=lambda z, a: np.abs(a) * (1 + np.abs(a)) + (z < 0),
     ),
     Activation(
         name="tanh",
