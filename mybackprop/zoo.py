@@ -415,6 +415,13 @@ def expectations(name: str, problem: Any) -> Expected | None:
     if not changed:
         return None
     layers = [0 if name == "dX" else int(name[2:]) for name in changed if name != "loss"]
+    if pattern == "transposed":  # a shape error: the shape alone names the mistake, unless
+        widths = problem.architecture.widths  # it is another layer's shape too
+        shapes = {(widths[l], widths[l - 1]) for l in range(1, len(widths))}
+        # the first tensor of the wrong shape is the one the error names
+        first = next((l for l in range(1, len(widths)) if widths[l] != widths[l - 1]), None)
+        if first is not None and (widths[first - 1], widths[first]) in shapes:
+            pattern = "unknown"  # "transposed, or another layer's gradient": both are said
     return Expected(pattern, factor, frozenset(changed), max(layers) if layers else None)
 
 

@@ -114,15 +114,44 @@ def diagnose_fail(problem: Problem, answer: Gradients, reference: Gradients,
                      worst=ctx.worst())
     if answer.intermediates is not None and intermediates is not None:
         base = replace(base, step=_step(ctx, intermediates()))
-    # A factor none of N, 2, ... names comes last: a slip may explain it better.
-    for hypothesis in (_penalty_slip, _other_parameter, _clipped, _forward_wrong, _zero, _factor,
-                       _transposed, _slips, _shifted, _unnamed_factor):
+    # Every explanation is tried: one that fits is named only if no other fits as well (then
+    # both are said, the likelier first), and a wrong loss value does not hide a gradient
+    # slip. A factor none of N, 2, ... names comes last: a slip may explain it better.
+    fits: dict[str, tuple[str, str, list[str], dict[str, Any]]] = {}
+    # the first three explain a wrong loss value too; the others, gradients only
+    gradients = (_zero, _factor, _transposed, _slips, _shifted) if ctx.failing else ()
+    for hypothesis in (_penalty_slip, _other_parameter, _clipped, *gradients):
         found = hypothesis(ctx)
-        if found is not None:
-            pattern, summary, evidence, extra = found
-            return replace(base, pattern=pattern, summary=summary, evidence=tuple(evidence),
-                           **extra)
-    return replace(base, summary=_unknown_summary(ctx), evidence=tuple(ctx.factor_evidence()))
+        if found is not None and found[0] not in fits:
+            fits[found[0]] = found
+    if ctx.failing:
+        if not fits:
+            found = _unnamed_factor(ctx)
+            if found is not None:
+                fits[found[0]] = found
+    forward = _forward_wrong(ctx)
+    if forward is not None and not fits:
+        fits = {forward[0]: forward}
+    if not fits:
+        return replace(base, summary=_unknown_summary(ctx),
+                       evidence=tuple(ctx.factor_evidence()))
+    (pattern, summary, evidence, extra), *others = fits.values()
+    evidence = list(evidence)
+    for _, other_summary, other_evidence, _ in others:
+        summary += f"; or, fitting this case as well: {other_summary}"
+        evidence += other_evidence
+    if forward is not None and pattern != forward[0] and pattern not in EXPLAINS_LOSS:
+        c = ctx.answer.loss / ctx.reference.loss if ctx.reference.loss else None
+        if pattern == "constant_factor" and c is not None and extra.get("factor") and \
+                any(math.isclose(c, v, rel_tol=1e-3) for v in _factor_values(extra["factor"],
+                                                                             ctx.problem)):
+            summary += "; the loss value is off by the same factor"
+        else:
+            summary += ("; and the loss value is wrong too, so the forward pass or the loss "
+                        "formula has a mistake of its own")
+        evidence += forward[2]
+        extra = {**extra, "parameters": ("loss", *ctx.failing)}
+    return replace(base, pattern=pattern, summary=summary, evidence=tuple(evidence), **extra)
 
 
 _SHAPE = re.compile(r"^(dW|db|dX)(\d*) has shape \(([\d, ]*)\), expected \(([\d, ]*)\)")
@@ -302,7 +331,29 @@ def _clipped(ctx: _Context) -> Found:
     return None
 
 
+# Patterns whose replay gives the loss value too: a wrong loss is part of what they explain.
+EXPLAINS_LOSS = frozenset({"probability_clipped", "activation_parameter", "penalty"})
+
+
+def _factor_values(label: str, problem: Problem) -> list[float]:
+    """The values a factor's label ('N = 2', '1/2') stands for in this case."""
+    n, k = problem.batch_size, problem.architecture.widths[-1]
+    values = {"-1": -1, "N": n, "1/N": 1 / n, "n_out": k, "1/n_out": 1 / k, "N*n_out": n * k,
+              "1/(N*n_out)": 1 / (n * k), "2": 2, "1/2": 0.5, "-N": -n, "-1/N": -1 / n}
+    found = []
+    for part in label.split(" = "):
+        if part in values:
+            found.append(float(values[part]))
+        else:
+            try:
+                found.append(float(part))
+            except ValueError:
+                pass
+    return found
+
+
 def _forward_wrong(ctx: _Context) -> Found:
+    """The loss value is wrong: named alone when no explanation of the gradients fits."""
     if not ctx.loss_failed:
         return None
     loss, ref = ctx.answer.loss, ctx.reference.loss
@@ -322,8 +373,10 @@ def _zero(ctx: _Context) -> Found:
     if not zeros or len(zeros) != len(ctx.failing):
         return None
     what = {"dX": "dX is all zeros: the gradient was never propagated to the input",
-            "db": "the bias gradient is all zeros: it was never computed",
-            "dW": "the weight gradient is all zeros: it was never computed"}
+            "db": "the bias gradient is all zeros where the reference's is not: it was never "
+                  "computed, or nothing reached it from the layers above",
+            "dW": "the weight gradient is all zeros where the reference's is not: it was never "
+                  "computed, or nothing reached it from the layers above"}
     kinds = sorted({n if n == "dX" else n[:2] for n in zeros})
     summary = "; ".join(what[k] for k in kinds)
     evidence = [f"{n}: every element 0, reference norm {np.linalg.norm(ctx.ref[n]):.3g}"
@@ -376,7 +429,12 @@ def _factor(ctx: _Context) -> Found:
     if len(labels) > 1:
         evidence.append(f"{' = '.join(names)} in this case (N = {ctx.problem.batch_size}, "
                         f"n_out = {ctx.problem.architecture.widths[-1]}): either reading fits")
-    if all(n.startswith("db") for n in factors) and names[0] in ("N", "1/N"):
+    # The bias alone, if the weight gradients of its layers are right (not scaled as well,
+    # which would be the whole gradient, only within tolerance where they are small).
+    scaled_weights = [n for n in ctx.cand if n.startswith("dW") and np.any(ctx.ref[n])
+                      and ctx.matches(n, c * ctx.ref[n]) and not ctx.matches(n, ctx.ref[n])]
+    if all(n.startswith("db") for n in factors) and names[0] in ("N", "1/N") \
+            and not scaled_weights:
         how = ("summed over the batch where the loss averages" if names[0] == "N"
                else "averaged over the batch on top of the loss's own 1/N")
         return ("bias_reduction", f"the bias gradient is {names[0]} times the right value: "
@@ -718,6 +776,9 @@ def _penalty_slip(ctx: _Context) -> Found:
 
 
 def _slips(ctx: _Context) -> Found:
+    """The slip whose replay reproduces every tensor the candidate returned; where several
+    different slips do, each is said (the case cannot tell them apart)."""
+    fitting: list[_Slip] = []
     for slip in _slip_catalogue(ctx.problem):
         simulated = _simulate(ctx.problem, slip)
         if simulated is None:
@@ -727,10 +788,14 @@ def _slips(ctx: _Context) -> Found:
             # The slip must explain the failure, not merely coincide with the right answer.
             if all(np.array_equal(simulated[n], ctx.ref[n]) for n in ctx.failing):
                 continue
-            evidence = [f"replaying the slip in float64 reproduces every tensor the candidate "
-                        f"returned ({', '.join(ctx.cand)}) to within rounding"]
-            return slip.pattern, slip.summary, evidence, {}
-    return None
+            if all(slip.summary != other.summary for other in fitting):
+                fitting.append(slip)
+    if not fitting:
+        return None
+    evidence = [f"replaying the slip in float64 reproduces every tensor the candidate "
+                f"returned ({', '.join(ctx.cand)}) to within rounding"]
+    summary = "; or, fitting this case as well: ".join(slip.summary for slip in fitting)
+    return fitting[0].pattern, summary, evidence, {}
 
 
 def _matches_with_slip_rounding(ctx: _Context, slip: _Slip, simulated: dict[str, Array]) -> bool:
@@ -766,6 +831,14 @@ def _shape_diagnosis(problem: Problem, kind: str, number: str, got_text: str,
     layer = int(number) if number else 0
     widths, n = problem.architecture.widths, problem.batch_size
     evidence = [f"{name} has shape {got}, expected {expected}"]
+    # another layer's shape too (layers in reverse order, shifted): the shape cannot tell
+    elsewhere = [other for other in range(1, len(widths)) if other != layer
+                 and got == (widths[other], widths[other - 1])] if kind == "dW" else []
+    if kind == "dW" and got == expected[::-1] and got != expected and elsewhere:
+        return Diagnosis("unknown", f"{name} has the shape of dW{layer} transposed and of "
+                         f"dW{elsewhere[0]}: either it is transposed, or the gradients are in "
+                         "another layer's place (the layers in reverse order, or shifted)",
+                         tuple(evidence), layer, (name,))
     if kind == "dW" and got == expected[::-1] and got != expected:
         return Diagnosis("transposed", f"{name} is transposed: dW_l = Delta_l^T A_(l-1) has "
                          "W_l's shape (n_l, n_(l-1)), outputs by inputs", tuple(evidence), layer,

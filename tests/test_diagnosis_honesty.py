@@ -1,0 +1,84 @@
+"""A named cause is a promise (issue 24, item 4): a pattern is named only where no other
+explanation fits the case as well, and a wrong loss value does not hide a gradient slip."""
+
+from __future__ import annotations
+
+from helpers import check
+
+import mybackprop as mb
+from mybackprop import Architecture, Layer
+from mybackprop.harness.cases import CaseConfig, build_problem
+
+
+def _problem(widths, activations, loss="mse", reduction="mean", batch=5, seed=3,
+             dtype="float64"):
+    layers = tuple(Layer(w, a) for w, a in zip(widths[1:], activations, strict=True))
+    return build_problem(CaseConfig(Architecture(widths[0], layers, loss, reduction), batch,
+                                    dtype, 1.0, 1.0, seed))
+
+
+def reversed_layers(problem):
+    """dW and db in reverse layer order: in a 4-3-4 network dW2's shape is dW1's transposed."""
+    answer = mb.matrix(problem)
+    answer["dW"], answer["db"] = answer["dW"][::-1], answer["db"][::-1]
+    return answer
+
+
+def whole_gradient_times_n(problem):
+    """Every gradient, weights and biases, summed over the batch instead of averaged."""
+    answer = mb.matrix(problem)
+    n = problem.batch_size
+    return {"loss": answer["loss"], "dW": [n * w for w in answer["dW"]],
+            "db": [None if b is None else n * b for b in answer["db"]], "dX": n * answer["dX"]}
+
+
+def transposed_weights(problem):
+    answer = mb.matrix(problem)
+    answer["dW"] = [w.T for w in answer["dW"]]
+    return answer
+
+
+def loss_and_softmax_wrong(problem):
+    """Two mistakes: the loss value halved, and softmax's Jacobian taken element-wise."""
+    import dataclasses
+
+    from mybackprop.spec.table import ACTIVATIONS
+
+    arch = problem.architecture
+    table = {name: arch.activation_spec(name) for name in ACTIVATIONS}
+    table["softmax"] = dataclasses.replace(
+        table["softmax"], vjp=lambda z, a, g: g * a * (1 - a))
+    answer = mb.matrix(problem, table=table)
+    answer["loss"] = answer["loss"] / 2
+    return answer
+
+
+def test_a_shape_two_mistakes_explain_is_never_named_as_one(both_oracles):
+    problem = _problem((4, 3, 4), ("tanh", "identity"))
+    outcome = check(reversed_layers, problem, both_oracles)
+    assert outcome.verdict == "error" and outcome.diagnosis is not None
+    assert outcome.diagnosis.pattern == "unknown", outcome.message()
+    assert "either it is transposed, or the gradients are in another layer's place" in \
+        outcome.diagnosis.summary
+    # where the shape says one thing only, it is named
+    outcome = check(transposed_weights, _problem((4, 3, 2), ("tanh", "identity")), both_oracles)
+    assert outcome.diagnosis.pattern == "transposed", outcome.message()
+
+
+def test_the_whole_gradient_scaled_is_not_called_a_bias_reduction(both_oracles):
+    outcome = check(whole_gradient_times_n, _problem((3, 4, 2), ("tanh", "identity")),
+                    both_oracles)
+    assert outcome.verdict == "fail" and outcome.diagnosis.pattern == "constant_factor", \
+        outcome.message()
+    assert outcome.diagnosis.summary.startswith("the whole gradient is N times"), \
+        outcome.message()
+
+
+def test_a_wrong_loss_value_does_not_hide_a_gradient_slip(both_oracles):
+    problem = _problem((3, 4, 3), ("tanh", "softmax"), loss="categorical_cross_entropy")
+    outcome = check(loss_and_softmax_wrong, problem, both_oracles)
+    assert outcome.verdict == "fail"
+    diagnosis = outcome.diagnosis
+    assert diagnosis.pattern == "softmax_elementwise", outcome.message()
+    assert "and the loss value is wrong too" in diagnosis.summary
+    assert "loss" in diagnosis.parameters
