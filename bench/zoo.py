@@ -8,8 +8,10 @@ For each mutant in mybackprop.zoo, random problems from what it supports are dra
 "moderate" (inputs 0.1 to 10, logits at the hidden scale) and "default" (the property suite's:
 inputs 1e-3 to 1e3, logits up to 1e3 times larger, so many networks saturate). Each is checked
 against PyTorch and JAX. Detected: the verdict is not pass. Localized: the diagnosis names the
-right first-diverging layer and only tensors the slip changed. Diagnosed: the right pattern (and
-factor). The naive softmax is live only at large logits, so it has no moderate row.
+right first-diverging layer and only tensors the slip changed. Named right: the right pattern
+(and factor). Named wrong: another pattern named alone (the count that must be 0); unknown: no
+pattern, or several said as fitting equally. The naive softmax is live only at large logits, so
+it has no moderate row.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ def main() -> None:
     rows = []
     totals: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
     misses: list[str] = []
+    wrong: list[str] = []  # detected, and a pattern other than the slip's named (not "unknown")
     for name in zoo.ZOO:
         candidate = load_candidate(f"mybackprop.zoo:{name}")
         cells = [name, zoo.ZOO[name][1]]
@@ -51,28 +54,43 @@ def main() -> None:
                 counts["detected"] += detected
                 counts["localized"] += localized
                 counts["diagnosed"] += diagnosed
+                got = outcome.diagnosis.pattern if outcome.diagnosis else "none"
+                both = outcome.diagnosis is not None and (
+                    "fitting this case as well" in outcome.diagnosis.summary)
+                if detected and not diagnosed:  # a wrong cause named, or an honest unknown
+                    counts["unknown" if got in ("unknown", "none") or both else "wrong"] += 1
+                    if got not in ("unknown", "none") and not both:
+                        wrong.append(f"{name} ({space_name}): expected {expected.pattern}, "
+                                     f"named {got}: {outcome.diagnosis.summary[:160]} "
+                                     f"{outcome.context()}")
                 if detected and not (localized and diagnosed) and len(misses) < 40:
                     got = outcome.diagnosis.pattern if outcome.diagnosis else "none"
                     misses.append(f"{name} ({space_name}): expected {expected.pattern} at layer "
                                   f"{expected.layer}, got {got}: {outcome.context()}")
             totals[space_name].update(counts)
             live = counts["live"]
-            cells += ["-"] * 3 if not live else [
-                f"{counts[k] / live:.0%}" for k in ("detected", "localized", "diagnosed")]
+            cells += ["-"] * 5 if not live else [
+                f"{counts[k] / live:.0%}" for k in ("detected", "localized", "diagnosed")] + [
+                str(counts["wrong"]), str(counts["unknown"])]
         rows.append(cells)
     print(f"# The mutant zoo ({args.cases} live cases per mutant and space, seed {args.seed}, "
           f"{time.perf_counter() - started:.0f} s)\n")
-    print("| mutant | pattern | detected | localized | diagnosed | detected (default space) | "
-          "localized | diagnosed |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    print("| mutant | pattern | detected | localized | named right | named wrong | unknown | "
+          "detected (default space) | localized | named right | named wrong | unknown |")
+    print("|---|---|" + "---:|" * 10)
     for cells in rows:
         print("| " + " | ".join(cells) + " |")
     overall = ["**all**", ""]
     for space_name in SPACES:
         live = totals[space_name]["live"]
         overall += [f"**{totals[space_name][k] / live:.1%}**"
-                    for k in ("detected", "localized", "diagnosed")]
+                    for k in ("detected", "localized", "diagnosed")] + [
+            f"**{totals[space_name]['wrong']}**", f"**{totals[space_name]['unknown']}**"]
     print("| " + " | ".join(overall) + " |")
+    if wrong:  # the number that must be 0: a learner acts on the named cause
+        print("\nA wrong cause named:\n")
+        for line in wrong:
+            print(f"- {line}")
     if misses:
         print("\nSome cases detected but not localized or diagnosed as expected:\n")
         for line in misses:

@@ -55,7 +55,11 @@ def _backprop(problem: Any, *, loss_derivative: Callable[[Array, Array], Array] 
               naive_softmax_loss: bool = False, zero_dx: bool = False,
               intermediates: bool = False,
               penalty_gradient: Callable[[float, Array], Array] = lambda c, W: 2 * c * W,
-              parameters: dict[str, float] | None = None) -> dict[str, Any]:
+              parameters: dict[str, float] | None = None,
+              layer_derivative: Callable[[int, list[Any], Array], Array | None] = (
+                  lambda l, specs, z: None),
+              propagate: Callable[[Array, Array], Array] = lambda delta, W: delta @ W
+              ) -> dict[str, Any]:
     """Loss and gradients of the batch; each keyword replaces one step with a slip."""
     weights, biases, X, Y = problem.weights, problem.biases, problem.X, problem.Y
     depth = len(weights)
@@ -88,6 +92,8 @@ def _backprop(problem: Any, *, loss_derivative: Callable[[Array, Array], Array] 
     for l in reversed(range(depth)):
         name, f = problem.activations[l], specs[l]
         slipped = derivative(name, Z[l], A[l + 1])
+        if slipped is None:
+            slipped = layer_derivative(l, specs, Z[l])
         if slipped is not None:
             delta = G * slipped
         elif name == "softmax" and softmax_diagonal:
@@ -98,7 +104,7 @@ def _backprop(problem: Any, *, loss_derivative: Callable[[Array, Array], Array] 
         dW[l] = weight_gradient(delta, A, l) if weight_gradient else delta.T @ A[l]
         if biases[l] is not None:
             db[l] = bias_gradient(delta)
-        G = delta @ weights[l]
+        G = propagate(delta, weights[l]) if l > 0 else delta @ weights[l]
     if problem.l2:  # + c sum W^2 (c = l2, or l2/2 in the half form), whose gradient is 2 c W
         c = problem.l2 / 2 if problem.l2_half else problem.l2
         penalised = [*weights, *(b for b in biases if b is not None and problem.l2_biases)]
@@ -258,6 +264,33 @@ def silu_without_product_rule(problem: Any) -> dict[str, Any]:
     return _backprop(problem, derivative=lambda f, z, a: sigmoid(z) if f == "silu" else None)
 
 
+@_mutant("wrong_activation_derivative", activations={"tanh", "relu", "identity", "sigmoid"})
+def tanh_derivative_from_sigmoid(problem: Any) -> dict[str, Any]:
+    """tanh's layers use sigmoid's derivative: the wrong helper called."""
+    sigmoid = ACTIVATIONS["sigmoid"]
+    return _backprop(problem, derivative=lambda f, z, a: sigmoid.derivative(
+        z, sigmoid.forward(z)) if f == "tanh" else None)
+
+
+@_mutant("shifted_layer", activations={"tanh", "sigmoid", "relu", "softplus"})
+def derivative_of_the_layer_above(problem: Any) -> dict[str, Any]:
+    """Each layer's delta uses the derivative of the activation of the layer above it (the
+    output layer its own): act[l + 1] where act[l] belongs."""
+    def above(l: int, specs: list[Any], z: Array) -> Array | None:
+        if l + 1 >= len(specs) or specs[l + 1].name == specs[l].name:
+            return None
+        return specs[l + 1].derivative(z, specs[l + 1].forward(z))
+    return _backprop(problem, layer_derivative=above)
+
+
+@_mutant("propagation", width=(3, 4))
+def propagation_without_weights(problem: Any) -> dict[str, Any]:
+    """The gradient passed to the layer below as Delta_l, without W_l, where the widths allow
+    it (elsewhere the product is there: a shape error would say so first)."""
+    return _backprop(problem, propagate=lambda delta, W: delta if W.shape[0] == W.shape[1]
+                     else delta @ W)
+
+
 @_mutant("wrong_activation_derivative")
 def relu_step_missing(problem: Any) -> dict[str, Any]:
     """relu's derivative forgotten: Delta = dL/dA, as if relu were the identity."""
@@ -393,6 +426,8 @@ def live_cases(name: str, count: int, seed: int = 0, max_draws: int = 3000,
     for key in PARAMETERS:
         declared = function.supports[key]
         penalties[key] = None if declared is None else (declared,)
+    if "width" in function.supports:  # a mutant live only in some widths (square layers)
+        supports["min_width"], supports["max_width"] = function.supports["width"]
     case_space = CaseSpace(**{"max_depth": 3, **penalties, **supports, **space})
     rng = np.random.default_rng(seed)
     found = 0
@@ -431,13 +466,15 @@ def score(outcome: Any, expected: Expected) -> tuple[bool, bool, bool]:
     Detected: not pass. Localized: the diagnosis names only tensors the slip changed, and for a
     fail (every tensor compared) the first diverging layer; an error stops at the first tensor of
     the wrong shape or the first NaN, which may be any layer the slip changed. Diagnosed: the
-    pattern, and the factor among the readings given.
+    pattern (named first, or said beside another that fits the case as well), and the factor
+    among the readings given.
     """
     detected = outcome.verdict in FAILING
     diagnosis = outcome.diagnosis
     if not detected or diagnosis is None:
         return detected, False, False
-    diagnosed = diagnosis.pattern == expected.pattern and (
+    # the right pattern, alone or said beside another that fits the case as well
+    diagnosed = expected.pattern in (diagnosis.pattern, *diagnosis.also) and (
         not expected.factor or expected.factor in diagnosis.factor.split(" = "))
     named = set(diagnosis.parameters) - {"loss"}
     tensors = bool(diagnosis.parameters) and named <= expected.tensors

@@ -535,7 +535,8 @@ def test_the_memory_limit_holds_for_the_whole_process_tree(tmp_path):
                  "--out", str(tmp_path / "run"), "--no-html")
     assert result.returncode == 1, result.stdout + result.stderr
     mine = verdicts(tmp_path / "run", attack("forks_past_memory"))
-    assert mine == [("error", "raised RuntimeError: a forked child was killed by SIGKILL")] * 2
+    assert len(mine) == 2 and all(v == "error" and r.startswith(
+        "raised RuntimeError: a forked child was killed by SIGKILL") for v, r in mine), mine
     assert all(v == "pass" for v, _ in verdicts(tmp_path / "run", "mybackprop:matrix"))
 
 
@@ -550,9 +551,13 @@ def test_a_candidate_that_ignores_signals_cannot_keep_the_run_alive(tmp_path):
     told = time.monotonic()
     process.send_signal(signal.SIGTERM)
     _, err = process.communicate(timeout=60)
-    assert process.returncode == 137 and time.monotonic() - told < 20, err
-    assert ("SIGTERM was sent to mybackprop, and the run did not stop within 10 s (a candidate "
-            "run in-process may ignore it), so the supervisor killed it") in err, err
+    # It stops on the signal where it lands between calls (the harness puts its handler back
+    # after each), or the supervisor kills it 10 s later where the candidate held it off.
+    assert time.monotonic() - told < 20, err
+    assert (process.returncode == 143 and "SIGTERM was sent to mybackprop;" in err) or (
+        process.returncode == 137 and "SIGTERM was sent to mybackprop, and the run did not "
+        "stop within 10 s (a candidate run in-process may ignore it), so the supervisor killed "
+        "it" in err), (process.returncode, err)
     time.sleep(1)
     left = subprocess.run(["pgrep", "-f", "ignores_signals.py"], capture_output=True, text=True)
     assert left.stdout.strip() == ""

@@ -3,6 +3,7 @@ explanation fits the case as well, and a wrong loss value does not hide a gradie
 
 from __future__ import annotations
 
+import numpy as np
 from helpers import check
 
 import mybackprop as mb
@@ -82,3 +83,32 @@ def test_a_wrong_loss_value_does_not_hide_a_gradient_slip(both_oracles):
     assert diagnosis.pattern == "softmax_elementwise", outcome.message()
     assert "and the loss value is wrong too" in diagnosis.summary
     assert "loss" in diagnosis.parameters
+
+
+def raises_in_backward(problem):
+    """A course-style helper with the classic slip: delta @ A where delta.T @ A belongs."""
+    return _backward(np.ones((problem.batch_size, problem.weights[0].shape[0])), problem.X)
+
+
+def _backward(delta, A):
+    return delta @ A  # should be delta.T @ A
+
+
+def test_an_error_raised_in_the_candidate_is_placed_in_its_own_code(both_oracles):
+    problem = _problem((3, 4, 2), ("tanh", "identity"), batch=6)
+    outcome = check(raises_in_backward, problem, both_oracles)
+    assert outcome.verdict == "error" and outcome.diagnosis is not None
+    assert outcome.diagnosis.pattern == "raised", outcome.message()
+    summary = outcome.diagnosis.summary
+    assert summary.startswith("_backward raised ValueError: matmul: "), summary
+    assert ", at test_diagnosis_honesty.py line " in summary, summary
+    assert "return delta @ A" in summary and "delta (6, 4), A (6, 3)" in summary, summary
+
+
+def test_gradients_in_reverse_layer_order_are_named_so(both_oracles):
+    """Where every layer has the same shape the contract cannot tell; the values can."""
+    problem = _problem((3, 3, 3, 3), ("tanh", "sigmoid", "identity"))
+    outcome = check(reversed_layers, problem, both_oracles)
+    assert outcome.verdict == "fail", outcome.message()
+    assert outcome.diagnosis.pattern == "reversed_layers", outcome.message()
+    assert outcome.diagnosis.summary.startswith("the gradients are in reverse layer order")

@@ -61,18 +61,22 @@ class Diagnosis:
     step: str = ""  # the step that breaks, when intermediates (or the shapes) say so
     factor: str = ""  # constant_factor and bias_reduction: "N", "1/N", "n_out", "2", "-1", ...
     worst: tuple[str, ...] = ()  # the worst elements, described
+    # other patterns that fit the case as well as `pattern` (the summary says each)
+    also: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {"pattern": self.pattern, "summary": self.summary, "evidence": list(self.evidence),
                 "layer": self.layer, "parameters": list(self.parameters), "step": self.step,
-                "factor": self.factor, "worst": list(self.worst)}
+                "factor": self.factor, "worst": list(self.worst),
+                **({"also": list(self.also)} if self.also else {})}
 
     def lines(self) -> list[str]:
         where = [f"layer {self.layer}" if self.layer else "the input" if self.layer == 0 else ""]
         where += [", ".join(self.parameters)] if self.parameters else []
         out = [f"diagnosis ({self.pattern}): {self.summary}"]
-        out.append("where: " + "; ".join(w for w in where if w)
-                   + (f"; step: {self.step}" if self.step else ""))
+        placed = "; ".join(w for w in where if w) + (f"; step: {self.step}" if self.step else "")
+        if placed:
+            out.append("where: " + placed.removeprefix("; "))
         out += [f"evidence: {e}" for e in self.evidence]
         return out
 
@@ -86,6 +90,8 @@ PATTERNS: dict[str, str] = {
     "wrong_activation_derivative": "a wrong derivative formula for one activation",
     "softmax_elementwise": "softmax's Jacobian treated element-wise",
     "shifted_layer": "gradients shifted by one layer",
+    "reversed_layers": "gradients returned in reverse layer order",
+    "propagation": "the gradient passed to the layer below without the layer's weights",
     "wrong_loss_derivative": "a wrong derivative of the loss",
     "activation_parameter": "an activation computed with another parameter than the problem's "
                             "(leaky_relu's slope, elu's alpha)",
@@ -94,6 +100,7 @@ PATTERNS: dict[str, str] = {
     "forward_wrong": "the forward pass or the loss value already wrong",
     "penalty": "the L2 penalty's gradient missing, halved, doubled or on the wrong tensors",
     "overflow": "NaN or inf where the oracles are finite",
+    "raised": "the candidate raised: where, in its own code, and the shapes of what it used",
     "unknown": "none of the known patterns",
 }
 
@@ -119,7 +126,8 @@ def diagnose_fail(problem: Problem, answer: Gradients, reference: Gradients,
     # slip. A factor none of N, 2, ... names comes last: a slip may explain it better.
     fits: dict[str, tuple[str, str, list[str], dict[str, Any]]] = {}
     # the first three explain a wrong loss value too; the others, gradients only
-    gradients = (_zero, _factor, _transposed, _slips, _shifted) if ctx.failing else ()
+    gradients = (_zero, _factor, _transposed, _reversed, _slips, _shifted) if ctx.failing \
+        else ()
     for hypothesis in (_penalty_slip, _other_parameter, _clipped, *gradients):
         found = hypothesis(ctx)
         if found is not None and found[0] not in fits:
@@ -137,9 +145,12 @@ def diagnose_fail(problem: Problem, answer: Gradients, reference: Gradients,
                        evidence=tuple(ctx.factor_evidence()))
     (pattern, summary, evidence, extra), *others = fits.values()
     evidence = list(evidence)
-    for _, other_summary, other_evidence, _ in others:
+    also = [p for p in extra.pop("also", ())]
+    for other_pattern, other_summary, other_evidence, other_extra in others:
         summary += f"; or, fitting this case as well: {other_summary}"
         evidence += other_evidence
+        also += [other_pattern, *other_extra.get("also", ())]
+    extra = {**extra, "also": tuple(dict.fromkeys(p for p in also if p != pattern))}
     if forward is not None and pattern != forward[0] and pattern not in EXPLAINS_LOSS:
         c = ctx.answer.loss / ctx.reference.loss if ctx.reference.loss else None
         if pattern == "constant_factor" and c is not None and extra.get("factor") and \
@@ -155,6 +166,8 @@ def diagnose_fail(problem: Problem, answer: Gradients, reference: Gradients,
 
 
 _SHAPE = re.compile(r"^(dW|db|dX)(\d*) has shape \(([\d, ]*)\), expected \(([\d, ]*)\)")
+_RAISED = re.compile(r"^raised (\w+): (.*) \(at (.+?) line (\d+), in ([^:;)]+)(?:: (.*?))?"
+                     r"(?:; shapes: (.*))?\)$")
 _NONFINITE = re.compile(r"^(loss|dW\d+|db\d+|dX)(\[[\d, ]*\])? is NaN or inf")
 
 
@@ -166,6 +179,13 @@ def diagnose_error(problem: Problem, reason: str) -> Diagnosis | None:
     nonfinite = _NONFINITE.match(reason)
     if nonfinite:
         return _overflow(problem, nonfinite.group(1), reason)
+    raised = _RAISED.match(reason)
+    if raised:
+        kind, message, file, line, function, code, shapes = raised.groups()
+        summary = (f"{function} raised {kind}: {message}, at {file} line {line}"
+                   + (f": {code}" if code else "")
+                   + (f", with {shapes}" if shapes else ""))
+        return Diagnosis("raised", summary, (f"{kind}: {message}",), None, ())
     return None
 
 
@@ -500,6 +520,23 @@ def _transposed(ctx: _Context) -> Found:
             {})
 
 
+def _reversed(ctx: _Context) -> Found:
+    """Every failing dW, db holds the reference of its mirror layer (L + 1 - l): a list built
+    from the output down and never reversed."""
+    depth = ctx.depth
+    if depth < 2 or any(name[:2] not in ("dW", "db") for name in ctx.failing):
+        return None
+    for name in ctx.failing:
+        mirror = f"{name[:2]}{depth + 1 - int(name[2:])}"
+        if mirror not in ctx.ref or ctx.ref[mirror].shape != ctx.cand[name].shape or \
+                not ctx.matches(name, ctx.ref[mirror]):
+            return None
+    return ("reversed_layers", "the gradients are in reverse layer order: dW_l holds "
+            f"dW_(L+1-l) (L = {depth}), as a list built from the output down and never "
+            "reversed", [f"{n} equals the reference {n[:2]}{depth + 1 - int(n[2:])}"
+                         for n in ctx.failing], {})
+
+
 def _shifted(ctx: _Context) -> Found:
     hits = []
     for name in ctx.failing:
@@ -530,6 +567,7 @@ class _Slip:
     derivatives: dict[int, Callable[[Array, Array], Array]] = field(default_factory=dict)
     softmax_diagonal: bool = False
     dw_same_layer: bool = False
+    skip_weights: bool = False  # g_(l-1) = Delta_l where Delta_l W_l belongs (square layers)
     loss_derivative: Callable[[Array, Array], Array] | None = None
     step: str = ""
 
@@ -651,6 +689,38 @@ def _slip_catalogue(problem: Problem) -> list[_Slip]:
             slips.append(_Slip("wrong_activation_derivative", f"the derivative of {name} is "
                                f"wrong at {where}: it computes {written}", layers,
                                dict.fromkeys(layers, formula)))
+    # the derivative of the neighbouring layer's activation: an index off by one
+    activations = problem.activations
+    for step, side in ((1, "above"), (-1, "below")):
+        moved = {l: arch.activation_spec(activations[l + step]) for l in range(arch.depth)
+                 if 0 <= l + step < arch.depth and activations[l + step] != activations[l]
+                 and ACTIVATIONS[activations[l + step]].elementwise
+                 and ACTIVATIONS[activations[l]].elementwise}
+        if moved:
+            slips.append(_Slip(
+                "shifted_layer", f"each layer uses the derivative of the activation of the "
+                f"layer {side} it ({_layer_list(tuple(moved))}): an index off by one in the "
+                "backward loop", tuple(moved),
+                {l: _derivative_of(f) for l, f in moved.items()}))
+    # another entry of the table's derivative in its place (tanh's helper called for sigmoid)
+    for name, layers in by_name.items():
+        if name in ("identity", "softmax"):
+            continue
+        for other in ACTIVATIONS:
+            sibling = arch.activation_spec(other)
+            if other in (name, "softmax") or not sibling.elementwise:
+                continue
+            slips.append(_Slip(
+                "wrong_activation_derivative", f"the derivative of {name} at "
+                f"{_layer_list(layers)} is {other}'s: it computes {other}'(z) where {name}'(z) "
+                "belongs (the wrong helper called)", layers,
+                dict.fromkeys(layers, _derivative_of(sibling))))
+    square = tuple(l for l in range(1, arch.depth) if arch.widths[l] == arch.widths[l + 1])
+    if square:
+        slips.append(_Slip("propagation", f"the gradient is passed down from "
+                           f"{_layer_list(square)} without W: g_(l-1) = Delta_l where "
+                           "Delta_l W_l belongs (the product with the layer's weights is "
+                           "missing)", square, skip_weights=True))
     if any(arch.widths[l] == arch.widths[l + 1] for l in range(arch.depth)):
         slips.append(_Slip("shifted_layer", "dW_l pairs Delta_l with the activation of its own "
                            "layer, A_l, instead of the layer below, A_(l-1): shifted by one layer",
@@ -697,6 +767,11 @@ LOSS_SLIPS: dict[str, list[tuple[str, Callable[[Array, Array], Array]]]] = {
 }
 
 
+def _derivative_of(f: Activation) -> Callable[[Array, Array], Array]:
+    """f' evaluated at Z (with f's own A: the helper recomputes what it needs)."""
+    return lambda z, a: f.derivative(z, f.forward(z))
+
+
 def _layer_list(layers: tuple[int, ...]) -> str:
     numbers = [str(l + 1) for l in layers]
     return f"layer {numbers[0]}" if len(numbers) == 1 else f"layers {', '.join(numbers)}"
@@ -727,7 +802,10 @@ def _simulate(problem: Problem, slip: _Slip) -> dict[str, Array] | None:
             out[f"dW{l + 1}"] = delta.T @ a_in
             if p.biases[l] is not None:
                 out[f"db{l + 1}"] = delta.sum(axis=0)
-            g = delta @ p.weights[l]
+            if slip.skip_weights and l > 0 and p.weights[l].shape[0] == p.weights[l].shape[1]:
+                g = delta  # where the widths let it be written at all
+            else:
+                g = delta @ p.weights[l]
         out["dX"] = g
     _, dW, db = penalty(p)  # the penalty's gradient, which no slip here touches
     for l, (gw, gb) in enumerate(zip(dW, db, strict=True), start=1):
@@ -795,7 +873,9 @@ def _slips(ctx: _Context) -> Found:
     evidence = [f"replaying the slip in float64 reproduces every tensor the candidate "
                 f"returned ({', '.join(ctx.cand)}) to within rounding"]
     summary = "; or, fitting this case as well: ".join(slip.summary for slip in fitting)
-    return fitting[0].pattern, summary, evidence, {}
+    return fitting[0].pattern, summary, evidence, {
+        "also": tuple(dict.fromkeys(s.pattern for s in fitting[1:] if s.pattern !=
+                                    fitting[0].pattern))}
 
 
 def _matches_with_slip_rounding(ctx: _Context, slip: _Slip, simulated: dict[str, Array]) -> bool:

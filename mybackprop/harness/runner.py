@@ -9,12 +9,14 @@ import contextlib
 import dataclasses
 import io
 import os
+import re
 import signal
 import sys
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -434,7 +436,7 @@ def run_in_process(candidate: Candidate, problem: Problem,
             raise
         return None, "raised KeyboardInterrupt"
     except Exception as exc:
-        return None, f"raised {type(exc).__name__}: {exc}".splitlines()[0]
+        return None, f"raised {type(exc).__name__}: {exc}".splitlines()[0][:300] + _raised_at(exc)
     printed = stdout.getvalue() if not stdout.closed else ""
     if printed:  # output of its own would corrupt a harness's (pytest -n, --isolate, a CI log)
         first = printed.strip().splitlines()[0][:60] if printed.strip() else repr(printed[:20])
@@ -446,6 +448,40 @@ def run_in_process(candidate: Candidate, problem: Problem,
     if isinstance(read, CandidateError):
         return None, str(read)
     return read, ""
+
+
+_LIBRARIES = tuple(str(Path(p).resolve()) + os.sep for p in {
+    Path(np.__file__).parent, Path(os.__file__).parent, Path(__file__).parent.parent})
+
+
+def _raised_at(exc: BaseException) -> str:
+    """' (at my_backprop.py line 42, in backward: dW = delta.T @ A)': the deepest frame of the
+    traceback in the candidate's own code (not NumPy's, the standard library's or ours), so an
+    error is placed where it was written. '' where there is none."""
+    import linecache
+    import traceback
+
+    where, frames = None, None
+    for summary, (frame, _) in zip(traceback.extract_tb(exc.__traceback__),
+                                   traceback.walk_tb(exc.__traceback__), strict=True):
+        try:
+            path = str(Path(summary.filename).resolve())
+        except (OSError, ValueError):
+            continue
+        if not path.startswith(_LIBRARIES) and not summary.filename.startswith("<frozen"):
+            where, frames = summary, frame
+    if where is None:
+        return ""
+    line = (where.line or linecache.getline(where.filename, where.lineno or 0)).strip()
+    # the shapes of the arrays the line names, as they were when it raised
+    shapes = []
+    for name in dict.fromkeys(re.findall(r"[A-Za-z_]\w*", line)):
+        value = frames.f_locals.get(name) if frames is not None else None
+        if isinstance(value, np.ndarray):
+            shapes.append(f"{name} {value.shape}")
+    return (f" (at {Path(where.filename).name} line {where.lineno}, in {where.name}"
+            + (f": {line[:120]}" if line else "")
+            + (f"; shapes: {', '.join(shapes[:6])}" if shapes else "") + ")")
 
 
 _INTERRUPTS: list[float] = []  # when the user last pressed Ctrl-C (SIGINT) in this process

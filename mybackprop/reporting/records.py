@@ -176,8 +176,12 @@ def summarize(records: Iterable[dict[str, Any]], run: dict[str, Any]) -> dict[st
 
 def failure_kind(record: dict[str, Any]) -> str:
     """What groups failures: the diagnosis's pattern, else the reason with its numbers blanked
-    ('dW has # entries for # layers')."""
-    pattern = (record.get("diagnosis") or {}).get("pattern")
+    ('dW has # entries for # layers'). Errors raised are told apart by where they were raised
+    and what ('raised: backward raised ValueError at net.py line #: ...')."""
+    diagnosis = record.get("diagnosis") or {}
+    pattern = diagnosis.get("pattern")
+    if pattern == "raised":
+        return "raised: " + re.sub(r"\(\d[\d, ]*\)|\d+", "#", diagnosis.get("summary", ""))
     return pattern or re.sub(r"\d+(?:\.\d+)?(?:e[-+]?\d+)?", "#", record["reason"])
 
 
