@@ -112,3 +112,25 @@ def test_gradients_in_reverse_layer_order_are_named_so(both_oracles):
     assert outcome.verdict == "fail", outcome.message()
     assert outcome.diagnosis.pattern == "reversed_layers", outcome.message()
     assert outcome.diagnosis.summary.startswith("the gradients are in reverse layer order")
+
+
+def weights_in_half_precision(problem):
+    """dW1 pushed through float16 (scaled past its 65,504 limit): inf, while the loss is fine."""
+    answer = mb.matrix(problem)
+    w = answer["dW"][0]
+    with np.errstate(over="ignore"):
+        answer["dW"][0] = (w.astype(np.float16) * np.float16(6e4)).astype(w.dtype) / 6e4
+    return answer
+
+
+def test_overflow_is_never_blamed_on_a_finite_loss(both_oracles):
+    layers = (Layer(4, "relu"), Layer(3, "identity"))
+    problem = build_problem(CaseConfig(Architecture(3, layers, "softmax_cross_entropy", "sum"),
+                                       6, "float32", 10.0, 1000.0, 5))
+    outcome = check(weights_in_half_precision, problem, both_oracles)
+    assert outcome.verdict == "error" and outcome.diagnosis.pattern == "overflow", \
+        outcome.message()
+    summary = outcome.diagnosis.summary
+    assert "while the loss value is finite" in summary and "the loss overflows" not in summary, \
+        summary
+    assert "relu" not in summary  # a relu layer has no exp to overflow

@@ -943,28 +943,55 @@ def _shape_diagnosis(problem: Problem, kind: str, number: str, got_text: str,
                      tuple(evidence), layer, (name,))
 
 
+# Activations and losses people write with an exp that overflows where the argument is large
+# (1 / (1 + e^-z), log(1 + e^z), (e^z - e^-z) / (e^z + e^-z), e^z / sum e^z).
+EXP_ACTIVATIONS = frozenset({"sigmoid", "softplus", "elu", "selu", "silu", "softmax", "tanh",
+                             "gelu_tanh"})
+EXP_LOSSES = frozenset({"softmax_cross_entropy", "binary_cross_entropy_with_logits"})
+
+
 def _overflow(problem: Problem, name: str, reason: str) -> Diagnosis:
+    """NaN or inf where the oracles are finite, placed where an exp first overflows: the first
+    layer, in forward order, whose activation is written with an exp and whose |Z| passes
+    exp's limit in the candidate's dtype; the loss only when the loss value itself is not
+    finite. Where no value is that large, no cause is named, only where to look."""
     dtype = problem.dtype_name
+    arch = problem.architecture
     limit = math.log(float(np.finfo(dtype).max))
     with np.errstate(all="ignore"):
         fwd = forward(problem.float64())
     logits = float(np.max(np.abs(fwd.a[-1])))
-    hidden = [(float(np.max(np.abs(z))), l + 1) for l, z in enumerate(fwd.z)]
-    biggest, at = max(hidden)
+    sizes = [(l + 1, f.name, float(np.max(np.abs(z))))
+             for l, (f, z) in enumerate(zip(arch.activation_specs, fwd.z, strict=True))]
+    first = next(((at, f, big) for at, f, big in sizes
+                  if f in EXP_ACTIVATIONS and big > limit), None)
     layer = int(name[2:]) if name[:2] in ("dW", "db") else (0 if name == "dX" else None)
+    biggest = max(sizes, key=lambda s: s[2])
     evidence = [reason, f"largest |logit| {logits:.4g}; exp overflows in {dtype} above "
-                f"{limit:.4g}", f"largest |Z| {biggest:.4g}, at layer {at}"]
-    if logits > limit:
-        summary = (f"overflow at large logits: |yhat| reaches {logits:.4g}, and exp of anything "
-                   f"above {limit:.4g} is inf in {dtype}, where the oracles stay finite; compute "
-                   "the loss and its derivative stably (log-sum-exp, subtract the row max, "
+                f"{limit:.4g}", f"largest |Z| {biggest[2]:.4g}, at layer {biggest[0]} "
+                f"({biggest[1]})"]
+    if name == "loss" and arch.loss in EXP_LOSSES and logits > limit:
+        summary = (f"the loss overflows at large logits: |yhat| reaches {logits:.4g}, and exp of "
+                   f"anything above {limit:.4g} is inf in {dtype}, where the oracles stay "
+                   f"finite; compute {arch.loss} stably (log-sum-exp, subtract the row max, "
                    "exp(-|z|))")
-    elif biggest > limit:
-        summary = (f"overflow in layer {at}: |Z| reaches {biggest:.4g}, past where exp overflows "
-                   f"in {dtype} ({limit:.4g}); use a stable form of the activation")
+    elif first is not None:
+        at, f, big = first
+        layer = at
+        summary = (f"overflow at layer {at} ({f}): |Z| reaches {big:.4g}, past where exp "
+                   f"overflows in {dtype} ({limit:.4g}); compute {f} and its derivative in a "
+                   "form that stays finite there")
+    elif logits > limit and (arch.loss in EXP_LOSSES or sizes[-1][1] in EXP_ACTIVATIONS):
+        summary = (f"NaN or inf in {name} where the oracles are finite, while the loss value is "
+                   f"finite; |yhat| reaches {logits:.4g}, past where exp overflows in {dtype} "
+                   f"({limit:.4g}): if the loss's derivative is computed with a plain exp "
+                   "(softmax(yhat) - y, sigmoid(yhat) - y), it overflows there; else look for "
+                   "0/0, inf - inf, log(0), or arithmetic in a narrower type than the problem's")
     else:
-        summary = ("NaN or inf where the oracles are finite, with no value large enough to "
-                   "overflow exp: look for 0/0, inf - inf or log(0)")
+        finite = "" if name == "loss" else ", while the loss value is finite"
+        summary = (f"NaN or inf in {name} where the oracles are finite{finite}, and no value "
+                   f"here is large enough to overflow exp in {dtype}: look for 0/0, inf - inf, "
+                   "log(0), or arithmetic in a narrower type than the problem's")
     return Diagnosis("overflow", summary, tuple(evidence), layer, (name,))
 
 
