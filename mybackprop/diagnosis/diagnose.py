@@ -451,17 +451,23 @@ def _factor(ctx: _Context) -> Found:
                         f"n_out = {ctx.problem.architecture.widths[-1]}): either reading fits")
     # The bias alone, if the weight gradients of its layers are right (not scaled as well,
     # which would be the whole gradient, only within tolerance where they are small).
-    scaled_weights = [n for n in ctx.cand if n.startswith("dW") and np.any(ctx.ref[n])
-                      and ctx.matches(n, c * ctx.ref[n]) and not ctx.matches(n, ctx.ref[n])]
+    weights = [n for n in ctx.cand if n.startswith("dW") and np.any(ctx.ref[n])
+               and ctx.matches(n, c * ctx.ref[n])]
+    scaled_weights = [n for n in weights if not ctx.matches(n, ctx.ref[n])]
+    meaning = "; or ".join(m for _, m in labels)
     if all(n.startswith("db") for n in factors) and names[0] in ("N", "1/N") \
             and not scaled_weights:
         how = ("summed over the batch where the loss averages" if names[0] == "N"
                else "averaged over the batch on top of the loss's own 1/N")
-        return ("bias_reduction", f"the bias gradient is {names[0]} times the right value: "
-                f"{how}; db_l must be reduced over samples exactly like dW_l (Delta_l summed, "
-                "the reduction's divisor already in Delta)", evidence,
-                {"factor": " = ".join(names)})
-    meaning = "; or ".join(m for _, m in labels)
+        bias = (f"the bias gradient is {names[0]} times the right value: {how}; db_l must be "
+                "reduced over samples exactly like dW_l (Delta_l summed, the reduction's "
+                "divisor already in Delta)")
+        if weights:  # they fit both readings: too small here to tell whether they are scaled
+            return ("constant_factor", f"{bias}; or, fitting this case as well, the whole "
+                    f"gradient is {names[0]} times the right value ({meaning}): "
+                    f"{', '.join(weights)} are too small here to tell", evidence,
+                    {"factor": " = ".join(names), "also": ("bias_reduction",)})
+        return ("bias_reduction", bias, evidence, {"factor": " = ".join(names)})
     return ("constant_factor", f"{scope} is {names[0]} times the right value: {meaning}",
             evidence, {"factor": " = ".join(names)})
 
