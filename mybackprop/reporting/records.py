@@ -177,11 +177,15 @@ def summarize(records: Iterable[dict[str, Any]], run: dict[str, Any]) -> dict[st
 def failure_kind(record: dict[str, Any]) -> str:
     """What groups failures: the diagnosis's pattern, else the reason with its numbers blanked
     ('dW has # entries for # layers'). Errors raised are told apart by where they were raised
-    and what ('raised: backward raised ValueError at net.py line #: ...')."""
+    and what ('raised ValueError in backward, at net.py line 6')."""
     diagnosis = record.get("diagnosis") or {}
     pattern = diagnosis.get("pattern")
     if pattern == "raised":
-        return "raised: " + re.sub(r"\(\d[\d, ]*\)|\d+", "#", diagnosis.get("summary", ""))
+        found = re.match(r"(\S+) raised (\w+): .*, at (.+?) line (\d+)",
+                         diagnosis.get("summary", ""))
+        if found:
+            function, kind, file, line = found.groups()
+            return f"raised {kind} in {function}, at {file} line {line}"
     return pattern or re.sub(r"\d+(?:\.\d+)?(?:e[-+]?\d+)?", "#", record["reason"])
 
 
