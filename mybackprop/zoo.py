@@ -283,6 +283,16 @@ def derivative_of_the_layer_above(problem: Any) -> dict[str, Any]:
     return _backprop(problem, layer_derivative=above)
 
 
+@_mutant("wrong_activation_derivative",
+         activations={"tanh", "sigmoid", "softplus", "silu", "gelu", "elu", "identity"})
+def hidden_derivatives_missing(problem: Any) -> dict[str, Any]:
+    """No activation derivative in the hidden layers, whichever their activation: Delta_l =
+    dL/dA_l (the output layer's delta written out by hand, right)."""
+    def missing(l: int, specs: list[Any], z: Array) -> Array | None:
+        return np.ones_like(z) if l < len(specs) - 1 else None
+    return _backprop(problem, layer_derivative=missing)
+
+
 @_mutant("propagation", width=(3, 4))
 def propagation_without_weights(problem: Any) -> dict[str, Any]:
     """The gradient passed to the layer below as Delta_l, without W_l, where the widths allow

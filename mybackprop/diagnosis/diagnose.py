@@ -695,6 +695,23 @@ def _slip_catalogue(problem: Problem) -> list[_Slip]:
             slips.append(_Slip("wrong_activation_derivative", f"the derivative of {name} is "
                                f"wrong at {where}: it computes {written}", layers,
                                dict.fromkeys(layers, formula)))
+    # no activation derivative at all, in every hidden layer whatever its activation (or in
+    # every layer): Delta_l = dL/dA_l, where the network mixes activations
+    def one(z: Array, a: Array) -> Array:
+        return np.ones_like(z)
+    hidden = tuple(l for l in range(arch.depth - 1) if ACTIVATIONS[problem.activations[l]]
+                   .elementwise and problem.activations[l] != "identity")
+    everywhere = tuple(l for l in range(arch.depth) if ACTIVATIONS[problem.activations[l]]
+                       .elementwise and problem.activations[l] != "identity")
+    if hidden:
+        slips.append(_Slip("wrong_activation_derivative", "the hidden layers' activation "
+                           f"derivatives are missing ({_layer_list(hidden)}): Delta_l = dL/dA_l "
+                           "where dL/dA_l * f'(Z_l) belongs", hidden, dict.fromkeys(hidden, one)))
+    if len({problem.activations[l] for l in everywhere}) > 1 and everywhere != hidden:
+        slips.append(_Slip("wrong_activation_derivative", "every layer's activation derivative "
+                           f"is missing ({_layer_list(everywhere)}): Delta_l = dL/dA_l where "
+                           "dL/dA_l * f'(Z_l) belongs", everywhere,
+                           dict.fromkeys(everywhere, one)))
     # the derivative of the neighbouring layer's activation: an index off by one
     activations = problem.activations
     for step, side in ((1, "above"), (-1, "below")):
