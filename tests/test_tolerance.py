@@ -117,3 +117,22 @@ def test_an_underflowed_sigmoid_times_z_is_rounding_not_a_bug(both_oracles, conf
     assert z.min() < -709.78  # e^-z overflows: torch's sigmoid(z) is exactly 0 there
     assert_verdict(check(mb.matrix, problem, both_oracles), "pass")
     assert_verdict(check(sign_flipped, problem, both_oracles), "fail")  # still sees a bug
+
+
+def test_a_derivative_that_cancels_at_saturation_is_bounded_by_what_is_left():
+    """sigmoid(50) rounds to 1 in float64 and a(1 - a) to exactly 0: the error of a correct
+    a(1 - a) there is the distance left, sigmoid(-50) ~ 2e-22, not an ulp of 1 (the bound was
+    2 ulps of 1, 1e6 times the derivative itself: a gradient through a unit saturated on one side
+    could be off by any factor and pass). Likewise tanh's 1 - a^2."""
+    from mybackprop import Architecture, Layer, Problem
+    from mybackprop.judging.tolerance import UNIT_ROUNDOFF, forward_errors
+
+    for activation, exact in (("sigmoid", lambda z: 1 / (1 + np.exp(z))),
+                              ("tanh", lambda z: 4 * np.exp(-2 * z) / (1 + np.exp(-2 * z)) ** 2)):
+        arch = Architecture(1, (Layer(3, activation, bias=False),), "mse", "sum")
+        problem = Problem(arch, [np.array([[50.0], [0.5], [-3.0]])], [None],
+                          np.ones((1, 1)), np.zeros((1, 3)))
+        e = forward_errors(problem, ("float64",)).e_derivative[0][0, 0]  # units of u, per unit
+        u = UNIT_ROUNDOFF["float64"]
+        assert e[0] * u <= 8 * exact(50.0), (activation, e[0] * u, exact(50.0))
+        assert e[1] >= 0.5 and e[2] >= 0.5  # unsaturated units keep their ulp-sized bound

@@ -219,9 +219,11 @@ def _forward(p: Problem, dtypes: tuple[str, ...], quadrature: bool,
             # is -5e-306. So the floor here grows with |z|.
             amplified = floor * (1 + np.abs(z))
             fwd.derivative.append(d)
+            scale = f.derivative_scale(z, out, abs_d)
+            if f.saturation is not None:  # what cancels is at most what is left to cancel
+                scale = scale * np.minimum(1.0, 2 * f.saturation(z, out) / u)
             fwd.e_derivative.append(
-                f.derivative_scale(z, out, abs_d) + np.abs(f.second_derivative(z, out)) * e_z
-                + amplified)
+                scale + np.abs(f.second_derivative(z, out)) * e_z + amplified)
         else:
             # its own rounding (value_terms: what its formula subtracts before the exp) and
             # what the spread of Z's errors moves
@@ -270,7 +272,10 @@ def scales_replacing_derivatives(problem: Problem, dtype: str,
             z, a = fwd.z[l], fwd.a[l + 1]
             d = h(z, a)
             derivative[l] = d
-            e_derivative[l] = (np.abs(d) + np.abs(specs[l].second_derivative(z, a)) * fwd.e_z[l]
+            # the slip's own formula may cancel where the activation saturates (a(1 - a) of a
+            # sigmoid written for a tanh layer): the activation's own scale, uncapped, bounds it
+            e_derivative[l] = (np.abs(d) + specs[l].derivative_scale(z, a)
+                               + np.abs(specs[l].second_derivative(z, a)) * fwd.e_z[l]
                                + floor * (1 + np.abs(z)))
     replaced = dataclasses.replace(fwd, derivative=derivative, e_derivative=e_derivative)
     return _backward(problem.float64(), replaced, _quadrature("bound"))[0]

@@ -49,6 +49,12 @@ def _softmax(z: Array) -> Array:
     return e / e.sum(axis=-1, keepdims=True)
 
 
+def _sech_squared(z: Array) -> Array:
+    """1 - tanh(z)^2 without the cancellation: 4 e^(-2|z|) / (1 + e^(-2|z|))^2."""
+    e = np.exp(-2 * np.abs(z))
+    return 4 * e / (1 + e) ** 2
+
+
 def _logsumexp(z: Array) -> Array:
     m = z.max(axis=-1, keepdims=True)
     return m + np.log(np.sum(np.exp(z - m), axis=-1, keepdims=True))
@@ -95,6 +101,11 @@ class Activation:
     # result by what cancelled in it (1 - tanh^2 near saturation), not by its own size.
     value_terms: Callable[[Array, Array], Array] | None = None
     derivative_terms: Callable[[Array, Array], Array] | None = None
+    # Where f'(z)'s usual formula cancels toward saturation (a(1 - a) as a -> 1, 1 - a^2 as
+    # |a| -> 1), the exact distance left, computed without the cancellation: once it is below
+    # an ulp, a rounds to its limit and f' to exactly 0, so the error is that distance, not an
+    # ulp of 1 (a gradient through a unit saturated on one side is then judged to its digits).
+    saturation: Callable[[Array, Array], Array] | None = None
     # A constant of the formula (leaky_relu's slope, elu's alpha): the name of the Parameter
     # that sets it, and its value in this entry. The oracles' spellings with it as data:
     # (jax, z, unit_mask, value) -> a, so one compiled function serves every value.
@@ -300,6 +311,7 @@ ACTIVATION_TABLE: tuple[Activation, ...] = (
         # small: an absolute error there, in the value and in a(1 - a).
         value_terms=lambda z, a: np.abs(a) + (z < 0),
         derivative_terms=lambda z, a: np.abs(a) * (1 + np.abs(a)) + (z < 0),
+        saturation=lambda z, a: _sigmoid(-z),  # 1 - a
     ),
     Activation(
         name="tanh",
@@ -310,6 +322,7 @@ ACTIVATION_TABLE: tuple[Activation, ...] = (
         torch=lambda torch, z: torch.tanh(z),
         jax=lambda jax, z, mask: jax.numpy.tanh(z),
         derivative_terms=lambda z, a: 1 + a * a,
+        saturation=lambda z, a: _sech_squared(z),  # 1 - a^2
     ),
     Activation(
         name="softplus",
