@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def entry(argv: list[str] | None = None) -> int:
-    """The mybackprop command: main, with `check` run under a supervisor (sweep/supervise.py),
+    """The mybackprop command: main, with `check` run under a supervisor (harness/supervise.py),
     a process no candidate ran in, which decides the exit code: a candidate that ends the
     process (os._exit(0) in-process) makes the run an error, never a clean exit."""
     argv = sys.argv[1:] if argv is None else argv
@@ -185,8 +185,6 @@ def entry(argv: list[str] | None = None) -> int:
         command = build_parser().parse_args(argv).command
     except UsageError:
         command = None  # main says it, once
-    except SystemExit:  # --help
-        raise
     if command != "check":
         return main(argv)
     from mybackprop.harness.supervise import supervised

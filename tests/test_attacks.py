@@ -527,16 +527,20 @@ def test_resume_keeps_only_the_records_this_run_would_write(tmp_path):
 @needs_sandbox
 def test_the_memory_limit_holds_for_the_whole_process_tree(tmp_path):
     """Two forked children of 1.25 GiB each stay under a 2 GiB limit per process, not under one
-    on the tree: in the sandbox (a cgroup where it can make one) a child is killed."""
-    if "memory limits on the whole tree" not in sandbox.describe(True):
-        pytest.skip("no writable cgroup here: the sandbox limits each process's address space")
+    on the tree: in the sandbox, with a cgroup, a child is killed. Where no cgroup can be made
+    the limit is per process, the children get their memory, and the run says so."""
+    on_tree = "memory limits on the whole tree" in sandbox.describe(True)
     result = run("check", "--impl", attack("forks_past_memory"), "--impl", "mybackprop:matrix",
                  "--isolate", "--memory-limit", "2", "--cases", "2", "--no-shrink",
                  "--out", str(tmp_path / "run"), "--no-html")
-    assert result.returncode == 1, result.stdout + result.stderr
     mine = verdicts(tmp_path / "run", attack("forks_past_memory"))
-    assert len(mine) == 2 and all(v == "error" and r.startswith(
-        "raised RuntimeError: a forked child was killed by SIGKILL") for v, r in mine), mine
+    if on_tree:
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert len(mine) == 2 and all(v == "error" and r.startswith(
+            "raised RuntimeError: a forked child was killed by SIGKILL") for v, r in mine), mine
+    else:  # the weaker fallback, named where the run starts
+        assert "an address-space limit per process (no writable cgroups here)" in result.stdout
+        assert [v for v, _ in mine] == ["pass", "pass"], mine
     assert all(v == "pass" for v, _ in verdicts(tmp_path / "run", "mybackprop:matrix"))
 
 

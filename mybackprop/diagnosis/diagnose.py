@@ -132,11 +132,10 @@ def diagnose_fail(problem: Problem, answer: Gradients, reference: Gradients,
         found = hypothesis(ctx)
         if found is not None and found[0] not in fits:
             fits[found[0]] = found
-    if ctx.failing:
-        if not fits:
-            found = _unnamed_factor(ctx)
-            if found is not None:
-                fits[found[0]] = found
+    if ctx.failing and not fits:
+        found = _unnamed_factor(ctx)
+        if found is not None:
+            fits[found[0]] = found
     forward = _forward_wrong(ctx)
     if forward is not None and not fits:
         fits = {forward[0]: forward}
@@ -145,7 +144,7 @@ def diagnose_fail(problem: Problem, answer: Gradients, reference: Gradients,
                        evidence=tuple(ctx.factor_evidence()))
     (pattern, summary, evidence, extra), *others = fits.values()
     evidence = list(evidence)
-    also = [p for p in extra.pop("also", ())]
+    also = list(extra.pop("also", ()))
     for other_pattern, other_summary, other_evidence, other_extra in others:
         summary += f"; or, fitting this case as well: {other_summary}"
         evidence += other_evidence
@@ -154,8 +153,7 @@ def diagnose_fail(problem: Problem, answer: Gradients, reference: Gradients,
     if forward is not None and pattern != forward[0] and pattern not in EXPLAINS_LOSS:
         c = ctx.answer.loss / ctx.reference.loss if ctx.reference.loss else None
         if pattern == "constant_factor" and c is not None and extra.get("factor") and \
-                any(math.isclose(c, v, rel_tol=1e-3) for v in _factor_values(extra["factor"],
-                                                                             ctx.problem)):
+                _same_factor(c, extra["factor"], ctx.problem):
             summary += "; the loss value is off by the same factor"
         else:
             summary += ("; and the loss value is wrong too, so the forward pass or the loss "
@@ -185,7 +183,9 @@ def diagnose_error(problem: Problem, reason: str) -> Diagnosis | None:
         summary = (f"{function} raised {kind}: {message}, at {file} line {line}"
                    + (f": {code}" if code else "")
                    + (f", with {shapes}" if shapes else ""))
-        return Diagnosis("raised", summary, (f"{kind}: {message}",), None, ())
+        # the step names where it broke: what errors of a run are grouped by
+        return Diagnosis("raised", summary, (f"{kind}: {message}",), None, (),
+                         step=f"{kind} in {function}, at {file} line {line}")
     return None
 
 
@@ -355,21 +355,13 @@ def _clipped(ctx: _Context) -> Found:
 EXPLAINS_LOSS = frozenset({"probability_clipped", "activation_parameter", "penalty"})
 
 
-def _factor_values(label: str, problem: Problem) -> list[float]:
-    """The values a factor's label ('N = 2', '1/2') stands for in this case."""
-    n, k = problem.batch_size, problem.architecture.widths[-1]
-    values = {"-1": -1, "N": n, "1/N": 1 / n, "n_out": k, "1/n_out": 1 / k, "N*n_out": n * k,
-              "1/(N*n_out)": 1 / (n * k), "2": 2, "1/2": 0.5, "-N": -n, "-1/N": -1 / n}
-    found = []
-    for part in label.split(" = "):
-        if part in values:
-            found.append(float(values[part]))
-        else:
-            try:
-                found.append(float(part))
-            except ValueError:
-                pass
-    return found
+def _same_factor(c: float, factor: str, problem: Problem) -> bool:
+    """Whether c is the factor a diagnosis named ('N = 2', '1/2', or an unnamed '1.37')."""
+    parts = factor.split(" = ")
+    if {label for label, _ in _factor_labels(c, problem)} & set(parts):
+        return True
+    return any(re.fullmatch(r"-?[\d.]+(e[-+]?\d+)?", part) is not None
+               and math.isclose(c, float(part), rel_tol=1e-3) for part in parts)
 
 
 def _forward_wrong(ctx: _Context) -> Found:
@@ -908,9 +900,8 @@ def _matches_with_slip_rounding(ctx: _Context, slip: _Slip, simulated: dict[str,
     dtype = ctx.problem.dtype_name
     own = Tolerance().allowed(scales_replacing_derivatives(ctx.problem, dtype, slip.derivatives),
                               dtype)
-    return all(_close(ctx.cand[n], simulated[n], np.maximum(ctx.allowed.tensors[n],
-                                                            own.tensors[n]), dtype)
-               for n in ctx.cand)
+    wide = ctx.allowed.at_least(own)
+    return all(_close(ctx.cand[n], simulated[n], wide.tensors[n], dtype) for n in ctx.cand)
 
 
 def _unknown_summary(ctx: _Context) -> str:

@@ -388,11 +388,8 @@ def _followed_convention(problem: Problem, answer: Gradients, allowed: Scales,
     dtype = problem.dtype_name
 
     def allowed_for(slopes: Any) -> Scales:
-        replayed = tolerance.allowed(scales_replacing_derivatives(
-            problem, dtype, kink_derivatives(problem, slopes)), dtype)
-        return Scales(max(allowed.loss, replayed.loss),
-                      {name: np.maximum(bound, replayed.tensors[name])
-                       for name, bound in allowed.tensors.items()})
+        return allowed.at_least(tolerance.allowed(scales_replacing_derivatives(
+            problem, dtype, kink_derivatives(problem, slopes)), dtype))
 
     def worst(mine: Gradients, reference: Gradients, bounds: Scales) -> float:
         return max((c.err_over_tol for c in compare(mine, reference, bounds, dtype)),

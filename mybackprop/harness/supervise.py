@@ -83,7 +83,7 @@ def supervised(run: Callable[[], int]) -> int:
     if pid == 0:  # the child: the check itself
         signal.pthread_sigmask(signal.SIG_SETMASK, before)
         _SHARED = shared
-        _die_with_parent()
+        die_with_parent()
         code = EXIT_FAILURES
         try:
             code = run()
@@ -114,8 +114,10 @@ def supervised(run: Callable[[], int]) -> int:
         signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
-def _die_with_parent() -> None:
-    """Linux: the child gets SIGKILL if the supervisor dies (kill -9): no run left behind."""
+def die_with_parent() -> None:
+    """Linux: this process gets SIGKILL when the process that started it dies (a supervised
+    run when its supervisor is killed with -9, an isolated worker when its harness is): no run
+    and no candidate left behind."""
     try:
         import ctypes
 

@@ -13,24 +13,14 @@ from mybackprop.harness.contract import Candidate, CandidateLoadError, Refusal
 from mybackprop.harness.isolate import receive
 from mybackprop.harness.loading import load_candidate
 from mybackprop.harness.runner import run_in_process
-
-
-def _die_with_parent() -> None:
-    """Linux: this process gets SIGKILL when the harness that started it dies."""
-    try:
-        import ctypes
-        import signal
-
-        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
+from mybackprop.harness.supervise import die_with_parent
 
 
 def serve(spec: str, memory_limit: int) -> None:
     """The child's side: load the candidate, then answer problems until stdin closes."""
     import resource  # POSIX only: imported where it is used
 
-    _die_with_parent()
+    die_with_parent()
     channel = os.dup(1)  # replies; the candidate's own prints go nowhere
     os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
     resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))

@@ -37,7 +37,12 @@ def units_on_kinks(problem: Problem) -> Counter[tuple[str, float]]:
     return counts
 
 
-def _kinks_in(problem: Problem) -> list[tuple[Activation | Loss, Kink, int]]:
+Found = list[tuple[Activation | Loss, Kink, int]]  # (function, kink, units on it)
+
+
+def _kinks_in(problem: Problem) -> Found:
+    """(function, kink, count) of every kink the problem sits on (a forward pass: find it once
+    and hand it on where many answers are replayed)."""
     table = {**_entries(problem), **LOSSES}
     return [(table[name], kink, count) for (name, at), count in units_on_kinks(problem).items()
             if count for kink in table[name].kinks if kink.at == at]
@@ -59,11 +64,12 @@ def convention_note(problem: Problem, oracle_names: list[str]) -> str:
 Slopes = dict[str, dict[float, float]]  # kinked function -> kink -> the slope taken there
 
 
-def convention_choices(problem: Problem) -> list[tuple[str, Slopes]]:
+def convention_choices(problem: Problem, kinks: Found | None = None
+                       ) -> list[tuple[str, Slopes]]:
     """Each way a candidate may take the slopes at the kinks this problem sits on: per kinked
     function, its left derivative, its right one, or a framework's (the same choice at each of
     its own kinks), in every combination across functions (relu'(0) = 1 beside l1'(0) = 0)."""
-    kinks = _kinks_in(problem)
+    kinks = _kinks_in(problem) if kinks is None else kinks
     per_function: dict[str, list[dict[float, float]]] = {}
     for f, _, _ in kinks:
         if f.name in per_function:
@@ -81,21 +87,22 @@ def convention_choices(problem: Problem) -> list[tuple[str, Slopes]]:
     return choices
 
 
-def between(problem: Problem, t: float | dict[str, float]) -> Slopes:
+def between(problem: Problem, t: float | dict[str, float], kinks: Found | None = None
+            ) -> Slopes:
     """The slopes a fraction t of the way from each kink's left derivative to its right one:
     one t for every kinked function, or one per function (name -> t)."""
     slopes: Slopes = {}
-    for f, kink, _ in _kinks_in(problem):
+    for f, kink, _ in _kinks_in(problem) if kinks is None else kinks:
         part = t.get(f.name, 0.0) if isinstance(t, dict) else t
         slopes.setdefault(f.name, {})[kink.at] = kink.left + part * (kink.right - kink.left)
     return slopes
 
 
-def widest(problem: Problem) -> Slopes:
+def widest(problem: Problem, kinks: Found | None = None) -> Slopes:
     """The slope of largest size any choice takes at each kink: the rounding bounds computed
     with it hold for every choice (a bound grows with |f'|)."""
     slopes: Slopes = {}
-    for f, kink, _ in _kinks_in(problem):
+    for f, kink, _ in _kinks_in(problem) if kinks is None else kinks:
         slopes.setdefault(f.name, {})[kink.at] = max(
             abs(kink.left), abs(kink.right), *(abs(v) for v in kink.conventions.values()))
     return slopes
@@ -120,13 +127,7 @@ def kink_derivatives(problem: Problem, slopes: Slopes) -> dict[int, Any]:
             for l, f in enumerate(specs) if f.name in slopes and f.elementwise}
 
 
-def convention_answers(problem: Problem) -> list[tuple[str, Gradients]]:
-    """The float64 gradients under each convention a candidate may follow (convention_choices)."""
-    return [(label, convention_answer(problem, slopes))
-            for label, slopes in convention_choices(problem)]
-
-
-def _fit_between(problem: Problem, answer: Gradients) -> list[dict[str, float]]:
+def _fit_between(problem: Problem, answer: Gradients, kinks: Found) -> list[dict[str, float]]:
     """For each kinked function, the fraction t in [0, 1] (between) whose answer is nearest
     the candidate's, by least squares: Gauss-Newton steps on the gradients, which are linear in
     each t where one layer sits on kinks and a polynomial where several do. A slope of 6
@@ -135,14 +136,13 @@ def _fit_between(problem: Problem, answer: Gradients) -> list[dict[str, float]]:
     first, then the fitted ones ([] where there is nothing to fit)."""
     names = tensor_names(answer)
     mine = flat(answer, names)
-    functions = list(dict.fromkeys(f.name for f, kink, _ in _kinks_in(problem)
-                                   if kink.left != kink.right))
+    functions = list(dict.fromkeys(f.name for f, kink, _ in kinks if kink.left != kink.right))
     if not functions:
         return []
 
     def at(t: np.ndarray) -> np.ndarray:
         return flat(convention_answer(problem, between(problem, dict(zip(
-            functions, map(float, t), strict=True)))), names)
+            functions, map(float, t), strict=True)), kinks)), names)
 
     t = np.full(len(functions), 0.5)
     step = 1e-3
@@ -165,14 +165,14 @@ def _fit_between(problem: Problem, answer: Gradients) -> list[dict[str, float]]:
                 break
         # Snap each t, one function at a time, to the simplest value that fits as well: a
         # one-sided derivative, a framework's convention, or 6 significant digits.
-        kinks = {f.name: kink for f, kink, _ in _kinks_in(problem)}
+        by_name = {f.name: kink for f, kink, _ in kinks}
 
         def misfit(trial: np.ndarray) -> float:
             return float(np.abs(at(trial) - mine).max())
 
         fitted, best = t.copy(), misfit(t)
         for i, name in enumerate(functions):
-            kink = kinks[name]
+            kink = by_name[name]
             span = kink.right - kink.left
             value = kink.left + t[i] * span
             simple = [0.0, 1.0, *((v - kink.left) / span for v in kink.conventions.values()),
@@ -201,17 +201,19 @@ def followed_convention(problem: Problem, answer: Gradients, allowed: Any,
 
     `allowed(slopes)`: the tolerance for an answer taking the widest slopes; `matches(answer,
     reference, allowed)`: the worst error over tolerance (<= 1 passes)."""
-    choices = convention_choices(problem)
+    kinks = _kinks_in(problem)
+    choices = convention_choices(problem, kinks)
     if not choices:
         return ""
-    wide = allowed(widest(problem))
+    wide = allowed(widest(problem, kinks))
     fitting = [label for label, slopes in choices
                if matches(answer, convention_answer(problem, slopes), wide) <= 1.0]
-    for t in _fit_between(problem, answer):
-        label = _label(between(problem, t))
+    for t in _fit_between(problem, answer, kinks):
+        slopes = between(problem, t, kinks)
+        label = _label(slopes)
         if label in fitting or f"{label}, between the one-sided derivatives" in fitting:
             break
-        if matches(answer, convention_answer(problem, between(problem, t)), wide) <= 1.0:
+        if matches(answer, convention_answer(problem, slopes), wide) <= 1.0:
             fitting.append(f"{label}, between the one-sided derivatives")
             break
     if len(fitting) > 1:  # the slopes do not show in this case: say so, not one of them

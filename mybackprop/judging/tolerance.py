@@ -52,6 +52,14 @@ class Scales:
     # "Z", "A", "delta": one array per layer (the diagnosis compares a candidate's intermediates)
     intermediates: Mapping[str, list[np.ndarray]] = field(default_factory=dict)
 
+    def at_least(self, other: Scales) -> Scales:
+        """These bounds, raised element by element to `other`'s wherever those are larger (a
+        replayed slip or kink convention: never tighter than the reference's, and loose enough
+        for its own rounding). The intermediates stay this one's."""
+        return Scales(max(self.loss, other.loss),
+                      {name: np.maximum(bound, other.tensors[name])
+                       for name, bound in self.tensors.items()}, self.intermediates)
+
 
 @dataclass(frozen=True)
 class Forward:

@@ -180,12 +180,8 @@ def failure_kind(record: dict[str, Any]) -> str:
     and what ('raised ValueError in backward, at net.py line 6')."""
     diagnosis = record.get("diagnosis") or {}
     pattern = diagnosis.get("pattern")
-    if pattern == "raised":
-        found = re.match(r"(\S+) raised (\w+): .*, at (.+?) line (\d+)",
-                         diagnosis.get("summary", ""))
-        if found:
-            function, kind, file, line = found.groups()
-            return f"raised {kind} in {function}, at {file} line {line}"
+    if pattern == "raised" and diagnosis.get("step"):
+        return f"raised {diagnosis['step']}"
     return pattern or re.sub(r"\d+(?:\.\d+)?(?:e[-+]?\d+)?", "#", record["reason"])
 
 

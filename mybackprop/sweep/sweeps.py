@@ -262,7 +262,6 @@ class Pool:
 
     def __init__(self, helpers: int, oracles: Iterable[str]) -> None:
         self.helpers, self.oracles = helpers, tuple(oracles)
-        self.restarts = 0
         self._executor = self._start()
 
     def _start(self) -> concurrent.futures.ProcessPoolExecutor:
@@ -283,7 +282,6 @@ class Pool:
 
     def restart(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
-        self.restarts += 1
         self._executor = self._start()
 
     def close(self) -> None:
@@ -294,11 +292,6 @@ class Pool:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-
-def start_pool(helpers: int, oracles: Iterable[str]) -> Pool:
-    """`helpers` spawned worker processes that start loading the oracles at once."""
-    return Pool(helpers, oracles)
 
 
 def _preload(oracles: tuple[str, ...]) -> None:
@@ -340,7 +333,7 @@ def sweep(run: Run, work: Iterable[list[Job]], parent: _State | None = None,
             yield state.run_chunk(jobs)
         return
     with contextlib.ExitStack() as stack:
-        helpers = started or stack.enter_context(start_pool(settings.workers - 1,
+        helpers = started or stack.enter_context(Pool(settings.workers - 1,
                                                             settings.oracles))
         yield from _shared(state, helpers, iter(work))  # this process is the W-th worker
 
@@ -352,7 +345,7 @@ def start_workers(settings: RunSettings) -> Pool | DaskExecutor | None:
         return DaskExecutor(settings.workers, settings.scheduler, settings.oracles)
     if settings.workers > 1:  # this process is one of the W
         hold_to_one_thread()  # before the oracles load, as the spawned workers do
-        return start_pool(settings.workers - 1, settings.oracles)
+        return Pool(settings.workers - 1, settings.oracles)
     return None
 
 
@@ -365,7 +358,7 @@ def _shared(state: _State, pool: Pool, work: Iterator[list[Job]]) -> Iterator[Ch
     A pool worker that dies breaks the pool: it is restarted and every chunk it held runs
     again (_result), so a dead worker costs a restart, never a hang."""
     helpers = pool.helpers
-    # [kind, value, jobs, tries]: kind "pool" (value: a future) or "here" (value: the result)
+    # [kind, value, jobs]: kind "pool" (value: a future) or "here" (value: the result)
     pending: collections.deque[list[Any]] = collections.deque()
     in_pool, exhausted = 0, False
     while True:
@@ -375,11 +368,11 @@ def _shared(state: _State, pool: Pool, work: Iterator[list[Job]]) -> Iterator[Ch
                 exhausted = True
             else:
                 pending.append(["pool", pool.submit(run_chunk_in_worker, state.run, jobs),
-                                jobs, 0])
+                                jobs])
                 in_pool += 1
         if not pending:
             return
-        kind, value, _, _ = pending[0]
+        kind, value, _ = pending[0]
         if kind == "here" or value.done():
             entry = pending.popleft()
             in_pool -= kind == "pool"
@@ -394,7 +387,7 @@ def _shared(state: _State, pool: Pool, work: Iterator[list[Job]]) -> Iterator[Ch
             in_pool -= 1
             yield _result(state, pool, entry, pending)
         else:
-            pending.append(["here", state.run_chunk(jobs), jobs, 0])
+            pending.append(["here", state.run_chunk(jobs), jobs])
 
 
 def _result(state: _State, pool: Pool, entry: list[Any],
@@ -441,7 +434,7 @@ def _alone(state: _State, pool: Pool, jobs: list[Job]) -> ChunkResult:
 class DaskExecutor:
     """A Dask client (to the scheduler at `scheduler`, or to a local cluster of `workers`
     processes), made in a thread: the cluster starts, and its workers load the oracles, while
-    this process loads its own (as start_pool's workers do). client() waits for it and raises
+    this process loads its own (as Pool's workers do). client() waits for it and raises
     what the start raised; close() waits for it too, then closes what it made."""
 
     def __init__(self, workers: int, scheduler: str | None, oracles: Iterable[str]) -> None:
