@@ -385,6 +385,18 @@ def test_two_runs_never_write_one_folder_at_once(tmp_path):
         first.wait()
 
 
+@pytest.mark.parametrize("isolate", ["--no-isolate", "--isolate"])
+def test_a_child_the_candidate_forks_never_returns_into_the_harness(tmp_path, isolate):
+    """The child returns the right answer, the parent a wrong one: the child ends where it
+    returns, and only the parent's answers are judged, once each."""
+    result = run("check", "--impl", attack("forks_into_the_harness"), isolate, "--cases", "4",
+                 "--out", str(tmp_path / "run"), "--no-html")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "4 cases: 4 fail" in result.stdout, result.stdout
+    assert [v for v, _ in verdicts(tmp_path / "run", attack("forks_into_the_harness"))] == \
+        ["fail"] * 4
+
+
 def test_a_candidate_that_ends_the_process_in_process_is_never_a_clean_exit(tmp_path):
     """The check runs under a supervisor no candidate runs in: os._exit(0) in a call ends the
     run process, and the supervisor says so and exits 1, where the shell would have seen 0."""
@@ -532,6 +544,7 @@ def test_the_memory_limit_holds_for_the_whole_process_tree(tmp_path):
     on_tree = "memory limits on the whole tree" in sandbox.describe(True)
     result = run("check", "--impl", attack("forks_past_memory"), "--impl", "mybackprop:matrix",
                  "--isolate", "--memory-limit", "2", "--cases", "2", "--no-shrink",
+                 "--time-limit", "60",  # filling 2.5 GiB on a loaded machine is slow
                  "--out", str(tmp_path / "run"), "--no-html")
     mine = verdicts(tmp_path / "run", attack("forks_past_memory"))
     if on_tree:

@@ -408,9 +408,14 @@ def run_in_process(candidate: Candidate, problem: Problem,
     given = problem.copy()
     stdout = io.StringIO()
     read: Gradients | CandidateError | None = None
+    harness = os.getpid()
     try:
         with _kept_state(), contextlib.redirect_stdout(stdout), _time_limit(time_limit):
-            raw = candidate.function(given)
+            try:
+                raw = candidate.function(given)
+            finally:
+                if os.getpid() != harness:  # a child the candidate forked never runs the harness
+                    os._exit(1)
             try:
                 read = to_gradients(raw, problem, candidate.supports)
             except CandidateError as exc:  # said after the checks below, as before
