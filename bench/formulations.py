@@ -2,13 +2,15 @@
 
     .venv/bin/python bench/formulations.py                  # 10,000 default-space cases per dtype
     .venv/bin/python bench/formulations.py --cases 500      # a quick look
+    .venv/bin/python bench/formulations.py --space ordinary # ordinary networks
 
 Each candidate below computes the right gradients in a way people write them, differently from
 the matrix level: softmax as exp(z - logsumexp(z)), sigmoid through tanh or as 1 / (1 + e^-z),
 tanh' as sech^2, log-sum-exp by np.logaddexp.reduce, binary cross-entropy through softplus,
-one sample at a time (the vector level), and float32 computed in float64 then rounded. All run
-in one `mybackprop check` over the default space (so the oracles answer each case once), and
-the script prints each candidate's verdicts per dtype: anything but pass is a false alarm.
+one sample at a time (the vector level), float32 computed in float64 then rounded, and
+PyTorch's autograd in the case's dtype. All run in one `mybackprop check` over the default
+space (so the oracles answer each case once), and the script prints each candidate's verdicts
+per dtype: anything but pass is a false alarm.
 """
 
 from __future__ import annotations
@@ -127,9 +129,18 @@ def one_sample_at_a_time(problem):
     return mb.vector(problem)
 
 
+def autograd_in_the_cases_dtype(problem):
+    """PyTorch's autograd on the problem in its own dtype: a framework's formulation, its float32
+    kernels (BLAS, vectorised exp and log) included."""
+    from mybackprop.oracles.torch_oracle import autograd
+
+    answer = autograd(problem)
+    return {"loss": answer.loss, "dW": answer.dW, "db": answer.db, "dX": answer.dX}
+
+
 FORMULATIONS = (softmax_via_logsumexp, logsumexp_by_logaddexp, sigmoid_via_tanh,
                 sigmoid_as_written, tanh_derivative_as_sech_squared, bce_through_softplus,
-                float64_then_rounded, one_sample_at_a_time)
+                float64_then_rounded, one_sample_at_a_time, autograd_in_the_cases_dtype)
 
 
 def main() -> None:
@@ -137,6 +148,8 @@ def main() -> None:
     parser.add_argument("--cases", type=int, default=10_000, help="cases per dtype (10,000)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--space", default="default", choices=("default", "ordinary", "stress"),
+                        help="the scales drawn, as `mybackprop check --space` (default)")
     args = parser.parse_args()
     impls = [arg for f in FORMULATIONS for arg in ("--impl", f"{__file__}:{f.__name__}")]
     started = time.perf_counter()
@@ -145,9 +158,10 @@ def main() -> None:
         for dtype in ("float32", "float64"):
             out = Path(folder) / dtype
             subprocess.run([sys.executable, "-m", "mybackprop", "check", *impls, "--dtype", dtype,
-                            "--cases", str(args.cases), "--seed", str(args.seed), "--workers",
-                            str(args.workers), "--no-isolate", "--no-shrink", "--repro", "none",
-                            "--no-html", "--quiet", "--out", str(out)], check=False,
+                            "--cases", str(args.cases), "--seed", str(args.seed), "--space",
+                            args.space, "--workers", str(args.workers), "--no-isolate",
+                            "--no-shrink", "--repro", "none", "--no-html", "--quiet", "--out",
+                            str(out)], check=False,
                            capture_output=True)
             with open(out / "cases.jsonl") as lines:
                 for line in lines:

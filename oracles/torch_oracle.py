@@ -28,30 +28,7 @@ class TorchOracle:
                 "settings": "torch.nn.functional.linear + the table's torch spellings"}
 
     def gradients(self, problem: Problem) -> Gradients:
-        p = problem.float64()
-        arch = p.architecture
-
-        def leaf(a: np.ndarray | None) -> torch.Tensor | None:
-            return None if a is None else torch.tensor(a, dtype=torch.float64, requires_grad=True)
-
-        X = leaf(p.X)
-        weights = [leaf(w) for w in p.weights]
-        biases = [leaf(b) for b in p.biases]
-        a = X
-        for W, b, f in zip(weights, biases, arch.activation_specs, strict=True):
-            a = f.torch(torch, torch.nn.functional.linear(a, W, b))
-        loss_spec, reduction = arch.loss_spec, arch.reduction_spec
-        Y = torch.tensor(p.Y)
-        loss = loss_spec.torch(torch, a, Y, reduction.torch_native)
-        if reduction.torch_divides_by_batch:
-            loss = loss / p.batch_size
-        loss = loss + _penalty(torch, arch, weights, biases)
-        inputs = [X, *weights, *(b for b in biases if b is not None)]
-        grads = iter(torch.autograd.grad(loss, inputs))
-        dX = next(grads).numpy()
-        dW = [next(grads).numpy() for _ in weights]
-        db = [None if b is None else next(grads).numpy() for b in biases]
-        return Gradients(float(loss.detach()), dW, db, dX)
+        return autograd(problem.float64())
 
     def gradients_many(self, problems: list[Problem]) -> list[Gradients]:
         """The same answers for many problems, a stack per size class."""
@@ -85,6 +62,34 @@ class TorchOracle:
         return {"Z": [z.detach().numpy() for z in zs],
                 "A": [a.detach().numpy() for a in activations],
                 "delta": [d.numpy() for d in deltas]}
+
+
+def autograd(p: Problem) -> Gradients:
+    """Loss and gradients by PyTorch's autograd, in the dtype of the problem's arrays (the
+    oracle's: float64; bench/formulations.py's: the case's, a framework's own float32)."""
+    arch = p.architecture
+
+    def leaf(a: np.ndarray | None) -> torch.Tensor | None:
+        return None if a is None else torch.tensor(a, requires_grad=True)
+
+    X = leaf(p.X)
+    weights = [leaf(w) for w in p.weights]
+    biases = [leaf(b) for b in p.biases]
+    a = X
+    for W, b, f in zip(weights, biases, arch.activation_specs, strict=True):
+        a = f.torch(torch, torch.nn.functional.linear(a, W, b))
+    loss_spec, reduction = arch.loss_spec, arch.reduction_spec
+    Y = torch.tensor(p.Y)
+    loss = loss_spec.torch(torch, a, Y, reduction.torch_native)
+    if reduction.torch_divides_by_batch:
+        loss = loss / p.batch_size
+    loss = loss + _penalty(torch, arch, weights, biases)
+    inputs = [X, *weights, *(b for b in biases if b is not None)]
+    grads = iter(torch.autograd.grad(loss, inputs))
+    dX = next(grads).numpy()
+    dW = [next(grads).numpy() for _ in weights]
+    db = [None if b is None else next(grads).numpy() for b in biases]
+    return Gradients(float(loss.detach()), dW, db, dX)
 
 
 def _penalty(torch: Any, arch: Any, weights: list[Any], biases: list[Any]) -> Any:

@@ -109,14 +109,19 @@ PATTERNS: dict[str, str] = {
 
 def diagnose_fail(problem: Problem, answer: Gradients, reference: Gradients,
                   comparisons: list[TensorComparison], allowed: Any,
-                  intermediates: Callable[[], dict[str, list[Array]]] | None = None
-                  ) -> Diagnosis:
+                  intermediates: Callable[[], dict[str, list[Array]]] | None = None,
+                  hypotheses: Any = None) -> Diagnosis:
     """Diagnose an answer that kept to the contract but is out of tolerance.
 
-    `allowed` is the tolerance's Scales; `intermediates` returns the reference's Z, A, delta
-    (asked for only when the candidate returned its own).
+    `allowed` is the tolerance's Scales, the verdict's; `hypotheses` (default: the same) the
+    bounds an explanation is judged by. A float32 verdict's bounds are measured for the right
+    computation at this input (judging/stochastic.py); an explanation is a different
+    computation, with rounding of its own, so the run judges it by the linear bound, which
+    holds for any of them. `intermediates` returns the reference's Z, A, delta (asked for only
+    when the candidate returned its own).
     """
-    ctx = _Context(problem, answer, reference, comparisons, allowed)
+    ctx = _Context(problem, answer, reference, comparisons,
+                   allowed if hypotheses is None else hypotheses, allowed)
     base = Diagnosis("unknown", "", layer=ctx.layer, parameters=tuple(ctx.failing),
                      worst=ctx.worst())
     if answer.intermediates is not None and intermediates is not None:
@@ -197,7 +202,8 @@ class _Context:
     answer: Gradients
     reference: Gradients
     comparisons: list[TensorComparison]
-    allowed: Any
+    allowed: Any  # what an explanation is judged by
+    shown: Any  # the verdict's bounds: what "x tol" in the worst elements counts in
     cand: dict[str, Array] = field(init=False)
     ref: dict[str, Array] = field(init=False)
     failing: list[str] = field(init=False)
@@ -224,7 +230,7 @@ class _Context:
         rows = []
         for name in self.failing:
             with np.errstate(all="ignore"):  # a bound of 0 or a denormal: inf, as it is
-                ratio = np.abs(self.cand[name] - self.ref[name]) / self.allowed.tensors[name]
+                ratio = np.abs(self.cand[name] - self.ref[name]) / self.shown.tensors[name]
             for flat in np.argsort(ratio, axis=None)[::-1][:count]:
                 index = np.unravel_index(flat, ratio.shape)
                 rows.append((float(ratio[index]), name, index))
@@ -297,7 +303,7 @@ def _other_parameter(ctx: _Context) -> Found:
             float(answer["loss"]), answer["dW"], answer["db"], answer["dX"]).tensors()}
         # judged with that problem's own rounding: another value moves every error bound
         dtype = ctx.problem.dtype_name
-        allowed = Tolerance().allowed(gradient_scales(moved, dtype), dtype)
+        allowed = Tolerance().allowed(gradient_scales(moved, dtype, measured=False), dtype)
         if not _close(np.asarray(ctx.answer.loss, dtype=np.float64), tensors["loss"],
                       np.asarray(allowed.loss), dtype):
             continue

@@ -304,13 +304,19 @@ class Checker:
                 failing = ", ".join(c.name for c in outcome.failing)
                 outcome.diagnosis = _safely(lambda: diagnose_fail(
                     problem, answer, references[reference], outcome.comparisons, allowed,
-                    self._intermediates(problem)))
+                    self._intermediates(problem), self._linear(problem, allowed)))
                 return outcome.ends("fail", "; ".join(
                     [*notes, f"{len(outcome.failing)} of {len(outcome.comparisons)} tensors "
                               f"out of tolerance: {failing}"]))
             notes.append(f"differs from {reference} only at kinks, where it takes "
                          f"{convention}: a convention, not a bug")
         return outcome.ends("pass", "; ".join(notes))
+
+    def _linear(self, problem: Problem, allowed: Scales) -> Scales:
+        """The linear bound a diagnosis judges its explanations by (the verdict's, in float64)."""
+        if problem.dtype_name == "float64":
+            return allowed
+        return self.tolerance.allowed(scales_for(problem, measured=False)[0], problem.dtype_name)
 
     def _intermediates(self, problem: Problem) -> Any:
         """A function giving the reference's Z, A, delta, from the first oracle that has them."""

@@ -55,7 +55,8 @@ def _sech_squared(z: Array) -> Array:
     return 4 * e / (1 + e) ** 2
 
 
-def _logsumexp(z: Array) -> Array:
+def logsumexp(z: Array) -> Array:
+    """log(sum(exp(z))) over the last axis, kept (stable: the row's max taken out first)."""
     m = z.max(axis=-1, keepdims=True)
     return m + np.log(np.sum(np.exp(z - m), axis=-1, keepdims=True))
 
@@ -418,7 +419,7 @@ ACTIVATION_TABLE: tuple[Activation, ...] = (
         # exp(z - m) / sum, or exp(z - logsumexp(z)): the exponent z - m - log(sum) is rounded
         # to an ulp of the shift it subtracts, |m| + log(sum), and exp makes that a relative
         # error of a. (Found by a correct library's exp(z - logsumexp(z)) at |z| ~ 200.)
-        value_terms=lambda z, a: np.abs(a) * (1 + np.abs(_logsumexp(z))),
+        value_terms=lambda z, a: np.abs(a) * (1 + np.abs(logsumexp(z))),
     ),
 )
 
