@@ -14,6 +14,8 @@ from mybackprop._version import __version__
 from mybackprop.api import check, run_settings
 from mybackprop.harness.cases import problem_from_config
 from mybackprop.harness.contract import Candidate, Supports, Unsupported, candidate
+from mybackprop.harness.layer_check import LayerResult, check_layers
+from mybackprop.harness.layers import layer_functions, layer_objects
 from mybackprop.harness.loading import load_candidate
 from mybackprop.harness.settings import RunSettings, SettingsError
 from mybackprop.levels.element import element
@@ -56,6 +58,7 @@ __all__ = [
     "Candidate",
     "Gradients",
     "Layer",
+    "LayerResult",
     "Problem",
     "RunSettings",
     "SettingsError",
@@ -65,7 +68,10 @@ __all__ = [
     "__version__",
     "candidate",
     "check",
+    "check_layers",
     "element",
+    "layer_functions",
+    "layer_objects",
     "load_candidate",
     "matrix",
     "problem_from_config",

@@ -3,6 +3,7 @@
 ``load_oracle(name)`` imports the framework only when asked, so ``mybackprop --help`` and the
 NumPy candidates never pay for torch or jax. A missing framework is one clear line, not a crash.
 The folder sits at the top of the repository and installs as ``mybackprop.oracles``.
+``layer_vjp`` answers for one layer alone: its forward and vector-Jacobian product.
 
 May import: spec, levels, judging.
 """

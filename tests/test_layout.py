@@ -197,6 +197,8 @@ PUBLIC = {
     "Architecture", "Candidate", "Gradients", "Layer", "Problem", "RunSettings", "SettingsError",
     "SpecError", "Supports", "Unsupported", "__version__", "candidate", "check", "element",
     "load_candidate", "matrix", "problem_from_config", "run_settings", "vector",
+    # layer kits (issue 25): declare a user's layers, check each alone
+    "LayerResult", "check_layers", "layer_functions", "layer_objects",
 }
 
 

@@ -1,0 +1,175 @@
+"""Layer kits (issue 25): a user's layers declared once, checked alone and as networks.
+
+The worked examples (examples/layers_course.py: layer functions; examples/layers_book.py:
+layer objects) pass with their declarations only; buggy twins, each one slip in one layer, are
+caught and named at the user's own function.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import mybackprop as mb
+from mybackprop.harness.contract import CandidateLoadError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def example(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "examples" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+COURSE, BOOK = example("layers_course"), example("layers_book")
+
+
+def course_kit(**replaced):
+    """The course's layers with some functions replaced."""
+    c = COURSE
+    parts = {"affine_backward": c.affine_backward, "relu_backward": c.relu_backward,
+             "softmax_loss": c.softmax_loss, **replaced}
+    return mb.layer_functions(
+        dense=(c.affine_forward, parts["affine_backward"]),
+        activations={"relu": (c.relu_forward, parts["relu_backward"]),
+                     "sigmoid": (c.sigmoid_forward, c.sigmoid_backward)},
+        loss={"softmax_cross_entropy": parts["softmax_loss"]}, weights="(in, out)")
+
+
+def by_layer(results):
+    return {r.layer: r for r in results}
+
+
+@pytest.mark.parametrize("module", [COURSE, BOOK], ids=["functions", "objects"])
+def test_the_worked_examples_pass_with_their_declarations_only(module):
+    results = mb.check_layers(module.net, cases=300)
+    assert [r.verdict for r in results] == ["pass"] * len(results), \
+        "\n".join(line for r in results for line in r.lines())
+    assert all(r.cases == 300 and r.failed == 0 for r in results)
+    checked = mb.check(module.net, cases=120, html=False)
+    assert checked.status == "pass", checked.summary
+
+
+def relu_backward_masks_by_dout(dout, cache):
+    return dout * (dout > 0)
+
+
+def relu_backward_unmasked(dout, cache):
+    return dout.copy()
+
+
+def affine_backward_averaged(dout, cache):
+    dx, dw, db = COURSE.affine_backward(dout, cache)
+    return dx, dw / len(dout), db / len(dout)
+
+
+def softmax_loss_summed(x, y):
+    loss, dx = COURSE.softmax_loss(x, y)
+    return loss, dx * len(x)
+
+
+@pytest.mark.parametrize("replaced, layer, said, batch", [
+    ({"relu_backward": relu_backward_masks_by_dout}, "activation relu",
+     "relu_backward_masks_by_dout masks by the sign of dout instead of the sign of its input x",
+     1),
+    ({"relu_backward": relu_backward_unmasked}, "activation relu",
+     "relu_backward_unmasked returns dout unchanged: it never multiplies by the derivative", 1),
+    ({"affine_backward": affine_backward_averaged}, "dense",
+     "affine_backward_averaged returns dw and db averaged over the samples", 2),
+    ({"softmax_loss": softmax_loss_summed}, "loss softmax_cross_entropy",
+     "softmax_loss_summed returns the gradient of the summed loss: it never divides by N", 2),
+])
+def test_a_buggy_layer_is_caught_alone_shrunk_and_named_at_its_function(replaced, layer, said,
+                                                                        batch):
+    kit = course_kit(**replaced)
+    results = by_layer(mb.check_layers(kit, cases=100))
+    assert results[layer].verdict == "fail"
+    assert results[layer].diagnosis.startswith(said), results[layer].lines()
+    assert all(r.verdict == "pass" for name, r in results.items() if name != layer)
+    # shrunk to the fewest samples that show it (averaging is invisible in one sample), and one
+    # unit per side
+    smallest = results[layer].smallest
+    assert (smallest.batch, smallest.n_in) == (batch, 1), smallest
+    # the network built from it fails too
+    assert mb.check(kit, cases=40, html=False).status == "fail"
+
+
+def test_a_book_layer_that_averages_its_gradients_is_named(tmp_path):
+    class Layer_Dense_Averaged(BOOK.Layer_Dense):
+        def backward(self, dvalues):
+            super().backward(dvalues)
+            self.dweights = self.dweights / len(dvalues)
+            self.dbiases = self.dbiases / len(dvalues)
+
+    kit = mb.layer_objects(dense=Layer_Dense_Averaged, activations={"relu": BOOK.Activation_ReLU},
+                           loss={"mse": BOOK.Loss_MeanSquaredError}, weights="(in, out)",
+                           bias_shape="(1, n)")
+    dense = by_layer(mb.check_layers(kit, cases=60))["dense"]
+    assert dense.verdict == "fail"
+    assert dense.diagnosis.startswith("Layer_Dense_Averaged.backward returns dw and db averaged "
+                                      "over the samples"), dense.lines()
+
+
+def test_the_command_prints_each_layer_by_the_users_names(tmp_path):
+    twin = tmp_path / "twin.py"
+    twin.write_text(
+        "import importlib.util, sys\n"
+        f"spec = importlib.util.spec_from_file_location('course', {str(ROOT / 'examples' / 'layers_course.py')!r})\n"  # noqa: E501
+        "course = importlib.util.module_from_spec(spec); spec.loader.exec_module(course)\n"
+        "import mybackprop\n"
+        "def relu_backward(dout, cache):\n"
+        "    return dout * (dout > 0)\n"
+        "net = mybackprop.layer_functions(dense=(course.affine_forward, course.affine_backward),\n"
+        "    activations={'relu': (course.relu_forward, relu_backward)},\n"
+        "    loss={'softmax_cross_entropy': course.softmax_loss}, weights='(in, out)')\n")
+    result = subprocess.run([sys.executable, "-m", "mybackprop", "layers", "--impl",
+                             f"{twin}:net", "--cases", "50"], capture_output=True, text=True,
+                            cwd=ROOT, timeout=300)
+    assert result.returncode == 1, result.stdout + result.stderr
+    out = result.stdout
+    assert "PASS  dense: affine_forward / affine_backward: 50 cases" in out, out
+    assert "FAIL  activation relu: relu_forward / relu_backward: 50 cases" in out, out
+    assert "smallest failing case: N=1" in out, out
+    assert "diagnosis: relu_backward masks by the sign of dout" in out, out
+    assert "2 of 3 layers pass; fix activation relu first" in out, out
+
+
+@pytest.mark.parametrize("declared, said", [
+    ({"dense": (COURSE.affine_forward,)}, "dense is a tuple of 1: give the pair (forward, "
+     "backward)"),
+    ({"activations": {"swish": (COURSE.relu_forward, COURSE.relu_backward)}},
+     "activation 'swish' is not one of the table's"),
+    ({"loss": {}}, "declare at least one loss"),
+    ({"layout": "columns"}, "unknown keyword layout=: layers take weights= and bias_shape="),
+    ({"weights": "(in,out)"}, "weights is '(in,out)': choose one of"),
+])
+def test_a_declaration_that_cannot_be_used_is_one_line(declared, said):
+    arguments = {"dense": (COURSE.affine_forward, COURSE.affine_backward),
+                 "loss": {"softmax_cross_entropy": COURSE.softmax_loss}, **declared}
+    with pytest.raises(CandidateLoadError) as raised:
+        mb.layer_functions(**arguments)
+    assert said in str(raised.value) and "\n" not in str(raised.value), str(raised.value)
+
+
+def test_a_layer_that_returns_the_wrong_thing_is_an_error_naming_it():
+    def affine_forward_no_cache(x, w, b):
+        return x.dot(w) + b
+
+    kit = mb.layer_functions(dense=(affine_forward_no_cache, COURSE.affine_backward),
+                             loss={"softmax_cross_entropy": COURSE.softmax_loss},
+                             weights="(in, out)")
+    dense = by_layer(mb.check_layers(kit, cases=5, shrink=False))["dense"]
+    assert dense.verdict == "error"
+    assert dense.problem == "affine_forward_no_cache returned a ndarray: return (out, cache)", \
+        dense.problem
+
+
+def test_not_a_kit_is_one_line():
+    with pytest.raises(CandidateLoadError, match="is not a layer kit: declare one with"):
+        mb.check_layers(mb.matrix)
