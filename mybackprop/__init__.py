@@ -14,7 +14,8 @@ from mybackprop._version import __version__
 from mybackprop.api import check, run_settings
 from mybackprop.harness.cases import problem_from_config
 from mybackprop.harness.contract import Candidate, Supports, Unsupported, candidate
-from mybackprop.harness.layer_check import LayerResult, check_layers
+from mybackprop.harness.layer_check import LayerResult
+from mybackprop.harness.layer_state import check_layers
 from mybackprop.harness.layers import layer_functions, layer_objects
 from mybackprop.harness.loading import load_candidate
 from mybackprop.harness.settings import RunSettings, SettingsError

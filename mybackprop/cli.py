@@ -194,7 +194,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _layers(args: argparse.Namespace) -> int:
     from mybackprop.harness.contract import CandidateLoadError
-    from mybackprop.harness.layer_check import check_layers, kit_named
+    from mybackprop.harness.layer_check import kit_named
+    from mybackprop.harness.layer_state import check_layers
 
     if not 1 <= args.cases <= 1_000_000:
         raise UsageError(f"--cases {args.cases}: give 1 to 1000000 cases per layer")
@@ -207,13 +208,18 @@ def _layers(args: argparse.Namespace) -> int:
     print(f"mybackprop layers: {args.impl} ({kit.style}; {layout}; {', '.join(kit.dtypes)}), "
           f"{args.cases} cases per layer, seed {args.seed}")
     results = check_layers(kit, args.cases, args.seed, args.shrink)
-    for result in results:
+    alone = [r for r in results if "," not in r.layer]
+    state = [r for r in results if "," in r.layer]
+    for result in alone + [r for r in state if r.label != "PASS"]:
         print("\n".join(result.lines()))
-    bad = [r for r in results if r.verdict != "pass"]
-    print(f"{len(results) - len(bad)} of {len(results)} layers pass"
-          + (f"; fix {', '.join(r.layer for r in bad)} first: a network built from a wrong "
-             "layer fails however it is wired" if bad else ""))
-    return EXIT_FAILURES if bad else EXIT_OK
+    bad = [r for r in alone if r.verdict != "pass"]
+    bad_state = [r for r in state if r.verdict != "pass"]
+    print(f"{len(alone) - len(bad)} of {len(alone)} layers pass alone; state across calls "
+          f"(stale cache, accumulation, parameters, aliasing): {len(state) - len(bad_state)} "
+          f"of {len(state)} checks pass"
+          + (f"; fix {', '.join(r.layer for r in bad + bad_state)} first: a network built from "
+             "a wrong layer fails however it is wired" if bad or bad_state else ""))
+    return EXIT_FAILURES if bad or bad_state else EXIT_OK
 
 
 def entry(argv: list[str] | None = None) -> int:

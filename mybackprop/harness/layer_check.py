@@ -61,7 +61,8 @@ class LayerResult:
     problem: str = ""  # what is wrong in the smallest failing case
     diagnosis: str = ""  # what kind of mistake, at which function
     seconds: float = 0.0
-    examples: list[str] = field(default_factory=list)
+    shrunk: bool = True  # the smallest case found, or the first one (state checks)
+    notes: list[str] = field(default_factory=list)  # what is worth knowing, never a failure
 
     @property
     def verdict(self) -> str:
@@ -69,8 +70,12 @@ class LayerResult:
             return "error"
         return "fail" if self.failed else "pass"
 
+    @property
+    def label(self) -> str:
+        return "NOTE" if self.verdict == "pass" and self.notes else self.verdict.upper()
+
     def lines(self) -> list[str]:
-        head = (f"{self.verdict.upper():5} {self.layer}: {self.names}: {self.cases} cases"
+        head = (f"{self.label:5} {self.layer}: {self.names}: {self.cases} cases"
                 + (f", {self.failed} fail" if self.failed else "")
                 + (f", {self.errors} error" if self.errors else "")
                 + (f", {self.disagreements} where the oracles disagree (not counted)"
@@ -78,11 +83,14 @@ class LayerResult:
                 + f" ({self.seconds:.1f} s)")
         lines = [head]
         if self.smallest is not None:
-            lines.append(f"  smallest failing case: {self.smallest.describe(self.role)}, seed "
+            which = "smallest failing case" if self.shrunk else "first failing case"
+            lines.append(f"  {which}: {self.smallest.describe(self.role)}, seed "
                          f"{self.smallest.seed}" + (f": {self.inputs}" if self.inputs else ""))
-            lines.append(f"  {self.problem}")
+            if self.problem:
+                lines.append(f"  {self.problem}")
         if self.diagnosis:
             lines.append(f"  diagnosis: {self.diagnosis}")
+        lines += [f"  note: {note}" for note in self.notes]
         return lines
 
 
@@ -111,12 +119,9 @@ def layer_roles(kit: LayerKit) -> list[tuple[str, str]]:
             + [("loss", name) for name in kit.losses])
 
 
-def check_layers(kit: Any, cases: int = 500, seed: int = 0,
-                 shrink: bool = True) -> list[LayerResult]:
-    """Check every layer of a kit alone over `cases` random cases each (its dtypes in turn):
-    `kit` is a network declared with layer_functions or layer_objects, or its --impl string.
-    A failure is shrunk to its smallest shapes and named at the user's own function."""
-    kit = kit_named(kit)
+def check_each_layer(kit: LayerKit, cases: int = 500, seed: int = 0,
+                     shrink: bool = True) -> list[LayerResult]:
+    """Every layer of the kit alone over `cases` random cases (its dtypes in turn)."""
     return [check_layer(kit, role, kind, cases, seed, shrink) for role, kind in layer_roles(kit)]
 
 

@@ -74,71 +74,31 @@ class LayerKit:
 
     # -- one layer, in canonical arrays (rows, W (out, in), b (n,)) ------------------------
 
+    def session(self, role: str, kind: str = "", W: np.ndarray | None = None,
+                b: np.ndarray | None = None, handed: bool = False) -> Session:
+        """One layer, called step by step (for the dense layer, with parameters W, b: canonical,
+        or `handed` in the kit's own conventions, gradients then returned in them too)."""
+        return Session(self, role, kind, W, b, handed)
+
     def dense_layer(self, x: np.ndarray, W: np.ndarray, b: np.ndarray, dout: np.ndarray
                     ) -> dict[str, np.ndarray]:
         """out = x W^T + b, then the VJP of dout: {'out', 'dx', 'dW', 'db'}, canonical."""
-        c = self.conventions
-        w, bias = c.weight(W), c.bias_of(b)
-        if self.style == "functions":
-            forward, backward = self.dense
-            out, cache = _pair(forward(x.copy(), w, bias), self.name_of("dense", part="forward"),
-                               "(out, cache)")
-            grads = backward(dout.copy(), cache)
-            where = self.name_of("dense", part="backward")
-            if not isinstance(grads, tuple | list) or len(grads) != 3:
-                raise LayerError(f"{where} returned {_kind(grads)}: return (dx, dw, db)")
-            dx, dw, db = grads
-        else:
-            layer = self._dense_object(W.shape[1], W.shape[0])
-            setattr(layer, self.attributes["weights"], w)
-            setattr(layer, self.attributes["biases"], bias)
-            out = self._forward(layer, "dense", "", x.copy())
-            self._backward(layer, "dense", "", dout.copy())
-            dx, dw, db = (self._read(layer, "dense", "", key)
-                          for key in ("dinputs", "dweights", "dbiases"))
-        where = self.name_of("dense", part="backward")
-        return {"out": _array(out, (len(x), W.shape[0]), self.name_of("dense", part="forward"),
-                              "out"),
-                "dx": _array(dx, x.shape, where, "dx"),
-                "dW": c.weight_back(_array(dw, c.weight(W).shape, where, "dw")),
-                "db": _array(db, c.bias_dims(b.size), where, "db").reshape(b.size)}
+        layer = self.session("dense", "", W, b)
+        out, handle = layer.forward(x.copy())
+        return {"out": out, **layer.backward(handle, dout.copy())}
 
     def activation_layer(self, kind: str, z: np.ndarray, dout: np.ndarray
                          ) -> dict[str, np.ndarray]:
         """a = f(z), then dz = the VJP of dout: {'out', 'dx'}."""
-        if self.style == "functions":
-            forward, backward = self.activations[kind]
-            out, cache = _pair(forward(z.copy()), self.name_of("activation", kind, "forward"),
-                               "(out, cache)")
-            dx = backward(dout.copy(), cache)
-        else:
-            layer = self._instance(self.activations[kind], "activation", kind)
-            out = self._forward(layer, "activation", kind, z.copy())
-            self._backward(layer, "activation", kind, dout.copy())
-            dx = self._read(layer, "activation", kind, "dinputs")
-        return {"out": _array(out, z.shape, self.name_of("activation", kind, "forward"), "out"),
-                "dx": _array(dx, z.shape, self.name_of("activation", kind, "backward"), "dx")}
+        layer = self.session("activation", kind)
+        out, handle = layer.forward(z.copy())
+        return {"out": out, **layer.backward(handle, dout.copy())}
 
     def loss_layer(self, kind: str, y_hat: np.ndarray, y: np.ndarray) -> dict[str, Any]:
         """The loss and its gradient d loss / d y_hat: {'loss', 'dx'}."""
-        if self.style == "functions":
-            function = self.losses[kind]
-            loss, dx = _pair(function(y_hat.copy(), y.copy()), self.name_of("loss", kind),
-                             "(loss, dscores)")
-        else:
-            layer = self._instance(self.losses[kind], "loss", kind)
-            loss = layer.forward(y_hat.copy(), y.copy())
-            dvalues = getattr(layer, self.attributes["output"], None)
-            layer.backward(y_hat.copy() if dvalues is None else dvalues, y.copy())
-            dx = self._read(layer, "loss", kind, "dinputs")
-        where = self.name_of("loss", kind)
-        values = np.asarray(loss, dtype=np.float64)
-        if values.ndim == 1 and len(values) == len(y_hat):  # per-sample losses: reduce them
-            divisor = REDUCTIONS[self.reduction].divisor(len(y_hat), 1)
-            values = values.sum() / divisor
-        if values.size != 1:
-            raise LayerError(f"{where} returned a loss of shape {values.shape}: return one number")
-        return {"loss": float(values.reshape(())), "dx": _array(dx, y_hat.shape, where, "dx")}
+        layer = self.session("loss", kind)
+        loss, handle = layer.forward(y_hat.copy(), y.copy())
+        return {"loss": loss, **layer.backward(handle)}
 
     # -- objects ---------------------------------------------------------------------------
 
@@ -164,9 +124,6 @@ class LayerKit:
                              f"nor stored it as .{self.attributes['output']}")
         return stored if stored is not None else returned
 
-    def _backward(self, layer: Any, role: str, kind: str, dvalues: np.ndarray) -> None:
-        layer.backward(dvalues)
-
     def _read(self, layer: Any, role: str, kind: str, key: str) -> Any:
         name = self.attributes[key]
         if not hasattr(layer, name):
@@ -180,68 +137,128 @@ class LayerKit:
         """Forward and backward through the user's layers, in their conventions (the contract's
         adapter hands the problem over and reads the answer back)."""
         arch = handed.architecture
-        specs = arch.layers
         a, steps = handed.X, []
-        for W, b, layer in zip(handed.weights, handed.biases, specs, strict=True):
-            step = self._network_step(a, W, b, layer.activation)
-            steps.append(step)
-            a = step["a"]
-        loss_name = arch.loss
-        if self.style == "functions":
-            loss, d = _pair(self.losses[loss_name](a, handed.Y), self.name_of("loss", loss_name),
-                            "(loss, dscores)")
+        for W, b, layer in zip(handed.weights, handed.biases, arch.layers, strict=True):
+            dense = self.session("dense", "", W, b, handed=True)
+            a, cache = dense.forward(a)
+            act = act_cache = None
+            if layer.activation != "identity":
+                act = self.session("activation", layer.activation)
+                a, act_cache = act.forward(a)
+            steps.append((dense, cache, act, act_cache))
+        loss_layer = self.session("loss", arch.loss)
+        loss, handle = loss_layer.forward(a, handed.Y)
+        d = loss_layer.backward(handle)["dx"]
+        dW, db = [None] * arch.depth, [None] * arch.depth
+        for l in reversed(range(arch.depth)):
+            dense, cache, act, act_cache = steps[l]
+            if act is not None:
+                d = act.backward(act_cache, d)["dx"]
+            grads = dense.backward(cache, d)
+            d, dW[l], db[l] = grads["dx"], grads["dW"], grads["db"]
+        return {"loss": loss, "dW": dW, "db": db, "dX": d}
+
+class Session:
+    """One layer of a kit, called step by step as a check wants: ``forward`` returns (output,
+    handle) and ``backward(handle, dout)`` the canonical gradients. For functions the handle is
+    the cache the forward returned; for objects one instance serves every call and keeps its
+    own state (so a second forward before a backward is what a stale cache shows in)."""
+
+    def __init__(self, kit: LayerKit, role: str, kind: str, W: np.ndarray | None,
+                 b: np.ndarray | None, handed: bool = False) -> None:
+        self.kit, self.role, self.kind, self.handed = kit, role, kind, handed
+        c = kit.conventions
+        if role == "dense":
+            assert W is not None and b is not None
+            if handed:
+                self.w, self.bias = W, b
+                W = W.T if c.weights == "(in, out)" else W
+            else:
+                self.w, self.bias = c.weight(W), c.bias_of(b)
+            self.n_out, self.n_in = W.shape
+        self.layer: Any = None
+        if kit.style == "objects":
+            if role == "dense":
+                self.layer = kit._dense_object(self.n_in, self.n_out)
+                self.set_parameters(self.w, self.bias)
+            else:
+                thing = kit.activations[kind] if role == "activation" else kit.losses[kind]
+                self.layer = kit._instance(thing, role, kind)
+        self.rows = 0
+
+    def set_parameters(self, w: np.ndarray, bias: np.ndarray) -> None:
+        setattr(self.layer, self.kit.attributes["weights"], w)
+        setattr(self.layer, self.kit.attributes["biases"], bias)
+
+    def parameters(self) -> tuple[np.ndarray, np.ndarray]:
+        """The parameters as the object holds them now (functions: as handed)."""
+        if self.layer is None:
+            return self.w, self.bias
+        return (getattr(self.layer, self.kit.attributes["weights"]),
+                getattr(self.layer, self.kit.attributes["biases"]))
+
+    def name(self, part: str = "") -> str:
+        return self.kit.name_of(self.role, self.kind, part)
+
+    def forward(self, x: np.ndarray, y: np.ndarray | None = None) -> tuple[Any, Any]:
+        kit, role = self.kit, self.role
+        self.rows = len(x)
+        if role == "loss":
+            return self._loss_forward(x, y)
+        if kit.style == "functions":
+            forward = kit.dense[0] if role == "dense" else kit.activations[self.kind][0]
+            called = forward(x, self.w, self.bias) if role == "dense" else forward(x)
+            out, handle = _pair(called, self.name("forward"), "(out, cache)")
         else:
-            obj = self._instance(self.losses[loss_name], "loss", loss_name)
-            loss = obj.forward(a, handed.Y)
-            dvalues = getattr(obj, self.attributes["output"], None)
-            obj.backward(a if dvalues is None else dvalues, handed.Y)
-            d = self._read(obj, "loss", loss_name, "dinputs")
+            out, handle = kit._forward(self.layer, role, self.kind, x), None
+        n = self.n_out if role == "dense" else x.shape[-1]
+        return _array(out, (len(x), n), self.name("forward"), "out"), handle
+
+    def backward(self, handle: Any, dout: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        kit, role, c = self.kit, self.role, self.kit.conventions
+        where = self.name("backward") if role != "loss" else self.name()
+        if role == "loss":
+            if kit.style == "functions":
+                dx = handle[1]
+            else:
+                y_hat, y, _ = handle
+                dvalues = getattr(self.layer, kit.attributes["output"], None)
+                self.layer.backward(y_hat.copy() if dvalues is None else dvalues, y.copy())
+                dx = kit._read(self.layer, role, self.kind, "dinputs")
+            return {"dx": _array(dx, handle[2], where, "dx")}
+        if kit.style == "functions":
+            backward = kit.dense[1] if role == "dense" else kit.activations[self.kind][1]
+            grads = backward(dout, handle)
+            if role == "dense" and (not isinstance(grads, tuple | list) or len(grads) != 3):
+                raise LayerError(f"{where} returned {_kind(grads)}: return (dx, dw, db)")
+        else:
+            self.layer.backward(dout)
+            keys = ("dinputs", "dweights", "dbiases") if role == "dense" else ("dinputs",)
+            grads = tuple(kit._read(self.layer, role, self.kind, key) for key in keys)
+        if role != "dense":
+            dx = grads[0] if kit.style == "objects" else grads
+            return {"dx": _array(dx, dout.shape, where, "dx")}
+        dx, dw, db = grads
+        dw = _array(dw, self.w.shape, where, "dw")
+        db = _array(db, c.bias_dims(self.n_out), where, "db")
+        if not self.handed:
+            dw, db = c.weight_back(dw), db.reshape(self.n_out)
+        return {"dx": _array(dx, (len(dout), self.n_in), where, "dx"), "dW": dw, "db": db}
+
+    def _loss_forward(self, y_hat: np.ndarray, y: Any) -> tuple[float, Any]:
+        kit, where = self.kit, self.name()
+        if kit.style == "functions":
+            loss, dx = _pair(kit.losses[self.kind](y_hat, y), where, "(loss, dscores)")
+            handle = (None, dx, y_hat.shape)
+        else:
+            loss = self.layer.forward(y_hat, y)
+            handle = (y_hat, y, y_hat.shape)
         values = np.asarray(loss, dtype=np.float64)
-        if values.ndim == 1 and len(values) == handed.batch_size:
-            values = values.sum() / REDUCTIONS[self.reduction].divisor(handed.batch_size, 1)
-        dW, db = [None] * len(specs), [None] * len(specs)
-        for l in reversed(range(len(specs))):
-            d, dW[l], db[l] = self._network_back(steps[l], d, specs[l].activation)
-        return {"loss": float(np.asarray(values).reshape(())), "dW": dW, "db": db, "dX": d}
-
-    def _network_step(self, a: np.ndarray, W: np.ndarray, b: np.ndarray, activation: str
-                      ) -> dict[str, Any]:
-        if self.style == "functions":
-            z, cache = _pair(self.dense[0](a, W, b), self.name_of("dense", part="forward"),
-                             "(out, cache)")
-            if activation == "identity":
-                return {"a": z, "cache": cache, "act": None}
-            out, act_cache = _pair(self.activations[activation][0](z),
-                                   self.name_of("activation", activation, "forward"),
-                                   "(out, cache)")
-            return {"a": out, "cache": cache, "act": act_cache}
-        layer = self._dense_object(*W.shape if self.conventions.weights == "(in, out)"
-                                   else W.shape[::-1])
-        setattr(layer, self.attributes["weights"], W)
-        setattr(layer, self.attributes["biases"], b)
-        z = self._forward(layer, "dense", "", a)
-        if activation == "identity":
-            return {"a": z, "cache": layer, "act": None}
-        act = self._instance(self.activations[activation], "activation", activation)
-        return {"a": self._forward(act, "activation", activation, z), "cache": layer,
-                "act": act}
-
-    def _network_back(self, step: dict[str, Any], d: Any, activation: str) -> tuple[Any, ...]:
-        if self.style == "functions":
-            if step["act"] is not None:
-                d = self.activations[activation][1](d, step["act"])
-            grads = self.dense[1](d, step["cache"])
-            if not isinstance(grads, tuple | list) or len(grads) != 3:
-                raise LayerError(f"{self.name_of('dense', part='backward')} returned "
-                                 f"{_kind(grads)}: return (dx, dw, db)")
-            return tuple(grads)
-        if step["act"] is not None:
-            step["act"].backward(d)
-            d = self._read(step["act"], "activation", activation, "dinputs")
-        layer = step["cache"]
-        layer.backward(d)
-        return tuple(self._read(layer, "dense", "", key)
-                     for key in ("dinputs", "dweights", "dbiases"))
+        if values.ndim == 1 and len(values) == len(y_hat):  # per-sample losses: reduce them
+            values = values.sum() / REDUCTIONS[kit.reduction].divisor(len(y_hat), 1)
+        if values.size != 1:
+            raise LayerError(f"{where} returned a loss of shape {values.shape}: return one number")
+        return float(values.reshape(())), handle
 
 
 def layer_functions(*, dense: tuple[Callable[..., Any], Callable[..., Any]],
@@ -350,10 +367,11 @@ def _pair(value: Any, where: str, what: str) -> tuple[Any, Any]:
 
 
 def _array(value: Any, shape: tuple[int, ...], where: str, name: str) -> np.ndarray:
-    try:
-        array = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise LayerError(f"{where}: {name} is {_kind(value)}, not an array") from None
+    """The layer's output as an array, in its own dtype (a float32 layer's next step gets
+    float32, as in its own network), checked for its shape."""
+    array = np.asarray(value)
+    if array.dtype.kind not in "fiu":
+        raise LayerError(f"{where}: {name} is {_kind(value)}, not an array of numbers")
     if array.shape != tuple(shape):
         raise LayerError(f"{where}: {name} has shape {array.shape}, expected {tuple(shape)}")
     return array
