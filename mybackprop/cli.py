@@ -174,6 +174,11 @@ def build_parser() -> argparse.ArgumentParser:
     layers.add_argument("--seed", type=int, default=0)
     layers.add_argument("--no-shrink", dest="shrink", action="store_false",
                         help="report the first failing case as drawn")
+    layers.add_argument("--steps", type=int, default=5,
+                        help="training steps of the trajectory, SGD and SGD with momentum, "
+                             "against torch.optim.SGD and optax.sgd (5; 0: none)")
+    layers.add_argument("--out", type=Path, metavar="DIR",
+                        help="also write DIR/report.html: the verdicts and the trajectory plots")
     return parser
 
 
@@ -199,14 +204,19 @@ def _layers(args: argparse.Namespace) -> int:
 
     if not 1 <= args.cases <= 1_000_000:
         raise UsageError(f"--cases {args.cases}: give 1 to 1000000 cases per layer")
+    if not 0 <= args.steps <= 1000:
+        raise UsageError(f"--steps {args.steps}: give 0 to 1000 training steps")
     try:
         kit = kit_named(args.impl)
     except CandidateLoadError as exc:
         print(f"mybackprop: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    from mybackprop.harness.trajectory import train
+
     layout = kit.conventions.describe() or "canonical"
-    print(f"mybackprop layers: {args.impl} ({kit.style}; {layout}; {', '.join(kit.dtypes)}), "
-          f"{args.cases} cases per layer, seed {args.seed}")
+    described = (f"{kit.style}; {layout}; {', '.join(kit.dtypes)}; {args.cases} cases per "
+                 f"layer, seed {args.seed}")
+    print(f"mybackprop layers: {args.impl} ({described})")
     results = check_layers(kit, args.cases, args.seed, args.shrink)
     alone = [r for r in results if "," not in r.layer]
     state = [r for r in results if "," in r.layer]
@@ -214,12 +224,34 @@ def _layers(args: argparse.Namespace) -> int:
         print("\n".join(result.lines()))
     bad = [r for r in alone if r.verdict != "pass"]
     bad_state = [r for r in state if r.verdict != "pass"]
-    print(f"{len(alone) - len(bad)} of {len(alone)} layers pass alone; state across calls "
-          f"(stale cache, accumulation, parameters, aliasing): {len(state) - len(bad_state)} "
-          f"of {len(state)} checks pass"
-          + (f"; fix {', '.join(r.layer for r in bad + bad_state)} first: a network built from "
-             "a wrong layer fails however it is wired" if bad or bad_state else ""))
-    return EXIT_FAILURES if bad or bad_state else EXIT_OK
+    trajectories: list = []
+    no_trajectory = "no trajectory: --steps 0"
+    if bad:
+        no_trajectory = "no trajectory: a layer fails alone (fix it first)"
+    elif args.steps:
+        trajectories = [t for t in (train(kit, args.steps, momentum=m, seed=args.seed)
+                                    for m in (0.0, 0.9)) if t is not None]
+        no_trajectory = "no trajectory: no loss the kit's layers can feed"
+    for trajectory in trajectories:
+        print("\n".join(trajectory.lines()))
+    bad_steps = [t for t in trajectories if t.verdict != "pass"]
+    headline = (f"{len(alone) - len(bad)} of {len(alone)} layers pass alone; state across "
+                f"calls (stale cache, accumulation, parameters, aliasing): "
+                f"{len(state) - len(bad_state)} of {len(state)} checks pass"
+                + (f"; trajectories: {len(trajectories) - len(bad_steps)} of "
+                   f"{len(trajectories)} follow PyTorch's" if trajectories else "")
+                + (f"; fix {', '.join(r.layer for r in bad)} first: a network built from a "
+                   "wrong layer fails however it is wired" if bad else "")
+                + (f"; fix {', '.join(r.layer for r in bad_state)}: state that one call never "
+                   "shows and a training loop does" if bad_state and not bad else ""))
+    print(headline)
+    if args.out is not None:
+        from mybackprop.reporting.html import write_layers_html
+
+        page = write_layers_html(args.out, args.impl, described, results, trajectories,
+                                 headline, no_trajectory)
+        print(f"report: {page}")
+    return EXIT_FAILURES if bad or bad_state or bad_steps else EXIT_OK
 
 
 def entry(argv: list[str] | None = None) -> int:

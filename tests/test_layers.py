@@ -139,7 +139,8 @@ def test_the_command_prints_each_layer_by_the_users_names(tmp_path):
     assert "smallest failing case: N=1" in out, out
     assert "diagnosis: relu_backward masks by the sign of dout" in out, out
     assert ("2 of 3 layers pass alone; state across calls (stale cache, accumulation, "
-            "parameters, aliasing): 4 of 4 checks pass; fix activation relu first") in out, out
+            "parameters, aliasing): 4 of 4 checks pass; fix activation relu first: a "
+            "network") in out, out
 
 
 @pytest.mark.parametrize("declared, said", [
@@ -272,3 +273,82 @@ def test_a_cache_that_holds_x_itself_is_a_note_never_a_failure():
     assert aliasing.verdict == "pass" and aliasing.label == "NOTE"
     assert aliasing.notes[0].startswith("affine_forward keeps x itself in its cache, not a copy")
     assert results["activation sigmoid, aliasing"].label == "PASS"  # its cache is the output
+
+
+# -- training trajectory -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_a_correct_kit_follows_pytorchs_and_optaxs_sgd(momentum):
+    from mybackprop.harness.layer_check import kit_named
+    from mybackprop.harness.trajectory import train
+
+    for module in (COURSE, BOOK):
+        t = train(kit_named(module.net), steps=5, momentum=momentum)
+        assert t.verdict == "pass", t.lines()
+        assert max(t.optax_distances) < 1e-14  # optax and torch.optim agree, in float64
+        assert max(t.distances) < 1e-6  # the kit's float32 steps stay at float32's rounding
+        assert np.allclose(t.losses, t.reference_losses, rtol=1e-5)
+
+
+@pytest.mark.parametrize("dense, said", [
+    (Dense_Accumulating, "step 2: the gradients are the sum of this step's and every earlier "
+     "step's: accumulated across steps, never zeroed"),
+    (Dense_Stale, "step 2: dW1, dW2 out of tolerance, though every earlier step was right: "
+     "state kept between steps"),
+    (Dense_Updating, "step 1: Dense_Updating.backward changed the layer's own parameters: with "
+     "the optimiser's step the model trains twice"),
+])
+def test_a_state_bug_leaves_the_trajectory_at_the_step_it_shows(dense, said):
+    from mybackprop.harness.layer_check import kit_named
+    from mybackprop.harness.trajectory import train
+
+    t = train(kit_named(book_kit(dense)), steps=4)
+    assert t.verdict == "fail" and t.said == said, t.lines()
+
+
+def test_the_layers_report_shows_verdicts_and_trajectory_plots_in_chromium(tmp_path):
+    import shutil
+
+    twin = tmp_path / "accumulating.py"
+    twin.write_text(
+        "import importlib.util\n"
+        f"spec = importlib.util.spec_from_file_location('book', {str(ROOT / 'examples' / 'layers_book.py')!r})\n"  # noqa: E501
+        "book = importlib.util.module_from_spec(spec); spec.loader.exec_module(book)\n"
+        "import numpy as np, mybackprop\n"
+        "class Layer_Dense(book.Layer_Dense):\n"
+        "    def backward(self, dvalues):\n"
+        "        if not hasattr(self, 'dweights'):\n"
+        "            self.dweights = np.zeros_like(self.weights)\n"
+        "            self.dbiases = np.zeros_like(self.biases)\n"
+        "        self.dweights += np.dot(self.inputs.T, dvalues)\n"
+        "        self.dbiases += np.sum(dvalues, axis=0, keepdims=True)\n"
+        "        self.dinputs = np.dot(dvalues, self.weights.T)\n"
+        "net = mybackprop.layer_objects(dense=Layer_Dense, activations={'relu': "
+        "book.Activation_ReLU}, loss={'mse': book.Loss_MeanSquaredError}, weights='(in, out)', "
+        "bias_shape='(1, n)')\n")
+    result = subprocess.run([sys.executable, "-m", "mybackprop", "layers", "--impl",
+                             f"{twin}:net", "--cases", "60", "--out", str(tmp_path / "out")],
+                            capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "FAIL  dense, accumulation: Layer_Dense.forward / Layer_Dense.backward" in \
+        result.stdout
+    assert "trajectories: 0 of 2 follow PyTorch's; fix dense, accumulation: state that one " \
+        "call never shows" in result.stdout, result.stdout
+    page = (tmp_path / "out" / "report.html").read_text()
+    assert page.count("<svg") == 2 and "accumulated across steps, never zeroed" in page
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:  # the page's text is checked above; the browser where it is installed
+        pytest.skip("Debian's chromium is not installed (scripts/test.sh installs it)")
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path / 'p'}"]
+    dom = subprocess.run([chromium, *flags, "--dump-dom", (tmp_path / "out" / "report.html")
+                          .as_uri()], capture_output=True, text=True, timeout=120).stdout
+    assert dom.count("<svg") == 2 and "dense, accumulation" in dom
+    shot = tmp_path / "shot.png"
+    subprocess.run([chromium, *flags, "--window-size=1300,1800", f"--screenshot={shot}",
+                    (tmp_path / "out" / "report.html").as_uri()], capture_output=True,
+                   timeout=120)
+    import matplotlib.image
+
+    pixels = matplotlib.image.imread(str(shot))[..., :3]
+    red = np.all(np.abs(pixels - np.array([0xc0, 0x39, 0x2b]) / 255) < 0.05, axis=-1)
+    assert red.sum() > 200, red.sum()  # the kit's trajectory, drawn in red, is on screen

@@ -186,6 +186,13 @@ class Session:
                 self.layer = kit._instance(thing, role, kind)
         self.rows = 0
 
+    def use_parameters(self, W: np.ndarray, b: np.ndarray) -> None:
+        """Canonical W, b for the next forward (a model's parameters after a step)."""
+        c = self.kit.conventions
+        self.w, self.bias = c.weight(W), c.bias_of(b)
+        if self.layer is not None:
+            self.set_parameters(self.w, self.bias)
+
     def set_parameters(self, w: np.ndarray, bias: np.ndarray) -> None:
         setattr(self.layer, self.kit.attributes["weights"], w)
         setattr(self.layer, self.kit.attributes["biases"], bias)

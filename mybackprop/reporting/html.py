@@ -271,3 +271,53 @@ def inline_html(summary: dict[str, Any], folder: Path) -> str:
                           finding["kind"], finding["summary"], first, small)) + "</tr>")
         parts.append("</table>")
     return "\n".join([*parts, "</div>"])
+
+
+# -- mybackprop layers --out: one page of the layer checks and the trajectories ----------------
+
+def write_layers_html(folder: Path, impl: str, described: str, results: list[Any],
+                      trajectories: list[Any], headline: str, no_trajectory: str) -> Path:
+    """report.html for `mybackprop layers --out`: every layer's verdict with its diagnosis,
+    and each trajectory's loss and parameter distance per step, plotted."""
+    import jinja2
+
+    environment = jinja2.Environment(
+        loader=jinja2.PackageLoader("mybackprop.reporting", "templates"),
+        autoescape=True, undefined=jinja2.StrictUndefined)
+    passed = all(r.verdict == "pass" for r in results) and all(
+        t.verdict == "pass" for t in trajectories)
+    page = environment.get_template("layers.html.j2").render(
+        impl=impl, described=described, results=results, trajectories=trajectories,
+        plots=[_svg(_trajectory(t)) for t in trajectories], headline=headline, passed=passed,
+        no_trajectory=no_trajectory)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / HTML_FILE
+    path.write_text(page)
+    return path
+
+
+def _trajectory(t: Any) -> Any:
+    """Loss per step (the kit's and PyTorch's) and the distance of the parameters from
+    PyTorch's (the kit's and optax's), log scale; the first wrong step marked."""
+    plt = _pyplot()
+    figure, (left, right) = plt.subplots(1, 2, figsize=(9, 3))
+    steps = np.arange(1, len(t.losses) + 1)
+    left.plot(steps, t.reference_losses, "o-", color="#888", label="PyTorch SGD")
+    left.plot(steps, t.losses, "x--", color="#c0392b", label="your layers")
+    left.set_xlabel("step")
+    left.set_ylabel("loss")
+    left.legend(fontsize=8)
+    floor = 1e-18  # a distance of exactly 0 drawn at the floor of the log axis
+    right.semilogy(steps, np.maximum(t.distances, floor), "x--", color="#c0392b",
+                   label="your layers")
+    right.semilogy(steps, np.maximum(t.optax_distances, floor), "o-", color="#888",
+                   label="optax.sgd")
+    right.set_xlabel("step")
+    right.set_ylabel("parameters: distance from PyTorch's")
+    right.legend(fontsize=8)
+    if t.first_wrong is not None:
+        for axis in (left, right):
+            axis.axvline(t.first_wrong, color="#c0392b", alpha=0.3)
+    figure.tight_layout()
+    return figure
+

@@ -1,0 +1,277 @@
+"""Training trajectory: K steps of SGD with a kit's own layers, against PyTorch's and optax's.
+
+A bug that keeps state (gradients added into arrays nobody zeroes, a cache kept from an earlier
+step) hides from one call: the first step is right. A training loop shows it. Here one small
+network is built from the kit's layers and trained for K steps on K batches, the layer objects
+living from step to step as a model's do; from the same start, on the same batches, PyTorch's
+torch.optim.SGD and optax.sgd (with the same learning rate and momentum) train the reference.
+
+At every step the kit's gradients at its own parameters are judged against the oracle's at
+the same parameters with the network tolerance (judging/tolerance.py): the first step where
+they leave it is named, with what it looks like ("step 2: the gradients are the sum of this
+step's and every earlier step's: accumulated across steps, never zeroed"). The loss and the
+distance of the kit's parameters from PyTorch's are recorded per step for the plot.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from mybackprop.harness.layers import LayerKit, Session
+from mybackprop.judging.compare import compare
+from mybackprop.judging.tolerance import Tolerance, scales_for
+from mybackprop.spec.problem import Architecture, Gradients, Layer, Problem
+from mybackprop.spec.table import DTYPES, LOSSES
+
+STEPS, LEARNING_RATE, MOMENTUM, BATCH = 5, 0.1, 0.9, 8
+
+
+@dataclass
+class Trajectory:
+    """Per step: the kit's loss and PyTorch's, the relative distance of the kit's parameters
+    from PyTorch's and of optax's from PyTorch's; the first step whose gradients are wrong."""
+
+    optimizer: str  # "SGD lr=0.1" or "SGD lr=0.1 momentum=0.9"
+    network: str
+    dtype: str
+    losses: list[float] = field(default_factory=list)
+    reference_losses: list[float] = field(default_factory=list)
+    distances: list[float] = field(default_factory=list)
+    optax_distances: list[float] = field(default_factory=list)
+    first_wrong: int | None = None  # 1-based step
+    said: str = ""
+
+    @property
+    def verdict(self) -> str:
+        return "fail" if self.first_wrong is not None else "pass"
+
+    def lines(self) -> list[str]:
+        head = (f"{self.verdict.upper():5} trajectory: {len(self.losses)} steps of "
+                f"{self.optimizer}, {self.network}, {self.dtype}")
+        lines = [head]
+        for k, (mine, ref, d, o) in enumerate(zip(self.losses, self.reference_losses,
+                                                   self.distances, self.optax_distances,
+                                                   strict=True), start=1):
+            lines.append(f"  step {k}: loss {mine:.6g} (PyTorch {ref:.6g}), parameters "
+                         f"{d:.1e} from PyTorch's (optax {o:.1e})")
+        if self.said:
+            lines.append(f"  {self.said}")
+        return lines
+
+
+def network_for(kit: LayerKit) -> tuple[Architecture, str] | None:
+    """A small network the kit can build: one hidden layer with its first activation, its
+    first loss the kit can feed (a loss on probabilities needs its output activation)."""
+    hidden = next(iter(kit.activations), "identity")
+    for loss in kit.losses:
+        output = LOSSES[loss].output or "identity"
+        if output == "identity" or output in kit.activations:
+            arch = Architecture(4, (Layer(6, hidden), Layer(3, output)), loss, kit.reduction)
+            return arch, arch.describe()
+    return None
+
+
+def train(kit: LayerKit, steps: int = STEPS, lr: float = LEARNING_RATE,
+          momentum: float = 0.0, dtype: str = "float32", seed: int = 0) -> Trajectory | None:
+    """The kit's trajectory and the references', or None where it has no network to build."""
+    from mybackprop.oracles import load_oracle
+
+    found = network_for(kit)
+    if found is None:
+        return None
+    arch, described = found
+    rng = np.random.default_rng(seed)
+    kind = DTYPES[dtype]
+    widths = arch.widths
+    weights = [(rng.standard_normal((widths[l + 1], widths[l])) / np.sqrt(widths[l])).astype(
+        kind) for l in range(arch.depth)]
+    biases = [(0.1 * rng.standard_normal(widths[l + 1])).astype(kind)
+              for l in range(arch.depth)]
+    batches = [_batch(rng, arch, kind) for _ in range(steps)]
+    optimizer = f"SGD lr={lr:g}" + (f" momentum={momentum:g}" if momentum else "")
+    result = Trajectory(optimizer, described, dtype)
+    model = _Model(kit, arch)
+    torch_oracle, jax_oracle = load_oracle("torch"), load_oracle("jax")
+    torch_run = _TorchSGD(weights, biases, lr, momentum)
+    optax_run = _OptaxSGD(weights, biases, lr, momentum)
+    params = [np.concatenate([w.ravel(), b.ravel()]) for w, b in zip(weights, biases,
+                                                                     strict=True)]
+    velocity = [np.zeros_like(p, dtype=np.float64) for p in params]
+    mine_so_far: list[Gradients] = []
+    refs_so_far: list[Gradients] = []
+    for k, (X, Y) in enumerate(batches, start=1):
+        problem = Problem(arch, weights, biases, X, Y)
+        with np.errstate(all="ignore"):
+            mine = model.gradients(problem)
+        reference = torch_oracle.gradients(problem)
+        result.losses.append(mine.loss)
+        wide = (X.astype(np.float64), Y if Y.dtype.kind != "f" else Y.astype(np.float64))
+        reference_problem = Problem(arch, torch_run.weights(), torch_run.biases(), *wide)
+        result.reference_losses.append(torch_run.step(reference_problem, torch_oracle))
+        optax_run.step(Problem(arch, optax_run.weights(), optax_run.biases(), *wide),
+                       jax_oracle)
+        refs_so_far.append(reference)
+        if result.first_wrong is None and model.changed_parameters:
+            result.first_wrong = k
+            result.said = (f"step {k}: {model.changed_parameters} changed the layer's own "
+                           "parameters: with the optimiser's step the model trains twice")
+        if result.first_wrong is None and not _right(problem, mine, reference):
+            result.first_wrong = k
+            result.said = f"step {k}: " + _what(problem, mine, reference, mine_so_far,
+                                                refs_so_far)
+        mine_so_far.append(mine)
+        # the kit's own step, in its dtype: v = momentum v + g; theta -= lr v
+        for l in range(arch.depth):
+            g = np.concatenate([mine.dW[l].ravel(), mine.db[l].ravel()]).astype(np.float64)
+            velocity[l] = momentum * velocity[l] + g
+            theta = np.concatenate([weights[l].ravel(), biases[l].ravel()]) - lr * velocity[l]
+            weights[l] = theta[:weights[l].size].reshape(weights[l].shape).astype(kind)
+            biases[l] = theta[weights[l].size:].astype(kind)
+        result.distances.append(_distance([*weights, *biases],
+                                          [*torch_run.weights(), *torch_run.biases()]))
+        result.optax_distances.append(_distance([*optax_run.weights(), *optax_run.biases()],
+                                                [*torch_run.weights(), *torch_run.biases()]))
+    return result
+
+
+def _batch(rng: np.random.Generator, arch: Architecture, kind: np.dtype
+           ) -> tuple[np.ndarray, np.ndarray]:
+    spec, n_out = arch.loss_spec, arch.widths[-1]
+    X = rng.standard_normal((BATCH, arch.widths[0])).astype(kind)
+    if spec.targets == "classes":
+        return X, rng.integers(0, n_out, size=BATCH)
+    if spec.targets == "probabilities":
+        return X, rng.uniform(0, 1, size=(BATCH, n_out)).astype(kind)
+    return X, rng.standard_normal((BATCH, n_out)).astype(kind)
+
+
+def _right(problem: Problem, mine: Gradients, reference: Gradients) -> bool:
+    allowed = Tolerance().allowed(scales_for(problem)[0], problem.dtype_name)
+    return all(c.passed for c in compare(mine, reference, allowed, problem.dtype_name)
+               if c.name != "loss")
+
+
+def _what(problem: Problem, mine: Gradients, reference: Gradients,
+          earlier: list[Gradients], references: list[Gradients]) -> str:
+    """What the wrong gradients of a step look like."""
+    names = [n for n in mine.tensors() if n != "dX"]
+    if earlier:
+        summed = {n: sum(r.tensors()[n] for r in references) for n in names}
+        if all(np.allclose(mine.tensors()[n], summed[n], rtol=1e-3, atol=1e-6) for n in names):
+            return ("the gradients are the sum of this step's and every earlier step's: "
+                    "accumulated across steps, never zeroed")
+        previous = earlier[-1].tensors()
+        if all(np.allclose(mine.tensors()[n], previous[n], rtol=1e-6, atol=0) for n in names):
+            return "the gradients are the previous step's again: a cache kept from step 1"
+    wrong = [c.name for c in compare(mine, reference, Tolerance().allowed(
+        scales_for(problem)[0], problem.dtype_name), problem.dtype_name)
+        if not c.passed and c.name != "loss"]
+    return (f"{', '.join(wrong)} out of tolerance" + (" from the first step: run `mybackprop "
+            "layers` for the layer at fault" if not earlier else
+            ", though every earlier step was right: state kept between steps"))
+
+
+def _distance(mine: list[np.ndarray], reference: list[np.ndarray]) -> float:
+    a = np.concatenate([np.asarray(m, np.float64).ravel() for m in mine])
+    b = np.concatenate([np.asarray(r, np.float64).ravel() for r in reference])
+    return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-300))
+
+
+class _Model:
+    """The kit's layers as a model keeps them: made once, parameters set before every step."""
+
+    def __init__(self, kit: LayerKit, arch: Architecture) -> None:
+        self.kit, self.arch = kit, arch
+        self.layers: list[tuple[Session, Session | None]] | None = None
+        self.loss: Session | None = None
+        self.changed_parameters = ""  # the backward that changed its layer's parameters
+
+    def gradients(self, problem: Problem) -> Gradients:
+        kit, arch = self.kit, self.arch
+        if self.layers is None:
+            self.layers = [(kit.session("dense", "", W, b),
+                            None if layer.activation == "identity"
+                            else kit.session("activation", layer.activation))
+                           for W, b, layer in zip(problem.weights, problem.biases, arch.layers,
+                                                  strict=True)]
+            self.loss = kit.session("loss", arch.loss)
+        a, handles = problem.X, []
+        for (dense, act), W, b in zip(self.layers, problem.weights, problem.biases, strict=True):
+            dense.use_parameters(W, b)
+            a, handle = dense.forward(a)
+            act_handle = None
+            if act is not None:
+                a, act_handle = act.forward(a)
+            handles.append((handle, act_handle))
+        assert self.loss is not None
+        loss, handle = self.loss.forward(a, problem.Y)
+        d = self.loss.backward(handle)["dx"]
+        dW, db = [None] * arch.depth, [None] * arch.depth
+        for l in reversed(range(arch.depth)):
+            dense, act = self.layers[l]
+            if act is not None:
+                d = act.backward(handles[l][1], d)["dx"]
+            held = [np.array(a, copy=True) for a in dense.parameters()]
+            grads = dense.backward(handles[l][0], d)
+            if not all(np.array_equal(a, b) for a, b in zip(held, dense.parameters(),
+                                                             strict=True)):
+                self.changed_parameters = dense.name("backward")
+            d, dW[l], db[l] = grads["dx"], grads["dW"], grads["db"]
+        return Gradients(float(loss), dW, db, d)
+
+
+class _TorchSGD:
+    """PyTorch's torch.optim.SGD on float64 copies of the start, stepped with autograd's
+    gradients."""
+
+    def __init__(self, weights: list[np.ndarray], biases: list[np.ndarray], lr: float,
+                 momentum: float) -> None:
+        import torch
+
+        self.torch = torch
+        self.params = [torch.tensor(np.asarray(a, np.float64)) for a in (*weights, *biases)]
+        self.depth = len(weights)
+        self.optimizer = torch.optim.SGD(self.params, lr=lr, momentum=momentum)
+
+    def weights(self) -> list[np.ndarray]:
+        return [p.numpy().copy() for p in self.params[:self.depth]]
+
+    def biases(self) -> list[np.ndarray]:
+        return [p.numpy().copy() for p in self.params[self.depth:]]
+
+    def step(self, problem: Problem, oracle: Any) -> float:
+        """One step at `problem` (these parameters, this batch); the loss before it."""
+        grads = oracle.gradients(problem)
+        for p, g in zip(self.params, [*grads.dW, *grads.db], strict=True):
+            p.grad = self.torch.tensor(g)
+        self.optimizer.step()
+        return float(grads.loss)
+
+
+class _OptaxSGD:
+    """optax.sgd from the same start, stepped with JAX's gradients."""
+
+    def __init__(self, weights: list[np.ndarray], biases: list[np.ndarray], lr: float,
+                 momentum: float) -> None:
+        import optax
+
+        self.optax = optax
+        self.params = [np.asarray(a, np.float64) for a in (*weights, *biases)]
+        self.depth = len(weights)
+        self.transform = optax.sgd(lr, momentum=momentum or None)
+        self.state = self.transform.init(self.params)
+
+    def weights(self) -> list[np.ndarray]:
+        return [np.asarray(p) for p in self.params[:self.depth]]
+
+    def biases(self) -> list[np.ndarray]:
+        return [np.asarray(p) for p in self.params[self.depth:]]
+
+    def step(self, problem: Problem, oracle: Any) -> None:
+        grads = oracle.gradients(problem)
+        updates, self.state = self.transform.update([*grads.dW, *grads.db], self.state,
+                                                    self.params)
+        self.params = [np.asarray(p) for p in self.optax.apply_updates(self.params, updates)]
