@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/zoo.py               # 50 live cases per mutant and space
     .venv/bin/python bench/zoo.py --cases 10    # a quick look
+    .venv/bin/python -c "import sys; sys.path.insert(0, 'bench'); import zoo; zoo.layer_table(10)"
 
 For each mutant in mybackprop.zoo, random problems from what it supports are drawn until
 `--cases` of them are live (the slip changes the answer: see zoo.expectations), in two spaces:
@@ -34,6 +35,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=50, help="live cases per mutant (50)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--layer-seeds", type=int, default=10,
+                        help="runs of the layer checks per layer mutant, seeds 0.. (10; 0: "
+                             "none)")
     args = parser.parse_args()
     checker = Checker([load_oracle("torch"), load_oracle("jax")])
     started = time.perf_counter()
@@ -95,6 +99,48 @@ def main() -> None:
         print("\nSome cases detected but not localized or diagnosed as expected:\n")
         for line in misses:
             print(f"- {line}")
+    if args.layer_seeds:
+        layer_table(args.layer_seeds)
+
+
+def layer_table(seeds: int) -> None:
+    """The layer zoo (mybackprop.layer_zoo): each mutant kit through `check_layers` (100 cases
+    per layer, 10 per state check) once per seed. Detected: the mutant's check fails; named
+    right: its diagnosis begins as the mutant says; named wrong: another check of the kit, or
+    this one, names another cause; unknown: detected with no cause named."""
+    from mybackprop import layer_zoo
+    from mybackprop.harness.layer_state import check_layers
+
+    started = time.perf_counter()
+    rows, total = [], collections.Counter()
+    for mutant in layer_zoo.MUTANTS:
+        counts: collections.Counter[str] = collections.Counter()
+        for seed in range(seeds):
+            results = {r.layer: r for r in check_layers(mutant.make(), cases=100, seed=seed,
+                                                        state_cases=10)}
+            found = results[mutant.check]
+            counts["detected"] += found.verdict != "pass"
+            counts["right"] += found.diagnosis.startswith(mutant.said) or (
+                found.diagnosis.startswith("either") and mutant.said.split(" ", 1)[1][:30]
+                in found.diagnosis)
+            counts["wrong"] += any(
+                r.verdict != "pass" and r.diagnosis and not r.diagnosis.startswith("either")
+                and not r.diagnosis.startswith(mutant.said) and "is not the VJP" not in
+                r.diagnosis for r in results.values())
+            counts["unknown"] += found.verdict != "pass" and not found.diagnosis
+        total.update(counts)
+        rows.append([mutant.name, mutant.check, f"{counts['detected'] / seeds:.0%}",
+                     f"{counts['right'] / seeds:.0%}", str(counts["wrong"]),
+                     str(counts["unknown"])])
+    runs = seeds * len(layer_zoo.MUTANTS)
+    print(f"\n# The layer zoo ({len(layer_zoo.MUTANTS)} mutants, {seeds} seeds each, "
+          f"{time.perf_counter() - started:.0f} s)\n")
+    print("| mutant | caught by | detected | named right | named wrong | unknown |")
+    print("|---|---|---:|---:|---:|---:|")
+    for cells in rows:
+        print("| " + " | ".join(cells) + " |")
+    print(f"| **all** |  | **{total['detected'] / runs:.1%}** | **{total['right'] / runs:.1%}** "
+          f"| **{total['wrong']}** | **{total['unknown']}** |")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ caught and named at the user's own function.
 from __future__ import annotations
 
 import importlib.util
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -48,12 +49,12 @@ def by_layer(results):
 
 
 @pytest.mark.parametrize("module", [COURSE, BOOK], ids=["functions", "objects"])
-def test_the_worked_examples_pass_with_their_declarations_only(module):
+def test_the_worked_examples_pass_with_their_declarations_only(module, tmp_path):
     results = mb.check_layers(module.net, cases=300)
     assert [r.verdict for r in results] == ["pass"] * len(results), \
         "\n".join(line for r in results for line in r.lines())
     assert all(r.cases == (300 if "," not in r.layer else 20) for r in results)
-    checked = mb.check(module.net, cases=120, html=False)
+    checked = mb.check(module.net, cases=120, html=False, out=tmp_path / "run")
     assert checked.status == "pass", checked.summary
 
 
@@ -87,7 +88,7 @@ def softmax_loss_summed(x, y):
      "softmax_loss_summed returns the gradient of the summed loss: it never divides by N", 2),
 ])
 def test_a_buggy_layer_is_caught_alone_shrunk_and_named_at_its_function(replaced, layer, said,
-                                                                        batch):
+                                                                        batch, tmp_path):
     kit = course_kit(**replaced)
     results = by_layer(mb.check_layers(kit, cases=100))
     assert results[layer].verdict == "fail"
@@ -98,7 +99,7 @@ def test_a_buggy_layer_is_caught_alone_shrunk_and_named_at_its_function(replaced
     smallest = results[layer].smallest
     assert (smallest.batch, smallest.n_in) == (batch, 1), smallest
     # the network built from it fails too
-    assert mb.check(kit, cases=40, html=False).status == "fail"
+    assert mb.check(kit, cases=40, html=False, out=tmp_path / "run").status == "fail"
 
 
 def test_a_book_layer_that_averages_its_gradients_is_named(tmp_path):
@@ -352,3 +353,65 @@ def test_the_layers_report_shows_verdicts_and_trajectory_plots_in_chromium(tmp_p
     pixels = matplotlib.image.imread(str(shot))[..., :3]
     red = np.all(np.abs(pixels - np.array([0xc0, 0x39, 0x2b]) / 255) < 0.05, axis=-1)
     assert red.sum() > 200, red.sum()  # the kit's trajectory, drawn in red, is on screen
+
+
+# -- the layer zoo -----------------------------------------------------------------------------
+
+def test_the_layer_zoos_reference_kits_pass_everything():
+    from mybackprop import layer_zoo
+
+    for kit in (layer_zoo.function_kit(), layer_zoo.object_kit()):
+        results = mb.check_layers(kit, cases=100, state_cases=10)
+        assert all(r.verdict == "pass" for r in results), [
+            line for r in results for line in r.lines()]
+
+
+@pytest.mark.parametrize("mutant", __import__("mybackprop.layer_zoo").layer_zoo.MUTANTS,
+                         ids=lambda m: m.name)
+def test_every_layer_mutant_is_caught_at_its_check_and_named(mutant):
+    results = by_layer(mb.check_layers(mutant.make(), cases=60, state_cases=10))
+    found = results[mutant.check]
+    assert found.verdict == "fail", found.lines()
+    assert found.diagnosis.startswith(mutant.said), found.lines()
+    wrong = [r for r in results.values() if r.verdict != "pass" and r.diagnosis
+             and not r.diagnosis.startswith(mutant.said) and "is not the VJP" not in r.diagnosis]
+    assert not wrong, [line for r in wrong for line in r.lines()]  # no other cause named
+
+
+class Dense_Shared(BOOK.Layer_Dense):
+    """Keeps its inputs on the class: every Dense of a network shares the last one's."""
+
+    def forward(self, inputs):
+        Dense_Shared.inputs = inputs
+        self.output = np.dot(inputs, self.weights) + self.biases
+
+    def backward(self, dvalues):
+        self.dweights = np.dot(Dense_Shared.inputs.T, dvalues)
+        self.dbiases = np.sum(dvalues, axis=0, keepdims=True)
+        self.dinputs = np.dot(dvalues, self.weights.T)
+
+
+def records(checked):
+    with open(checked.folder / "cases.jsonl") as lines:
+        return [json.loads(line) for line in lines]
+
+
+def test_a_network_failing_where_every_layer_passes_alone_says_it_is_the_composition(tmp_path):
+    kit = book_kit(Dense_Shared)
+    assert all(r.verdict == "pass" for r in mb.check_layers(kit, cases=40, state_cases=10))
+    checked = mb.check(kit, cases=30, widths="4,4,4", html=False, out=tmp_path / "run")
+    assert checked.status == "fail"
+    fails = [r for r in records(checked) if r["verdict"] == "fail"]
+    assert fails and all("every layer of the kit passes alone (50 cases each), so the mistake "
+                         "is in how they work together" in r["diagnosis"]["summary"]
+                         for r in fails), fails[0]["diagnosis"]
+
+
+def test_a_network_failing_because_a_layer_fails_alone_names_that_layer(tmp_path):
+    checked = mb.check(course_kit(relu_backward=relu_backward_masks_by_dout), cases=30,
+                       html=False, out=tmp_path / "run")
+    fails = [r for r in records(checked) if r["verdict"] == "fail"]
+    assert fails and all(
+        "activation relu (relu_forward / relu_backward_masks_by_dout) fails alone: "
+        "relu_backward_masks_by_dout masks by the sign of dout" in r["diagnosis"]["summary"]
+        for r in fails), fails[0]["diagnosis"]

@@ -335,9 +335,14 @@ def _fits(kit: LayerKit, role: str, kind: str, case: LayerCase
     wrong = [n for n in scale if not _close(mine[n], refs[n], loose[n])]
     if not wrong:
         return None
+    # A hypothesis is another computation, with rounding of its own that the layer's bounds
+    # do not carry (the derivative alone is not scaled by dout): 64 u of its own size and of
+    # its tensor's largest element more.
+    u = float(np.finfo(case.dtype).eps) / 2
     fits = [text for text, hypothesis in _hypotheses(role, kind, given, refs)
             if set(hypothesis) >= set(wrong) and all(
-                _close(mine[n], hypothesis[n], loose[n] + np.abs(hypothesis[n]) * 1e-6)
+                _close(mine[n], hypothesis[n], loose[n] + 64 * u * (
+                    np.abs(hypothesis[n]) + np.abs(hypothesis[n]).max(initial=0)))
                 for n in hypothesis)]
     fits += _factor(mine, refs, wrong, loose)
     return _where(kit, role, kind, wrong[0]), fits

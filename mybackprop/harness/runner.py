@@ -179,6 +179,7 @@ class Checker:
 
     def __post_init__(self) -> None:
         self._descriptions = {o.name: o.describe() for o in self.oracles}
+        self._layer_verdicts: dict[int, list[Any]] = {}  # a layer kit's, checked once
 
     def references(self, problem: Problem) -> References:
         """Every oracle's answer, with its time, or the reason one failed."""
@@ -262,7 +263,36 @@ class Checker:
         nonfinite = _nonfinite_where_reference_finite(answer, next(iter(answers.values())))
         if nonfinite:
             return outcome.ends("error", f"{nonfinite} is NaN or inf where the oracles are finite")
-        return self._judge(outcome, answer, answers)
+        outcome = self._judge(outcome, answer, answers)
+        if outcome.verdict == "fail" and outcome.diagnosis is not None:
+            outcome.diagnosis = self._with_layers(candidate, outcome.diagnosis)
+        return outcome
+
+    def _with_layers(self, candidate: Candidate, diagnosis: Diagnosis) -> Diagnosis:
+        """A network of a layer kit that fails: what its layers say alone (checked once per
+        run, 50 cases each): a layer that fails alone is named; where every one passes, the
+        mistake is in how they work together."""
+        from mybackprop.harness.layer_check import check_each_layer, kit_of
+
+        function = candidate.function
+        while kit_of(function) is None and hasattr(function, "__wrapped__"):
+            function = function.__wrapped__
+        kit = kit_of(function)
+        if kit is None:
+            return diagnosis
+        if id(kit) not in self._layer_verdicts:
+            self._layer_verdicts[id(kit)] = check_each_layer(kit, 50, shrink=False)
+        failing = [r for r in self._layer_verdicts[id(kit)] if r.verdict != "pass"]
+        if failing:
+            said = "; ".join(f"{r.layer} ({r.names}) fails alone"
+                             + (f": {r.diagnosis}" if r.diagnosis else "") for r in failing)
+            note = f"{said}: fix it first (mybackprop layers)"
+        else:
+            note = ("every layer of the kit passes alone (50 cases each), so the mistake is in how "
+                    "they work together: state one layer shares with another (a class "
+                    "attribute, a module-level cache) or a cache a later call overwrites; "
+                    "mybackprop layers checks their state across calls")
+        return dataclasses.replace(diagnosis, summary=f"{diagnosis.summary}; {note}")
 
     def _judge(self, outcome: Outcome, answer: Gradients,
                references: dict[str, Gradients]) -> Outcome:
