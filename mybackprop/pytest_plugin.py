@@ -4,6 +4,8 @@ Registered through the ``pytest11`` entry point, so it is active wherever myback
 installed, and does nothing unless ``--impl`` is given. With ``--impl`` and no test paths, the
 session collects the packaged suite (mybackprop/suite/); with paths, exactly those (a node of
 the suite, or your own tests using the fixtures below). The header names the candidate.
+A candidate declared as a layer kit (mybackprop.layer_functions or layer_objects) also gets
+the layer checks (suite/test_layers.py): each layer alone, its state, a training trajectory.
 ``--mybackprop-expect FILE`` lists tests to skip or xfail:
 
     # lines: skip|xfail  TEST-ID-PATTERN  [reason]      (* and ? are wildcards, [ ] literal)
@@ -112,6 +114,18 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     oracles = ", ".join(f"{name} {v}" for name, v in versions().items() if v)
     return [f"mybackprop: candidate {candidate.name} ({candidate.supports.describe()})",
             f"mybackprop: oracles {oracles}; finite differences break ties"]
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """The suite's layer checks (suite/test_layers.py) are collected for a layer kit only."""
+    if collection_path.parent != SUITE or collection_path.name != "test_layers.py":
+        return None
+    from mybackprop.harness.layer_check import kit_of
+
+    function = getattr(getattr(config, "_mybackprop_candidate", None), "function", None)
+    while function is not None and kit_of(function) is None:
+        function = getattr(function, "__wrapped__", None)
+    return True if function is None else None
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -128,3 +128,35 @@ def test_each_mistake_is_shrunk_once_a_session(pytester):
     text = result.stdout.str().split("short test summary info")[0]
     assert text.count("smallest case that keeps this diagnosis") == 2
     assert text.count("(shrunk once for this diagnosis, in an earlier test)") == 1
+
+
+def test_a_layer_kit_gets_the_layer_checks_named_after_its_layers(pytester):
+    """pytest --impl on a kit: each layer alone, its state and the trajectories are tests of
+    their own (a candidate that is no kit does not collect them: the suite's count above)."""
+    book = Path(__file__).resolve().parent.parent / "examples" / "layers_book.py"
+    twin = pytester.path / "accumulating.py"
+    twin.write_text(
+        "import importlib.util, numpy as np, mybackprop\n"
+        f"spec = importlib.util.spec_from_file_location('book', {str(book)!r})\n"
+        "book = importlib.util.module_from_spec(spec); spec.loader.exec_module(book)\n"
+        "class Layer_Dense(book.Layer_Dense):\n"
+        "    def backward(self, dvalues):\n"
+        "        if not hasattr(self, 'dweights'):\n"
+        "            self.dweights = np.zeros_like(self.weights)\n"
+        "            self.dbiases = np.zeros_like(self.biases)\n"
+        "        self.dweights += np.dot(self.inputs.T, dvalues)\n"
+        "        self.dbiases += np.sum(dvalues, axis=0, keepdims=True)\n"
+        "        self.dinputs = np.dot(dvalues, self.weights.T)\n"
+        "net = mybackprop.layer_objects(dense=Layer_Dense, activations={'relu': "
+        "book.Activation_ReLU}, loss={'mse': book.Loss_MeanSquaredError}, "
+        "weights='(in, out)', bias_shape='(1, n)')\n")
+    result = pytester.runpytest_subprocess("--impl", f"{twin}:net", "-k",
+                                           "layer or trajectory", "-v", *FAST)
+    assert outcomes(result) == {
+        "test_layer_alone[dense]": "PASSED", "test_layer_alone[activation-relu]": "PASSED",
+        "test_layer_alone[loss-mse]": "PASSED", "test_layer_state[dense]": "FAILED",
+        "test_layer_state[activation-relu]": "PASSED", "test_layer_state[loss-mse]": "PASSED",
+        "test_training_trajectory[0.0]": "FAILED", "test_training_trajectory[0.9]": "FAILED"}
+    result.stdout.fnmatch_lines(["*Layer_Dense.backward accumulates its gradients across "
+                                 "iterations*", "*step 2: the gradients are the sum of this "
+                                 "step's and every earlier step's*"])
