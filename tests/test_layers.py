@@ -181,16 +181,7 @@ def test_not_a_kit_is_one_line():
 
 # -- state across calls ------------------------------------------------------------------------
 
-class Dense_Accumulating(BOOK.Layer_Dense):
-    """Gradients added into lazily created arrays, never zeroed."""
-
-    def backward(self, dvalues):
-        if not hasattr(self, "dweights"):
-            self.dweights = np.zeros_like(self.weights)
-            self.dbiases = np.zeros_like(self.biases)
-        self.dweights += np.dot(self.inputs.T, dvalues)
-        self.dbiases += np.sum(dvalues, axis=0, keepdims=True)
-        self.dinputs = np.dot(dvalues, self.weights.T)
+Dense_Accumulating = example("../tests/layers/accumulating_book").Layer_Dense  # += dweights
 
 
 class Dense_Stale(BOOK.Layer_Dense):
@@ -238,7 +229,7 @@ def book_kit(dense):
 
 @pytest.mark.parametrize("kit, check, said", [
     (lambda: book_kit(Dense_Accumulating), "dense, accumulation",
-     "Dense_Accumulating.backward accumulates its gradients across iterations (dweights += "
+     "Layer_Dense.backward accumulates its gradients across iterations (dweights += "
      "...) and nothing zeroes them"),
     (lambda: book_kit(Dense_Stale), "dense, stale cache",
      "Dense_Stale.backward after a second forward uses the first forward's inputs: a cache "
@@ -310,23 +301,7 @@ def test_a_state_bug_leaves_the_trajectory_at_the_step_it_shows(dense, said):
 def test_the_layers_report_shows_verdicts_and_trajectory_plots_in_chromium(tmp_path):
     import shutil
 
-    twin = tmp_path / "accumulating.py"
-    twin.write_text(
-        "import importlib.util\n"
-        f"spec = importlib.util.spec_from_file_location('book', {str(ROOT / 'examples' / 'layers_book.py')!r})\n"  # noqa: E501
-        "book = importlib.util.module_from_spec(spec); spec.loader.exec_module(book)\n"
-        "import numpy as np, mybackprop\n"
-        "class Layer_Dense(book.Layer_Dense):\n"
-        "    def backward(self, dvalues):\n"
-        "        if not hasattr(self, 'dweights'):\n"
-        "            self.dweights = np.zeros_like(self.weights)\n"
-        "            self.dbiases = np.zeros_like(self.biases)\n"
-        "        self.dweights += np.dot(self.inputs.T, dvalues)\n"
-        "        self.dbiases += np.sum(dvalues, axis=0, keepdims=True)\n"
-        "        self.dinputs = np.dot(dvalues, self.weights.T)\n"
-        "net = mybackprop.layer_objects(dense=Layer_Dense, activations={'relu': "
-        "book.Activation_ReLU}, loss={'mse': book.Loss_MeanSquaredError}, weights='(in, out)', "
-        "bias_shape='(1, n)')\n")
+    twin = ROOT / "tests" / "layers" / "accumulating_book.py"
     result = subprocess.run([sys.executable, "-m", "mybackprop", "layers", "--impl",
                              f"{twin}:net", "--cases", "60", "--out", str(tmp_path / "out")],
                             capture_output=True, text=True, cwd=ROOT, timeout=300)

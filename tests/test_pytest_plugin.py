@@ -133,23 +133,7 @@ def test_each_mistake_is_shrunk_once_a_session(pytester):
 def test_a_layer_kit_gets_the_layer_checks_named_after_its_layers(pytester):
     """pytest --impl on a kit: each layer alone, its state and the trajectories are tests of
     their own (a candidate that is no kit does not collect them: the suite's count above)."""
-    book = Path(__file__).resolve().parent.parent / "examples" / "layers_book.py"
-    twin = pytester.path / "accumulating.py"
-    twin.write_text(
-        "import importlib.util, numpy as np, mybackprop\n"
-        f"spec = importlib.util.spec_from_file_location('book', {str(book)!r})\n"
-        "book = importlib.util.module_from_spec(spec); spec.loader.exec_module(book)\n"
-        "class Layer_Dense(book.Layer_Dense):\n"
-        "    def backward(self, dvalues):\n"
-        "        if not hasattr(self, 'dweights'):\n"
-        "            self.dweights = np.zeros_like(self.weights)\n"
-        "            self.dbiases = np.zeros_like(self.biases)\n"
-        "        self.dweights += np.dot(self.inputs.T, dvalues)\n"
-        "        self.dbiases += np.sum(dvalues, axis=0, keepdims=True)\n"
-        "        self.dinputs = np.dot(dvalues, self.weights.T)\n"
-        "net = mybackprop.layer_objects(dense=Layer_Dense, activations={'relu': "
-        "book.Activation_ReLU}, loss={'mse': book.Loss_MeanSquaredError}, "
-        "weights='(in, out)', bias_shape='(1, n)')\n")
+    twin = Path(__file__).parent / "layers" / "accumulating_book.py"
     result = pytester.runpytest_subprocess("--impl", f"{twin}:net", "-k",
                                            "layer or trajectory", "-v", *FAST)
     assert outcomes(result) == {
