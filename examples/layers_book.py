@@ -2,7 +2,8 @@
 
 Each layer is a class whose forward(inputs) keeps what backward(dvalues) needs and stores
 self.output; backward stores self.dinputs (and a dense layer self.dweights, self.dbiases).
-Weights are (in, out) and biases (1, n), as in `np.dot(inputs, self.weights) + self.biases`.
+Weights are (in, out) and biases (1, n), as in `np.dot(inputs, self.weights) + self.biases`;
+Optimizer_SGD is the update step a training loop calls.
 The last lines declare which class is which; nothing is converted by hand:
 
     mybackprop layers --impl examples/layers_book.py:net     # every layer alone
@@ -73,10 +74,20 @@ class Activation_Softmax_Loss_CategoricalCrossentropy:
         self.dinputs = self.dinputs / samples
 
 
+class Optimizer_SGD:
+    def __init__(self, learning_rate=1.0):
+        self.learning_rate = learning_rate
+
+    def update_params(self, layer):
+        layer.weights += -self.learning_rate * layer.dweights
+        layer.biases += -self.learning_rate * layer.dbiases
+
+
 net = mybackprop.layer_objects(
     dense=Layer_Dense,
     activations={"relu": Activation_ReLU, "tanh": Activation_Tanh},
     loss={"mse": Loss_MeanSquaredError,
           "softmax_cross_entropy": Activation_Softmax_Loss_CategoricalCrossentropy},
     weights="(in, out)", bias_shape="(1, n)",
+    update=Optimizer_SGD(learning_rate=0.1),
 )

@@ -2,8 +2,8 @@
 
 Each layer is a pair of functions: the forward returns (out, cache), the backward takes the
 upstream gradient and the cache. Weights are (in, out), as in `x.dot(w) + b`; the losses
-average over the batch. The last lines declare which function is which; nothing is converted
-by hand:
+average over the batch; `sgd` is the update step a training loop calls. The last lines declare
+which function is which; nothing is converted by hand:
 
     mybackprop layers --impl examples/layers_course.py:net     # every layer alone
     mybackprop check  --impl examples/layers_course.py:net     # networks built from them
@@ -63,10 +63,19 @@ def softmax_loss(x, y):
     return loss, dx
 
 
+def sgd(w, dw, config=None):
+    if config is None:
+        config = {}
+    config.setdefault("learning_rate", 1e-2)
+    w -= config["learning_rate"] * dw
+    return w, config
+
+
 net = mybackprop.layer_functions(
     dense=(affine_forward, affine_backward),
     activations={"relu": (relu_forward, relu_backward),
                  "sigmoid": (sigmoid_forward, sigmoid_backward)},
     loss={"softmax_cross_entropy": softmax_loss},
     weights="(in, out)",
+    update=sgd,
 )

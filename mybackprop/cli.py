@@ -229,8 +229,9 @@ def _layers(args: argparse.Namespace) -> int:
     if bad:
         no_trajectory = "no trajectory: a layer fails alone (fix it first)"
     elif args.steps:
+        momenta = (0.0,) if kit.update is not None else (0.0, 0.9)  # its own step: plain SGD
         trajectories = [t for t in (train(kit, args.steps, momentum=m, seed=args.seed)
-                                    for m in (0.0, 0.9)) if t is not None]
+                                    for m in momenta) if t is not None]
         no_trajectory = "no trajectory: no loss the kit's layers can feed"
     for trajectory in trajectories:
         print("\n".join(trajectory.lines()))

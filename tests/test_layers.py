@@ -390,3 +390,57 @@ def test_a_network_failing_because_a_layer_fails_alone_names_that_layer(tmp_path
         "activation relu (relu_forward / relu_backward_masks_by_dout) fails alone: "
         "relu_backward_masks_by_dout masks by the sign of dout" in r["diagnosis"]["summary"]
         for r in fails), fails[0]["diagnosis"]
+
+
+class Optimizer_Ascent(BOOK.Optimizer_SGD):
+    def update_params(self, layer):
+        layer.weights += self.learning_rate * layer.dweights
+        layer.biases += self.learning_rate * layer.dbiases
+
+
+class Optimizer_Weights_Only(BOOK.Optimizer_SGD):
+    def update_params(self, layer):
+        layer.weights += -self.learning_rate * layer.dweights
+
+
+def sgd_half_rate(w, dw, config=None):
+    config = config or {}
+    config.setdefault("learning_rate", 1e-2)
+    w -= 0.5 * config["learning_rate"] * dw
+    return w, config
+
+
+@pytest.mark.parametrize("kit, said", [
+    (lambda: mb.layer_objects(dense=BOOK.Layer_Dense, loss={"mse": BOOK.Loss_MeanSquaredError},
+                              weights="(in, out)", bias_shape="(1, n)",
+                              update=Optimizer_Ascent(0.1)),
+     "step 1: Optimizer_Ascent.update_params adds the gradient (theta + lr g): it climbs the "
+     "loss instead of descending"),
+    (lambda: mb.layer_objects(dense=BOOK.Layer_Dense, loss={"mse": BOOK.Loss_MeanSquaredError},
+                              weights="(in, out)", bias_shape="(1, n)",
+                              update=Optimizer_Weights_Only(0.1)),
+     "step 1: Optimizer_Weights_Only.update_params updates the weights and leaves the biases "
+     "where they are"),
+    (lambda: mb.layer_functions(dense=(COURSE.affine_forward, COURSE.affine_backward),
+                                loss={"softmax_cross_entropy": COURSE.softmax_loss},
+                                weights="(in, out)", update=sgd_half_rate),
+     "step 1: sgd_half_rate moves the parameters by 0.5 x (-lr x gradient) with lr = 0.1"),
+])
+def test_a_wrong_update_step_is_named_at_the_step_and_the_function(kit, said):
+    from mybackprop.harness.layer_check import kit_named
+    from mybackprop.harness.trajectory import train
+
+    declared = kit_named(kit())
+    assert all(r.verdict == "pass" for r in mb.check_layers(declared, cases=20, state_cases=5))
+    t = train(declared, steps=3)
+    assert t.verdict == "fail" and t.said.startswith(said), t.lines()
+
+
+def test_the_worked_examples_own_update_steps_follow_pytorch():
+    from mybackprop.harness.layer_check import kit_named
+    from mybackprop.harness.trajectory import train
+
+    for module in (COURSE, BOOK):
+        t = train(kit_named(module.net))
+        assert t.verdict == "pass" and t.optimizer.split(" (")[0] in (
+            "sgd", "Optimizer_SGD.update_params"), t.lines()

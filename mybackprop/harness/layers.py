@@ -55,6 +55,22 @@ class LayerKit:
     conventions: Conventions
     attributes: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_ATTRIBUTES))
     dtypes: tuple[str, ...] = ("float32", "float64")
+    # The user's own update step (the trajectory then trains with it): for functions
+    # sgd(w, dw, config) -> (next_w, config), config holding "learning_rate"; for objects an
+    # optimiser instance with update_params(layer) and its learning_rate.
+    update: Any = None
+
+    def update_name(self) -> str:
+        if self.style == "functions":
+            return _named(self.update)
+        return f"{type(self.update).__name__}.update_params"
+
+    def learning_rate(self, default: float) -> float:
+        """The rate the user's update step uses: an optimiser object's own, else `default`
+        (handed to an update function in its config)."""
+        if self.style == "objects" and self.update is not None:
+            return float(self.update.learning_rate)
+        return default
 
     # -- names for messages ---------------------------------------------------------------
 
@@ -174,7 +190,7 @@ class Session:
                 self.w, self.bias = W, b
                 W = W.T if c.weights == "(in, out)" else W
             else:
-                self.w, self.bias = c.weight(W), c.bias_of(b)
+                self.w, self.bias = np.array(c.weight(W)), c.bias_of(b)
             self.n_out, self.n_in = W.shape
         self.layer: Any = None
         if kit.style == "objects":
@@ -189,7 +205,9 @@ class Session:
     def use_parameters(self, W: np.ndarray, b: np.ndarray) -> None:
         """Canonical W, b for the next forward (a model's parameters after a step)."""
         c = self.kit.conventions
-        self.w, self.bias = c.weight(W), c.bias_of(b)
+        # copies: an update step writes into the layer's arrays (layer.weights -= ...), and a
+        # transpose of an already transposed array would be a view of the caller's
+        self.w, self.bias = np.array(c.weight(W)), c.bias_of(b)
         if self.layer is not None:
             self.set_parameters(self.w, self.bias)
 
@@ -272,33 +290,46 @@ def layer_functions(*, dense: tuple[Callable[..., Any], Callable[..., Any]],
                     loss: Mapping[str, Callable[..., Any]],
                     activations: Mapping[str, tuple[Callable[..., Any], Callable[..., Any]]]
                     | None = None, reduction: str = "mean", dtypes: Any = None,
+                    update: Callable[..., Any] | None = None,
                     **conventions: Any) -> Callable[[Any], dict[str, Any]]:
     """Declare layers written as functions: ``dense=(affine_forward, affine_backward)``,
     ``activations={"relu": (relu_forward, relu_backward)}``,
     ``loss={"softmax_cross_entropy": softmax_loss}``; ``reduction`` is how the losses reduce
     (a table name: "mean" averages over every term), and the conventions (``weights="(in,
-    out)"``, ``bias_shape``) say how the arrays are laid out. Returns the network candidate."""
+    out)"``, ``bias_shape``) say how the arrays are laid out; ``update``, your update step
+    ``sgd(w, dw, config) -> (next_w, config)``, trains the trajectory. Returns the network
+    candidate."""
     return _declare("functions", dense, activations or {}, loss, reduction, dtypes, None,
-                    conventions)
+                    conventions, update)
 
 
 def layer_objects(*, dense: type, loss: Mapping[str, type],
                   activations: Mapping[str, type] | None = None, reduction: str = "mean",
                   attributes: Mapping[str, str] | None = None, dtypes: Any = None,
-                  **conventions: Any) -> Callable[[Any], dict[str, Any]]:
+                  update: Any = None, **conventions: Any) -> Callable[[Any], dict[str, Any]]:
     """Declare layers written as classes: ``dense=Layer_Dense`` (made as ``Layer_Dense(n_in,
     n_out)``; its weights and biases are set by the check), ``activations={"relu":
     Activation_ReLU}``, ``loss={"softmax_cross_entropy": SoftmaxCrossEntropy}``;
     ``attributes`` renames what they store (default: weights, biases, output, dweights,
-    dbiases, dinputs). Returns the network candidate."""
+    dbiases, dinputs); ``update``, your optimiser (an instance with ``update_params(layer)``
+    and ``learning_rate``), trains the trajectory. Returns the network candidate."""
     return _declare("objects", dense, activations or {}, loss, reduction, dtypes, attributes,
-                    conventions)
+                    conventions, update)
 
 
 def _declare(style: str, dense: Any, activations: Mapping[str, Any], losses: Mapping[str, Any],
              reduction: str, dtypes: Any, attributes: Mapping[str, str] | None,
-             conventions: Mapping[str, Any]) -> Callable[[Any], dict[str, Any]]:
+             conventions: Mapping[str, Any], update: Any = None
+             ) -> Callable[[Any], dict[str, Any]]:
     where = f"layer_{style}"
+    if update is not None and style == "functions" and not callable(update):
+        raise CandidateLoadError(f"{where}: update is {_kind(update)}: give your update "
+                                 "function sgd(w, dw, config) -> (next_w, config)")
+    if update is not None and style == "objects" and not (
+            callable(getattr(update, "update_params", None))
+            and isinstance(getattr(update, "learning_rate", None), int | float)):
+        raise CandidateLoadError(f"{where}: update is {_kind(update)}: give your optimiser "
+                                 "instance, with update_params(layer) and its learning_rate")
     for key in conventions:
         if key not in ("weights", "bias_shape"):
             raise CandidateLoadError(f"{where}: unknown keyword {key}=: layers take weights= and "
@@ -343,7 +374,7 @@ def _declare(style: str, dense: Any, activations: Mapping[str, Any], losses: Map
                                      f"{', '.join(DEFAULT_ATTRIBUTES)} to an attribute name")
         names[key] = value
     kit = LayerKit(style, dense, dict(activations), dict(losses), reduction, declared, names,
-                   tuple(dtypes) if dtypes else ("float32", "float64"))
+                   tuple(dtypes) if dtypes else ("float32", "float64"), update)
     supports = {"activations": ["identity", *activations], "losses": list(losses),
                 "reductions": [reduction], "bias": True, "dtypes": list(kit.dtypes),
                 "weights": declared.weights, "bias_shape": declared.bias_shape}

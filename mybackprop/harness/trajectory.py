@@ -83,6 +83,9 @@ def train(kit: LayerKit, steps: int = STEPS, lr: float = LEARNING_RATE,
     if found is None:
         return None
     arch, described = found
+    own = kit.update is not None  # the user's update step trains it, plain SGD at its rate
+    if own:
+        lr, momentum = kit.learning_rate(lr), 0.0
     rng = np.random.default_rng(seed)
     kind = DTYPES[dtype]
     widths = arch.widths
@@ -91,7 +94,8 @@ def train(kit: LayerKit, steps: int = STEPS, lr: float = LEARNING_RATE,
     biases = [(0.1 * rng.standard_normal(widths[l + 1])).astype(kind)
               for l in range(arch.depth)]
     batches = [_batch(rng, arch, kind) for _ in range(steps)]
-    optimizer = f"SGD lr={lr:g}" + (f" momentum={momentum:g}" if momentum else "")
+    optimizer = (f"{kit.update_name()} (lr={lr:g})" if own else
+                 f"SGD lr={lr:g}" + (f" momentum={momentum:g}" if momentum else ""))
     result = Trajectory(optimizer, described, dtype)
     model = _Model(kit, arch)
     torch_oracle, jax_oracle = load_oracle("torch"), load_oracle("jax")
@@ -123,8 +127,16 @@ def train(kit: LayerKit, steps: int = STEPS, lr: float = LEARNING_RATE,
             result.said = f"step {k}: " + _what(problem, mine, reference, mine_so_far,
                                                 refs_so_far)
         mine_so_far.append(mine)
-        # the kit's own step, in its dtype: v = momentum v + g; theta -= lr v
-        for l in range(arch.depth):
+        if own:  # the user's step, held to theta - lr g of its own gradients
+            stepped = model.update(lr)
+            if result.first_wrong is None:
+                said = _update_wrong(kit, weights, biases, mine, stepped, lr, kind)
+                if said:
+                    result.first_wrong, result.said = k, f"step {k}: {said}"
+            weights = [w.astype(kind) for w in stepped[0]]
+            biases = [b.astype(kind) for b in stepped[1]]
+        # the harness's step, in the kit's dtype: v = momentum v + g; theta -= lr v
+        for l in range(arch.depth) if not own else ():
             g = np.concatenate([mine.dW[l].ravel(), mine.db[l].ravel()]).astype(np.float64)
             velocity[l] = momentum * velocity[l] + g
             theta = np.concatenate([weights[l].ravel(), biases[l].ravel()]) - lr * velocity[l]
@@ -174,6 +186,41 @@ def _what(problem: Problem, mine: Gradients, reference: Gradients,
             ", though every earlier step was right: state kept between steps"))
 
 
+def _update_wrong(kit: LayerKit, weights: list[np.ndarray], biases: list[np.ndarray],
+                  grads: Gradients, stepped: tuple[list[np.ndarray], list[np.ndarray]],
+                  lr: float, kind: np.dtype) -> str:
+    """'' where the user's step moved every parameter by -lr x its gradient (within the
+    rounding of one update in the kit's dtype), else what it did."""
+    u = float(np.finfo(kind).eps) / 2
+    before = [*weights, *biases]
+    after = [*stepped[0], *stepped[1]]
+    gradients = [*grads.dW, *grads.db]
+    moved = [np.asarray(a, np.float64) - np.asarray(b, np.float64)
+             for a, b in zip(after, before, strict=True)]
+
+    def by(c: float) -> bool:
+        return all(np.all(np.abs(m + c * g) <= 8 * u * (np.abs(b) + abs(c) * np.abs(g)) + 1e-30)
+                   for m, g, b in zip(moved, gradients, before, strict=True))
+
+    if by(lr):
+        return ""
+    name = kit.update_name()
+    if by(-lr):
+        return f"{name} adds the gradient (theta + lr g): it climbs the loss instead of descending"
+    n = len(weights)
+    if all(np.all(m == 0) for m in moved[n:]) and all(
+            np.all(np.abs(m + lr * g) <= 8 * u * (np.abs(b) + lr * np.abs(g)) + 1e-30)
+            for m, g, b in zip(moved[:n], gradients[:n], before[:n], strict=True)):
+        return f"{name} updates the weights and leaves the biases where they are"
+    flat_m = np.concatenate([m.ravel() for m in moved])
+    flat_g = np.concatenate([np.asarray(g, np.float64).ravel() for g in gradients])
+    c = -float(flat_m @ flat_g) / max(float(flat_g @ flat_g), 1e-300)
+    if c and by(c):
+        return (f"{name} moves the parameters by {c / lr:.4g} x (-lr x gradient) with lr = "
+                f"{lr:g}: another learning rate than the one it holds")
+    return f"{name} does not move the parameters by -lr x gradient (lr = {lr:g})"
+
+
 def _distance(mine: list[np.ndarray], reference: list[np.ndarray]) -> float:
     a = np.concatenate([np.asarray(m, np.float64).ravel() for m in mine])
     b = np.concatenate([np.asarray(r, np.float64).ravel() for r in reference])
@@ -188,6 +235,8 @@ class _Model:
         self.layers: list[tuple[Session, Session | None]] | None = None
         self.loss: Session | None = None
         self.changed_parameters = ""  # the backward that changed its layer's parameters
+        self.last: dict[int, dict[str, np.ndarray]] = {}  # each layer's last gradients
+        self.configs: list[tuple[dict[str, Any], dict[str, Any]]] = []  # an update's state
 
     def gradients(self, problem: Problem) -> Gradients:
         kit, arch = self.kit, self.arch
@@ -220,7 +269,30 @@ class _Model:
                                                              strict=True)):
                 self.changed_parameters = dense.name("backward")
             d, dW[l], db[l] = grads["dx"], grads["dW"], grads["db"]
+            self.last[l] = grads
         return Gradients(float(loss), dW, db, d)
+
+    def update(self, lr: float) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """The user's update step on every dense layer, after its backward: the canonical
+        (weights, biases) it leaves."""
+        kit, c = self.kit, self.kit.conventions
+        assert self.layers is not None
+        weights, biases = [], []
+        for l, (dense, _) in enumerate(self.layers):
+            if kit.style == "objects":
+                kit.update.update_params(dense.layer)
+                w, bias = dense.parameters()
+            else:
+                if len(self.configs) <= l:  # one config per parameter, kept across steps
+                    self.configs.append(({"learning_rate": lr}, {"learning_rate": lr}))
+                grads = self.last[l]
+                w, config_w = kit.update(dense.w, c.weight(grads["dW"]), self.configs[l][0])
+                bias, config_b = kit.update(dense.bias, c.bias_of(grads["db"]),
+                                            self.configs[l][1])
+                self.configs[l] = (config_w or self.configs[l][0], config_b or self.configs[l][1])
+            weights.append(np.asarray(c.weight_back(np.asarray(w)), np.float64))
+            biases.append(np.asarray(bias, np.float64).reshape(-1))
+        return weights, biases
 
 
 class _TorchSGD:
