@@ -175,6 +175,16 @@ def _softmax_without_one(x: Any, y: Any) -> tuple[float, Any]:
     return loss, dx
 
 
+def _softmax_forward(x: Any) -> tuple[Any, Any]:
+    e = np.exp(x - x.max(axis=1, keepdims=True))
+    out = e / e.sum(axis=1, keepdims=True)
+    return out, out
+
+
+def _softmax_backward_diagonal(dout: Any, cache: Any) -> Any:
+    return dout * cache * (1 - cache)  # the Jacobian's diagonal only
+
+
 def _relu_in_place(dout: Any, cache: Any) -> Any:
     dx = dout
     dx[cache <= 0] = 0
@@ -242,6 +252,13 @@ MUTANTS = (
                 lambda: function_kit(softmax_loss=_softmax_without_one),
                 "loss softmax_cross_entropy", "_softmax_without_one returns softmax(scores) / N "
                 "without subtracting 1"),
+    LayerMutant("softmax_elementwise",
+                lambda: layer_functions(
+                    dense=(affine_forward, affine_backward),
+                    activations={"softmax": (_softmax_forward, _softmax_backward_diagonal)},
+                    loss={"softmax_cross_entropy": softmax_loss}, weights="(in, out)"),
+                "activation softmax", "_softmax_backward_diagonal multiplies dout by the "
+                "diagonal of the softmax Jacobian alone"),
     LayerMutant("relu_writes_into_dout", lambda: function_kit(relu_backward=_relu_in_place),
                 "activation relu, parameters", "_relu_in_place changes its argument dout"),
     LayerMutant("affine_reads_a_global",

@@ -444,3 +444,61 @@ def test_the_worked_examples_own_update_steps_follow_pytorch():
         t = train(kit_named(module.net))
         assert t.verdict == "pass" and t.optimizer.split(" (")[0] in (
             "sgd", "Optimizer_SGD.update_params"), t.lines()
+
+
+class Dense_Accumulating_On_Purpose(BOOK.Layer_Dense):
+    """Adds each backward's gradients up, as a framework's layers do, with a zero_grad."""
+
+    def zero_grad(self):
+        self.dweights = np.zeros_like(self.weights)
+        self.dbiases = np.zeros_like(self.biases)
+
+    def backward(self, dvalues):
+        if not hasattr(self, "dweights"):
+            self.zero_grad()
+        self.dweights = self.dweights + np.dot(self.inputs.T, dvalues)
+        self.dbiases = self.dbiases + np.sum(dvalues, axis=0, keepdims=True)
+        self.dinputs = np.dot(dvalues, self.weights.T)
+
+
+class Dense_Zero_Grad_Forgets_Biases(Dense_Accumulating_On_Purpose):
+    def zero_grad(self):
+        self.dweights = np.zeros_like(self.weights)
+        if not hasattr(self, "dbiases"):
+            self.dbiases = np.zeros_like(self.biases)
+
+
+def test_declared_accumulation_is_checked_for_its_zeroing():
+    from mybackprop.harness.layer_check import kit_named
+    from mybackprop.harness.trajectory import train
+
+    def kit(dense):
+        return mb.layer_objects(dense=dense, loss={"mse": BOOK.Loss_MeanSquaredError},
+                                weights="(in, out)", bias_shape="(1, n)", zero_grad="zero_grad")
+
+    results = by_layer(mb.check_layers(kit(Dense_Accumulating_On_Purpose), cases=40,
+                                       state_cases=10))
+    assert all(r.verdict == "pass" for r in results.values()), [
+        line for r in results.values() for line in r.lines()]
+    assert train(kit_named(kit(Dense_Accumulating_On_Purpose)), steps=3).verdict == "pass"
+    broken = by_layer(mb.check_layers(kit(Dense_Zero_Grad_Forgets_Biases), cases=40,
+                                      state_cases=10))["dense, accumulation"]
+    assert broken.verdict == "fail" and broken.diagnosis.startswith(
+        "Dense_Zero_Grad_Forgets_Biases.zero_grad does not zero the gradients"), broken.lines()
+    with pytest.raises(CandidateLoadError, match="zero_grad is 'reset': give the name of the "
+                                                 "method of Dense_Accumulating_On_Purpose"):
+        mb.layer_objects(dense=Dense_Accumulating_On_Purpose,
+                         loss={"mse": BOOK.Loss_MeanSquaredError}, zero_grad="reset")
+
+
+def test_a_declared_write_into_dout_is_a_note():
+    kit = mb.layer_functions(dense=(COURSE.affine_forward, COURSE.affine_backward),
+                             activations={"relu": (COURSE.relu_forward, relu_backward_in_place)},
+                             loss={"softmax_cross_entropy": COURSE.softmax_loss},
+                             weights="(in, out)", writes_dout=True)
+    parameters = by_layer(mb.check_layers(kit, cases=20, state_cases=5))[
+        "activation relu, parameters"]
+    assert parameters.verdict == "pass" and parameters.label == "NOTE"
+    assert parameters.notes[0].startswith("relu_backward_in_place changes its argument dout in "
+                                          "place (dx = dout; dx[...] = 0 writes into the "
+                                          "caller's array), as declared")

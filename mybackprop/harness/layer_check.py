@@ -363,6 +363,10 @@ def _hypotheses(role: str, kind: str, given: dict[str, np.ndarray], refs: dict[s
         a = spec.forward(z)
         found.append(("returns dout unchanged: it never multiplies by the derivative "
                       f"{kind}'(x)", {"dx": g}))
+        if kind == "softmax":
+            found.append(("multiplies dout by the diagonal of the softmax Jacobian alone, "
+                          "a (1 - a): the Jacobian is full, its VJP a (dout - <dout, a>)",
+                          {"dx": g * a * (1 - a)}))
         if spec.elementwise:
             d = spec.derivative(z, a)
             found.append((f"returns the derivative {kind}'(x) alone: it never multiplies by "
@@ -383,9 +387,10 @@ def _hypotheses(role: str, kind: str, given: dict[str, np.ndarray], refs: dict[s
                       {"db": g.mean(axis=0)}))
         found.append(("returns dw and db averaged over the samples: the loss's gradient already "
                       "carries its 1/N", {"dW": refs["dW"] / len(x), "db": refs["db"] / len(x)}))
-        if W.shape[0] == W.shape[1]:
+        if W.shape[0] == W.shape[1]:  # square: the shapes cannot tell
             found.append(("multiplies by W where the VJP needs W^T (dx = dout W^T)",
                           {"dx": g @ W.T}))
+            found.append(("returns dw transposed", {"dW": refs["dW"].T}))
     else:
         spec = LOSSES[kind]
         y_hat = wide["y_hat"]

@@ -37,7 +37,7 @@ from mybackprop.harness.layer_check import (
     layer_roles,
     references,
 )
-from mybackprop.harness.layers import LayerError, LayerKit, Session
+from mybackprop.harness.layers import LayerError, LayerKit, Session, _named
 
 STATE_CASES = 20
 CHECKS = ("stale cache", "accumulation", "parameters", "aliasing")
@@ -198,6 +198,8 @@ def _accumulation(kit: LayerKit, role: str, kind: str, case1: LayerCase, case2: 
     _backward(layer, role, _forward(layer, role, one), one)
     answer = _backward(layer, role, _forward(layer, role, two), two)
     back = layer.name("backward")
+    if role == "dense" and kit.zero_grad:  # it accumulates on purpose: the sum, then zeroed
+        return _declared_accumulation(kit, layer, one, two, answer)
     if not _matches(kit, role, kind, two, answer):
         if role == "dense" and _summed(kit, role, kind, one, two, answer):
             return "fail", (f"{back} accumulates its gradients across iterations (dweights += "
@@ -212,6 +214,23 @@ def _accumulation(kit: LayerKit, role: str, kind: str, case1: LayerCase, case2: 
             return "fail", (f"{back} called twice after one forward returns twice the gradient "
                             "the second time: it accumulates (+=) instead of setting")
         return "fail", f"{back} called twice after one forward answers differently the second time"
+    return None
+
+
+def _declared_accumulation(kit: LayerKit, layer: Session, one: dict[str, np.ndarray],
+                           two: dict[str, np.ndarray], answer: dict[str, np.ndarray]
+                           ) -> tuple[str, str] | None:
+    """A dense layer declared to accumulate (zero_grad=...): two iterations give the sum of
+    both gradients, and after zero_grad one gives its own again."""
+    back, zero = layer.name("backward"), f"{_named(kit.dense)}.{kit.zero_grad}"
+    if not _summed(kit, "dense", "", one, two, answer):
+        return "fail", (f"{back} is declared to accumulate ({kit.zero_grad} zeroes it), but a "
+                        "second iteration's gradients are not the sum of both")
+    layer.zero_grad()
+    fresh = _backward(layer, "dense", _forward(layer, "dense", two), two)
+    if not _matches(kit, "dense", "", two, {n: fresh[n] for n in ("dW", "db")}):
+        return "fail", (f"{zero} does not zero the gradients: after it, a backward still adds "
+                        "to what was there")
     return None
 
 
@@ -237,8 +256,11 @@ def _parameters(kit: LayerKit, role: str, kind: str, case1: LayerCase, case2: La
     if forward_changed:
         return "fail", f"{layer.name('forward')} changes its input x in place"
     if not np.array_equal(handed_dout, dout):
-        return "fail", (f"{layer.name('backward')} changes its argument dout in place (dx = "
-                        "dout; dx[...] = 0 writes into the caller's array): copy it first")
+        said = (f"{layer.name('backward')} changes its argument dout in place (dx = dout; "
+                "dx[...] = 0 writes into the caller's array)")
+        if kit.writes_dout:  # declared: a note
+            return "note", f"{said}, as declared: a caller must not read dout after backward"
+        return "fail", f"{said}: copy it first, or declare writes_dout=True"
     return None
 
 

@@ -59,6 +59,10 @@ class LayerKit:
     # sgd(w, dw, config) -> (next_w, config), config holding "learning_rate"; for objects an
     # optimiser instance with update_params(layer) and its learning_rate.
     update: Any = None
+    # Declared by the user: the dense layer object adds each backward's gradients to what it
+    # holds, on purpose, and this method of it zeroes them (the trajectory calls it each step)
+    zero_grad: str | None = None
+    writes_dout: bool = False  # declared: backward may write into the dout it is handed
 
     def update_name(self) -> str:
         if self.style == "functions":
@@ -211,6 +215,10 @@ class Session:
         if self.layer is not None:
             self.set_parameters(self.w, self.bias)
 
+    def zero_grad(self) -> None:
+        """The declared zero_grad method of a dense layer object, called."""
+        getattr(self.layer, self.kit.zero_grad)()
+
     def set_parameters(self, w: np.ndarray, bias: np.ndarray) -> None:
         setattr(self.layer, self.kit.attributes["weights"], w)
         setattr(self.layer, self.kit.attributes["biases"], bias)
@@ -290,38 +298,51 @@ def layer_functions(*, dense: tuple[Callable[..., Any], Callable[..., Any]],
                     loss: Mapping[str, Callable[..., Any]],
                     activations: Mapping[str, tuple[Callable[..., Any], Callable[..., Any]]]
                     | None = None, reduction: str = "mean", dtypes: Any = None,
-                    update: Callable[..., Any] | None = None,
+                    update: Callable[..., Any] | None = None, writes_dout: bool = False,
                     **conventions: Any) -> Callable[[Any], dict[str, Any]]:
     """Declare layers written as functions: ``dense=(affine_forward, affine_backward)``,
     ``activations={"relu": (relu_forward, relu_backward)}``,
     ``loss={"softmax_cross_entropy": softmax_loss}``; ``reduction`` is how the losses reduce
     (a table name: "mean" averages over every term), and the conventions (``weights="(in,
     out)"``, ``bias_shape``) say how the arrays are laid out; ``update``, your update step
-    ``sgd(w, dw, config) -> (next_w, config)``, trains the trajectory. Returns the network
+    ``sgd(w, dw, config) -> (next_w, config)``, trains the trajectory; ``writes_dout=True``
+    declares that a backward may write into the dout it is handed. Returns the network
     candidate."""
     return _declare("functions", dense, activations or {}, loss, reduction, dtypes, None,
-                    conventions, update)
+                    conventions, update, None, writes_dout)
 
 
 def layer_objects(*, dense: type, loss: Mapping[str, type],
                   activations: Mapping[str, type] | None = None, reduction: str = "mean",
                   attributes: Mapping[str, str] | None = None, dtypes: Any = None,
-                  update: Any = None, **conventions: Any) -> Callable[[Any], dict[str, Any]]:
+                  update: Any = None, zero_grad: str | None = None,
+                  writes_dout: bool = False, **conventions: Any
+                  ) -> Callable[[Any], dict[str, Any]]:
     """Declare layers written as classes: ``dense=Layer_Dense`` (made as ``Layer_Dense(n_in,
     n_out)``; its weights and biases are set by the check), ``activations={"relu":
     Activation_ReLU}``, ``loss={"softmax_cross_entropy": SoftmaxCrossEntropy}``;
     ``attributes`` renames what they store (default: weights, biases, output, dweights,
     dbiases, dinputs); ``update``, your optimiser (an instance with ``update_params(layer)``
-    and ``learning_rate``), trains the trajectory. Returns the network candidate."""
+    and ``learning_rate``), trains the trajectory; ``zero_grad="zero_grad"`` declares that the
+    dense layer adds up its gradients on purpose and names the method that zeroes them;
+    ``writes_dout=True`` that backward may write into the dout it is handed. Returns the
+    network candidate."""
     return _declare("objects", dense, activations or {}, loss, reduction, dtypes, attributes,
-                    conventions, update)
+                    conventions, update, zero_grad, writes_dout)
 
 
 def _declare(style: str, dense: Any, activations: Mapping[str, Any], losses: Mapping[str, Any],
              reduction: str, dtypes: Any, attributes: Mapping[str, str] | None,
-             conventions: Mapping[str, Any], update: Any = None
+             conventions: Mapping[str, Any], update: Any = None,
+             zero_grad: str | None = None, writes_dout: bool = False
              ) -> Callable[[Any], dict[str, Any]]:
     where = f"layer_{style}"
+    if not isinstance(writes_dout, bool):
+        raise CandidateLoadError(f"{where}: writes_dout is {writes_dout!r}: give True or False")
+    if zero_grad is not None and not (isinstance(zero_grad, str) and callable(
+            getattr(dense, zero_grad, None))):
+        raise CandidateLoadError(f"{where}: zero_grad is {zero_grad!r}: give the name of the "
+                                 f"method of {_named(dense)} that zeroes its gradients")
     if update is not None and style == "functions" and not callable(update):
         raise CandidateLoadError(f"{where}: update is {_kind(update)}: give your update "
                                  "function sgd(w, dw, config) -> (next_w, config)")
@@ -374,7 +395,8 @@ def _declare(style: str, dense: Any, activations: Mapping[str, Any], losses: Map
                                      f"{', '.join(DEFAULT_ATTRIBUTES)} to an attribute name")
         names[key] = value
     kit = LayerKit(style, dense, dict(activations), dict(losses), reduction, declared, names,
-                   tuple(dtypes) if dtypes else ("float32", "float64"), update)
+                   tuple(dtypes) if dtypes else ("float32", "float64"), update, zero_grad,
+                   writes_dout)
     supports = {"activations": ["identity", *activations], "losses": list(losses),
                 "reductions": [reduction], "bias": True, "dtypes": list(kit.dtypes),
                 "weights": declared.weights, "bias_shape": declared.bias_shape}

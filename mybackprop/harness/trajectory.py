@@ -250,6 +250,8 @@ class _Model:
         a, handles = problem.X, []
         for (dense, act), W, b in zip(self.layers, problem.weights, problem.biases, strict=True):
             dense.use_parameters(W, b)
+            if kit.zero_grad:  # declared to accumulate: zeroed before each step, as a loop does
+                dense.zero_grad()
             a, handle = dense.forward(a)
             act_handle = None
             if act is not None:
