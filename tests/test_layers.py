@@ -150,7 +150,9 @@ def test_the_command_prints_each_layer_by_the_users_names(tmp_path):
     ({"activations": {"swish": (COURSE.relu_forward, COURSE.relu_backward)}},
      "activation 'swish' is not one of the table's"),
     ({"loss": {}}, "declare at least one loss"),
-    ({"layout": "columns"}, "unknown keyword layout=: layers take weights= and bias_shape="),
+    ({"targets": "one_hot"}, "unknown keyword targets=: layers take weights=, bias_shape= and "
+     "layout="),
+    ({"layout": "flat"}, "layout is 'flat': layers take 'rows' (x is (N, n)) or 'columns'"),
     ({"weights": "(in,out)"}, "weights is '(in,out)': choose one of"),
 ])
 def test_a_declaration_that_cannot_be_used_is_one_line(declared, said):
@@ -502,3 +504,22 @@ def test_a_declared_write_into_dout_is_a_note():
     assert parameters.notes[0].startswith("relu_backward_in_place changes its argument dout in "
                                           "place (dx = dout; dx[...] = 0 writes into the "
                                           "caller's array), as declared")
+
+
+def test_a_kit_with_samples_as_columns_is_checked_in_its_own_layout(tmp_path):
+    columns = example("../tests/layers/columns_kit")
+    results = mb.check_layers(columns.net, cases=100, state_cases=10)
+    assert all(r.verdict == "pass" for r in results), [line for r in results
+                                                        for line in r.lines()]
+    assert mb.check(columns.net, cases=60, html=False, out=tmp_path / "run").status == "pass"
+
+    def sigmoid_backward_alone(dout, a):
+        return a * (1 - a)
+
+    twin = mb.layer_functions(
+        dense=(columns.dense_forward, columns.dense_backward),
+        activations={"sigmoid": (columns.sigmoid_forward, sigmoid_backward_alone)},
+        loss={"half_mse": columns.quadratic_cost}, reduction="batch_mean", layout="columns")
+    sigmoid = by_layer(mb.check_layers(twin, cases=60, state_cases=0))["activation sigmoid"]
+    assert sigmoid.verdict == "fail" and sigmoid.diagnosis.startswith(
+        "sigmoid_backward_alone returns the derivative sigmoid'(x) alone"), sigmoid.lines()

@@ -163,10 +163,10 @@ class LayerKit:
             a, cache = dense.forward(a)
             act = act_cache = None
             if layer.activation != "identity":
-                act = self.session("activation", layer.activation)
+                act = self.session("activation", layer.activation, handed=True)
                 a, act_cache = act.forward(a)
             steps.append((dense, cache, act, act_cache))
-        loss_layer = self.session("loss", arch.loss)
+        loss_layer = self.session("loss", arch.loss, handed=True)
         loss, handle = loss_layer.forward(a, handed.Y)
         d = loss_layer.backward(handle)["dx"]
         dW, db = [None] * arch.depth, [None] * arch.depth
@@ -233,19 +233,37 @@ class Session:
     def name(self, part: str = "") -> str:
         return self.kit.name_of(self.role, self.kind, part)
 
+    # Arrays cross a session in rows (N, n), canonical, and are handed to the user's layer in
+    # the kit's layout (columns: (n, N)); a `handed` session (the composed network) gets and
+    # returns them in the kit's layout already.
+
+    def _in(self, a: np.ndarray) -> np.ndarray:
+        return a if self.handed else self.kit.conventions.batch(a)
+
+    def _out(self, value: Any, rows_shape: tuple[int, int], where: str, name: str) -> np.ndarray:
+        c = self.kit.conventions
+        shape = rows_shape if c.layout == "rows" else rows_shape[::-1]
+        array = _array(value, shape, where, name)
+        return array if self.handed or c.layout == "rows" else c.batch_back(array, shape[0])
+
+    def _samples(self, a: np.ndarray) -> int:
+        columns = self.handed and self.kit.conventions.layout == "columns"
+        return a.shape[-1] if columns else a.shape[0]
+
     def forward(self, x: np.ndarray, y: np.ndarray | None = None) -> tuple[Any, Any]:
         kit, role = self.kit, self.role
-        self.rows = len(x)
+        self.rows = self._samples(x)
         if role == "loss":
             return self._loss_forward(x, y)
+        n = self.n_out if role == "dense" else x.size // self.rows
+        mine = self._in(x)
         if kit.style == "functions":
             forward = kit.dense[0] if role == "dense" else kit.activations[self.kind][0]
-            called = forward(x, self.w, self.bias) if role == "dense" else forward(x)
+            called = forward(mine, self.w, self.bias) if role == "dense" else forward(mine)
             out, handle = _pair(called, self.name("forward"), "(out, cache)")
         else:
-            out, handle = kit._forward(self.layer, role, self.kind, x), None
-        n = self.n_out if role == "dense" else x.shape[-1]
-        return _array(out, (len(x), n), self.name("forward"), "out"), handle
+            out, handle = kit._forward(self.layer, role, self.kind, mine), None
+        return self._out(out, (self.rows, n), self.name("forward"), "out"), handle
 
     def backward(self, handle: Any, dout: np.ndarray | None = None) -> dict[str, np.ndarray]:
         kit, role, c = self.kit, self.role, self.kit.conventions
@@ -258,41 +276,49 @@ class Session:
                 dvalues = getattr(self.layer, kit.attributes["output"], None)
                 self.layer.backward(y_hat.copy() if dvalues is None else dvalues, y.copy())
                 dx = kit._read(self.layer, role, self.kind, "dinputs")
-            return {"dx": _array(dx, handle[2], where, "dx")}
+            return {"dx": self._out(dx, handle[2], where, "dx")}
+        assert dout is not None
+        samples = self._samples(dout)
+        mine = self._in(dout)
         if kit.style == "functions":
             backward = kit.dense[1] if role == "dense" else kit.activations[self.kind][1]
-            grads = backward(dout, handle)
+            grads = backward(mine, handle)
             if role == "dense" and (not isinstance(grads, tuple | list) or len(grads) != 3):
                 raise LayerError(f"{where} returned {_kind(grads)}: return (dx, dw, db)")
         else:
-            self.layer.backward(dout)
+            self.layer.backward(mine)
             keys = ("dinputs", "dweights", "dbiases") if role == "dense" else ("dinputs",)
             grads = tuple(kit._read(self.layer, role, self.kind, key) for key in keys)
         if role != "dense":
             dx = grads[0] if kit.style == "objects" else grads
-            return {"dx": _array(dx, dout.shape, where, "dx")}
+            units = dout.size // samples
+            return {"dx": self._out(dx, (samples, units), where, "dx")}
         dx, dw, db = grads
         dw = _array(dw, self.w.shape, where, "dw")
         db = _array(db, c.bias_dims(self.n_out), where, "db")
         if not self.handed:
             dw, db = c.weight_back(dw), db.reshape(self.n_out)
-        return {"dx": _array(dx, (len(dout), self.n_in), where, "dx"), "dW": dw, "db": db}
+        return {"dx": self._out(dx, (samples, self.n_in), where, "dx"), "dW": dw, "db": db}
 
     def _loss_forward(self, y_hat: np.ndarray, y: Any) -> tuple[float, Any]:
-        kit, where = self.kit, self.name()
+        kit, where, c = self.kit, self.name(), self.kit.conventions
+        samples = self._samples(y_hat)
+        n_out = y_hat.size // samples
+        if not self.handed:
+            classes = LOSSES[self.kind].targets == "classes"
+            y_hat, y = c.batch(y_hat), c.targets_of(y, n_out, y_hat.dtype, classes)
         if kit.style == "functions":
             loss, dx = _pair(kit.losses[self.kind](y_hat, y), where, "(loss, dscores)")
-            handle = (None, dx, y_hat.shape)
+            handle = (None, dx, (samples, n_out))
         else:
             loss = self.layer.forward(y_hat, y)
-            handle = (y_hat, y, y_hat.shape)
+            handle = (y_hat, y, (samples, n_out))
         values = np.asarray(loss, dtype=np.float64)
-        if values.ndim == 1 and len(values) == len(y_hat):  # per-sample losses: reduce them
-            values = values.sum() / REDUCTIONS[kit.reduction].divisor(len(y_hat), 1)
+        if values.ndim == 1 and len(values) == samples:  # per-sample losses: reduce them
+            values = values.sum() / REDUCTIONS[kit.reduction].divisor(samples, 1)
         if values.size != 1:
             raise LayerError(f"{where} returned a loss of shape {values.shape}: return one number")
         return float(values.reshape(())), handle
-
 
 def layer_functions(*, dense: tuple[Callable[..., Any], Callable[..., Any]],
                     loss: Mapping[str, Callable[..., Any]],
@@ -352,9 +378,12 @@ def _declare(style: str, dense: Any, activations: Mapping[str, Any], losses: Map
         raise CandidateLoadError(f"{where}: update is {_kind(update)}: give your optimiser "
                                  "instance, with update_params(layer) and its learning_rate")
     for key in conventions:
-        if key not in ("weights", "bias_shape"):
-            raise CandidateLoadError(f"{where}: unknown keyword {key}=: layers take weights= and "
-                                     "bias_shape= (rows of samples, one batch per call)")
+        if key not in ("weights", "bias_shape", "layout"):
+            raise CandidateLoadError(f"{where}: unknown keyword {key}=: layers take weights=, "
+                                     "bias_shape= and layout= (one batch per call)")
+    if conventions.get("layout", "rows") not in ("rows", "columns"):
+        raise CandidateLoadError(f"{where}: layout is {conventions['layout']!r}: layers take "
+                                 "'rows' (x is (N, n)) or 'columns' (x is (n, N))")
     try:
         declared = Conventions(**conventions)
     except ConventionError as exc:
@@ -399,7 +428,8 @@ def _declare(style: str, dense: Any, activations: Mapping[str, Any], losses: Map
                    writes_dout)
     supports = {"activations": ["identity", *activations], "losses": list(losses),
                 "reductions": [reduction], "bias": True, "dtypes": list(kit.dtypes),
-                "weights": declared.weights, "bias_shape": declared.bias_shape}
+                "weights": declared.weights, "bias_shape": declared.bias_shape,
+                "layout": declared.layout}
 
     def network(problem: Any) -> dict[str, Any]:
         return kit.network(problem)
