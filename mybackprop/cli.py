@@ -178,7 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="training steps of the trajectory, SGD and SGD with momentum, "
                              "against torch.optim.SGD and optax.sgd (5; 0: none)")
     layers.add_argument("--out", type=Path, metavar="DIR",
-                        help="also write DIR/report.html: the verdicts and the trajectory plots")
+                        help="also write DIR/report.html (the verdicts and the trajectory plots) "
+                             "and DIR/layers.json (the same, as data)")
     return parser
 
 

@@ -314,6 +314,11 @@ def test_the_layers_report_shows_verdicts_and_trajectory_plots_in_chromium(tmp_p
         "call never shows" in result.stdout, result.stdout
     page = (tmp_path / "out" / "report.html").read_text()
     assert page.count("<svg") == 2 and "accumulated across steps, never zeroed" in page
+    data = json.loads((tmp_path / "out" / "layers.json").read_text())
+    assert [t["first_wrong_step"] for t in data["trajectories"]] == [2, 2]
+    assert all(len(t["loss"]) == len(t["distance_from_torch"]) == 5
+               for t in data["trajectories"])
+    assert {r["layer"]: r["verdict"] for r in data["layers"]}["dense, accumulation"] == "fail"
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:  # the page's text is checked above; the browser where it is installed
         pytest.skip("Debian's chromium is not installed (scripts/test.sh installs it)")

@@ -31,6 +31,7 @@ from mybackprop.reporting.records import (
 )
 
 HTML_FILE = "report.html"
+LAYERS_FILE = "layers.json"  # mybackprop layers --out: the verdicts and trajectories as data
 WORST_SHOWN = 8  # failures with per-tensor error bars
 
 
@@ -278,7 +279,8 @@ def inline_html(summary: dict[str, Any], folder: Path) -> str:
 def write_layers_html(folder: Path, impl: str, described: str, results: list[Any],
                       trajectories: list[Any], headline: str, no_trajectory: str) -> Path:
     """report.html for `mybackprop layers --out`: every layer's verdict with its diagnosis,
-    and each trajectory's loss and parameter distance per step, plotted."""
+    and each trajectory's loss and parameter distance per step, plotted; layers.json holds
+    the same as data."""
     import jinja2
 
     environment = jinja2.Environment(
@@ -293,6 +295,20 @@ def write_layers_html(folder: Path, impl: str, described: str, results: list[Any
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / HTML_FILE
     path.write_text(page)
+    # the same, as data: every verdict, and each trajectory's loss and distance per step
+    (folder / LAYERS_FILE).write_text(json.dumps({
+        "impl": impl, "settings": described, "headline": headline,
+        "layers": [{"layer": r.layer, "functions": r.names, "verdict": r.verdict,
+                    "cases": r.cases, "failed": r.failed, "errors": r.errors,
+                    "problem": r.problem, "diagnosis": r.diagnosis, "notes": r.notes}
+                   for r in results],
+        "trajectories": [{"optimizer": t.optimizer, "network": t.network, "dtype": t.dtype,
+                          "verdict": t.verdict, "first_wrong_step": t.first_wrong,
+                          "said": t.said, "loss": t.losses,
+                          "reference_loss": t.reference_losses,
+                          "distance_from_torch": t.distances,
+                          "optax_distance_from_torch": t.optax_distances}
+                         for t in trajectories]}, indent=1))
     return path
 
 
