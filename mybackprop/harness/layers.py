@@ -238,7 +238,11 @@ class Session:
     # returns them in the kit's layout already.
 
     def _in(self, a: np.ndarray) -> np.ndarray:
-        return a if self.handed else self.kit.conventions.batch(a)
+        """The array itself, or its transpose as a view: what the layer writes into it, or
+        keeps of it, is the caller's array (the parameters and aliasing checks look there)."""
+        if self.handed or self.kit.conventions.layout == "rows":
+            return a
+        return a.T
 
     def _out(self, value: Any, rows_shape: tuple[int, int], where: str, name: str) -> np.ndarray:
         c = self.kit.conventions
@@ -306,7 +310,7 @@ class Session:
         n_out = y_hat.size // samples
         if not self.handed:
             classes = LOSSES[self.kind].targets == "classes"
-            y_hat, y = c.batch(y_hat), c.targets_of(y, n_out, y_hat.dtype, classes)
+            y_hat, y = self._in(y_hat), c.targets_of(y, n_out, y_hat.dtype, classes)
         if kit.style == "functions":
             loss, dx = _pair(kit.losses[self.kind](y_hat, y), where, "(loss, dscores)")
             handle = (None, dx, (samples, n_out))
