@@ -155,27 +155,62 @@ class LayerKit:
 
     def network(self, handed: Any) -> dict[str, Any]:
         """Forward and backward through the user's layers, in their conventions (the contract's
-        adapter hands the problem over and reads the answer back)."""
-        arch = handed.architecture
-        a, steps = handed.X, []
-        for W, b, layer in zip(handed.weights, handed.biases, arch.layers, strict=True):
-            dense = self.session("dense", "", W, b, handed=True)
-            a, cache = dense.forward(a)
-            act = act_cache = None
-            if layer.activation != "identity":
-                act = self.session("activation", layer.activation, handed=True)
-                a, act_cache = act.forward(a)
-            steps.append((dense, cache, act, act_cache))
-        loss_layer = self.session("loss", arch.loss, handed=True)
-        loss, handle = loss_layer.forward(a, handed.Y)
-        d = loss_layer.backward(handle)["dx"]
+        adapter hands the problem over and reads the answer back): fresh layers every call."""
+        return Stack(self, handed.architecture, handed=True).gradients(
+            handed.X, handed.Y, handed.weights, handed.biases)
+
+class Stack:
+    """A kit's layers put together for one architecture: a dense layer and its activation per
+    layer, then the loss. The layers are made on the first call and kept, as a model keeps
+    them: the composed network makes a fresh Stack each case (`handed`: its arrays in the
+    kit's conventions); a training loop (`training`) keeps one across steps, sets the
+    parameters before each, zeroes declared accumulators, and notes a backward that changes
+    its own layer's parameters."""
+
+    def __init__(self, kit: LayerKit, arch: Any, handed: bool = False,
+                 training: bool = False) -> None:
+        self.kit, self.arch, self.handed, self.training = kit, arch, handed, training
+        self.layers: list[tuple[Session, Session | None]] = []
+        self.loss: Session | None = None
+        self.changed_parameters = ""  # the backward that changed its layer's parameters
+        self.last: dict[int, dict[str, np.ndarray]] = {}  # each layer's last gradients
+
+    def gradients(self, X: np.ndarray, Y: np.ndarray, weights: Any, biases: Any
+                  ) -> dict[str, Any]:
+        """{'loss', 'dW', 'dX', 'db'} at these parameters and this batch."""
+        kit, arch = self.kit, self.arch
+        if not self.layers:
+            self.layers = [(kit.session("dense", "", W, b, self.handed),
+                            None if layer.activation == "identity"
+                            else kit.session("activation", layer.activation, handed=self.handed))
+                           for W, b, layer in zip(weights, biases, arch.layers, strict=True)]
+            self.loss = kit.session("loss", arch.loss, handed=self.handed)
+        a, handles = X, []
+        for (dense, act), W, b in zip(self.layers, weights, biases, strict=True):
+            if self.training:
+                dense.use_parameters(W, b)
+                if kit.zero_grad:  # declared to accumulate: zeroed before each step
+                    dense.zero_grad()
+            a, handle = dense.forward(a)
+            act_handle = None
+            if act is not None:
+                a, act_handle = act.forward(a)
+            handles.append((handle, act_handle))
+        assert self.loss is not None
+        loss, handle = self.loss.forward(a, Y)
+        d = self.loss.backward(handle)["dx"]
         dW, db = [None] * arch.depth, [None] * arch.depth
         for l in reversed(range(arch.depth)):
-            dense, cache, act, act_cache = steps[l]
+            dense, act = self.layers[l]
             if act is not None:
-                d = act.backward(act_cache, d)["dx"]
-            grads = dense.backward(cache, d)
+                d = act.backward(handles[l][1], d)["dx"]
+            held = [np.array(p, copy=True) for p in dense.parameters()] if self.training else []
+            grads = dense.backward(handles[l][0], d)
+            if held and not all(np.array_equal(p, q) for p, q in zip(
+                    held, dense.parameters(), strict=True)):
+                self.changed_parameters = dense.name("backward")
             d, dW[l], db[l] = grads["dx"], grads["dW"], grads["db"]
+            self.last[l] = grads
         return {"loss": loss, "dW": dW, "db": db, "dX": d}
 
 class Session:

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from mybackprop.harness.layers import LayerKit, Session
+from mybackprop.harness.layers import LayerKit, Stack
 from mybackprop.judging.compare import compare
 from mybackprop.judging.tolerance import Tolerance, scales_for
 from mybackprop.spec.problem import Architecture, Gradients, Layer, Problem
@@ -97,19 +97,19 @@ def train(kit: LayerKit, steps: int = STEPS, lr: float = LEARNING_RATE,
     optimizer = (f"{kit.update_name()} (lr={lr:g})" if own else
                  f"SGD lr={lr:g}" + (f" momentum={momentum:g}" if momentum else ""))
     result = Trajectory(optimizer, described, dtype)
-    model = _Model(kit, arch)
+    model = Stack(kit, arch, training=True)
+    configs: list[tuple[dict[str, Any], dict[str, Any]]] = []
     torch_oracle, jax_oracle = load_oracle("torch"), load_oracle("jax")
     torch_run = _TorchSGD(weights, biases, lr, momentum)
     optax_run = _OptaxSGD(weights, biases, lr, momentum)
-    params = [np.concatenate([w.ravel(), b.ravel()]) for w, b in zip(weights, biases,
-                                                                     strict=True)]
-    velocity = [np.zeros_like(p, dtype=np.float64) for p in params]
+    velocity = [np.zeros(w.size + b.size) for w, b in zip(weights, biases, strict=True)]
     mine_so_far: list[Gradients] = []
     refs_so_far: list[Gradients] = []
     for k, (X, Y) in enumerate(batches, start=1):
         problem = Problem(arch, weights, biases, X, Y)
         with np.errstate(all="ignore"):
-            mine = model.gradients(problem)
+            answer = model.gradients(problem.X, problem.Y, problem.weights, problem.biases)
+        mine = Gradients(float(answer["loss"]), answer["dW"], answer["db"], answer["dX"])
         reference = torch_oracle.gradients(problem)
         result.losses.append(mine.loss)
         wide = (X.astype(np.float64), Y if Y.dtype.kind != "f" else Y.astype(np.float64))
@@ -128,7 +128,7 @@ def train(kit: LayerKit, steps: int = STEPS, lr: float = LEARNING_RATE,
                                                 refs_so_far)
         mine_so_far.append(mine)
         if own:  # the user's step, held to theta - lr g of its own gradients
-            stepped = model.update(lr)
+            stepped = _update(model, lr, configs)
             if result.first_wrong is None:
                 said = _update_wrong(kit, weights, biases, mine, stepped, lr, kind)
                 if said:
@@ -227,74 +227,27 @@ def _distance(mine: list[np.ndarray], reference: list[np.ndarray]) -> float:
     return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-300))
 
 
-class _Model:
-    """The kit's layers as a model keeps them: made once, parameters set before every step."""
-
-    def __init__(self, kit: LayerKit, arch: Architecture) -> None:
-        self.kit, self.arch = kit, arch
-        self.layers: list[tuple[Session, Session | None]] | None = None
-        self.loss: Session | None = None
-        self.changed_parameters = ""  # the backward that changed its layer's parameters
-        self.last: dict[int, dict[str, np.ndarray]] = {}  # each layer's last gradients
-        self.configs: list[tuple[dict[str, Any], dict[str, Any]]] = []  # an update's state
-
-    def gradients(self, problem: Problem) -> Gradients:
-        kit, arch = self.kit, self.arch
-        if self.layers is None:
-            self.layers = [(kit.session("dense", "", W, b),
-                            None if layer.activation == "identity"
-                            else kit.session("activation", layer.activation))
-                           for W, b, layer in zip(problem.weights, problem.biases, arch.layers,
-                                                  strict=True)]
-            self.loss = kit.session("loss", arch.loss)
-        a, handles = problem.X, []
-        for (dense, act), W, b in zip(self.layers, problem.weights, problem.biases, strict=True):
-            dense.use_parameters(W, b)
-            if kit.zero_grad:  # declared to accumulate: zeroed before each step, as a loop does
-                dense.zero_grad()
-            a, handle = dense.forward(a)
-            act_handle = None
-            if act is not None:
-                a, act_handle = act.forward(a)
-            handles.append((handle, act_handle))
-        assert self.loss is not None
-        loss, handle = self.loss.forward(a, problem.Y)
-        d = self.loss.backward(handle)["dx"]
-        dW, db = [None] * arch.depth, [None] * arch.depth
-        for l in reversed(range(arch.depth)):
-            dense, act = self.layers[l]
-            if act is not None:
-                d = act.backward(handles[l][1], d)["dx"]
-            held = [np.array(a, copy=True) for a in dense.parameters()]
-            grads = dense.backward(handles[l][0], d)
-            if not all(np.array_equal(a, b) for a, b in zip(held, dense.parameters(),
-                                                             strict=True)):
-                self.changed_parameters = dense.name("backward")
-            d, dW[l], db[l] = grads["dx"], grads["dW"], grads["db"]
-            self.last[l] = grads
-        return Gradients(float(loss), dW, db, d)
-
-    def update(self, lr: float) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        """The user's update step on every dense layer, after its backward: the canonical
-        (weights, biases) it leaves."""
-        kit, c = self.kit, self.kit.conventions
-        assert self.layers is not None
-        weights, biases = [], []
-        for l, (dense, _) in enumerate(self.layers):
-            if kit.style == "objects":
-                kit.update.update_params(dense.layer)
-                w, bias = dense.parameters()
-            else:
-                if len(self.configs) <= l:  # one config per parameter, kept across steps
-                    self.configs.append(({"learning_rate": lr}, {"learning_rate": lr}))
-                grads = self.last[l]
-                w, config_w = kit.update(dense.w, c.weight(grads["dW"]), self.configs[l][0])
-                bias, config_b = kit.update(dense.bias, c.bias_of(grads["db"]),
-                                            self.configs[l][1])
-                self.configs[l] = (config_w or self.configs[l][0], config_b or self.configs[l][1])
-            weights.append(np.asarray(c.weight_back(np.asarray(w)), np.float64))
-            biases.append(np.asarray(bias, np.float64).reshape(-1))
-        return weights, biases
+def _update(model: Stack, lr: float, configs: list[tuple[dict[str, Any], dict[str, Any]]]
+            ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The user's update step on every dense layer, after its backward: the canonical
+    (weights, biases) it leaves. `configs`: an update function's state per parameter, kept
+    across steps."""
+    kit, c = model.kit, model.kit.conventions
+    weights, biases = [], []
+    for l, (dense, _) in enumerate(model.layers):
+        if kit.style == "objects":
+            kit.update.update_params(dense.layer)
+            w, bias = dense.parameters()
+        else:
+            if len(configs) <= l:
+                configs.append(({"learning_rate": lr}, {"learning_rate": lr}))
+            grads = model.last[l]
+            w, config_w = kit.update(dense.w, c.weight(grads["dW"]), configs[l][0])
+            bias, config_b = kit.update(dense.bias, c.bias_of(grads["db"]), configs[l][1])
+            configs[l] = (config_w or configs[l][0], config_b or configs[l][1])
+        weights.append(np.asarray(c.weight_back(np.asarray(w)), np.float64))
+        biases.append(np.asarray(bias, np.float64).reshape(-1))
+    return weights, biases
 
 
 class _TorchSGD:
