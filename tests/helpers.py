@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+from pathlib import Path
 from typing import Any
+
+import numpy as np
+import pytest
 
 import mybackprop as mb
 from mybackprop.harness.contract import Candidate, Supports, to_gradients
@@ -47,3 +53,35 @@ def level_disagreements(function: Any, reference: Any, problem: Problem) -> list
     dtype = problem.dtype.name
     allowed = Tolerance().allowed(gradient_scales(problem), dtype, reference_dtype=dtype)
     return [c for c in compare(*answers, allowed) if not c.passed]
+
+
+# -- a real browser ----------------------------------------------------------------------------
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                  "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync"]
+needs_chromium = pytest.mark.skipif(
+    CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium; "
+    "scripts/test.sh installs it where it can)")
+
+
+def in_chromium(page: Path, profile: Path, height: int) -> tuple[str, np.ndarray]:
+    """The page's DOM after its scripts ran, and the RGB pixels of a 1300 x `height`
+    screenshot, from real headless Chromium (a profile folder of its own)."""
+    import matplotlib.image
+
+    flags = [*CHROMIUM_FLAGS, f"--user-data-dir={profile}"]
+    dom = subprocess.run([CHROMIUM, *flags, "--dump-dom", page.as_uri()],
+                         capture_output=True, text=True, timeout=120).stdout
+    shot = profile.parent / f"{profile.name}-shot.png"
+    subprocess.run([CHROMIUM, *flags, f"--window-size=1300,{height}", f"--screenshot={shot}",
+                    page.as_uri()], capture_output=True, timeout=120)
+    return dom, matplotlib.image.imread(str(shot))[..., :3]
+
+
+def share_of(pixels: np.ndarray, colour: int) -> int:
+    """How many pixels are (within 5%) the colour 0xRRGGBB."""
+    rgb = np.array([(colour >> 16) & 255, (colour >> 8) & 255, colour & 255]) / 255
+    return int(np.all(np.abs(pixels - rgb) < 0.05, axis=-1).sum())
+

@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-
-import numpy as np
 import pytest
+from helpers import in_chromium, needs_chromium, share_of
 from test_cli import run
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 HOSTILE_NAME = "<img src=x onerror=alert(1)>"
 HOSTILE_MESSAGE = "<script>alert(1)</script>"
 
@@ -67,21 +61,12 @@ def test_report_of_a_folder_without_cases_is_one_line_and_exit_2(tmp_path):
     assert "has no cases.jsonl: give a run folder" in result.stderr
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (apt-get "
-                    "install chromium; scripts/test.sh installs it where it can)")
+@needs_chromium
 def test_chromium_loads_the_page_and_shows_the_plots(report, tmp_path):
-    profile = ["--user-data-dir=" + str(tmp_path / "profile")]
-    dom = subprocess.run([CHROMIUM, *FLAGS, *profile, "--dump-dom", report.as_uri()],
-                         capture_output=True, text=True, timeout=120).stdout
+    # tall enough for a heatmap per candidate over the whole table
+    dom, pixels = in_chromium(report, tmp_path / "profile", 5000)
     assert "Failures (" in dom and dom.count("<svg") >= 5
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in dom  # still text after the scripts ran
-    shot = tmp_path / "shot.png"  # tall enough for a heatmap per candidate over the whole table
-    subprocess.run([CHROMIUM, *FLAGS, *profile, "--window-size=1300,5000",
-                    f"--screenshot={shot}", report.as_uri()], capture_output=True, timeout=120)
-    import matplotlib.image
-
-    pixels = matplotlib.image.imread(str(shot))[..., :3]
     # The plots' own colours are on screen: the red of failing bars and the heatmap's cells.
-    red = np.all(np.abs(pixels - np.array([0xc4, 0x4e, 0x52]) / 255) < 0.05, axis=-1)
-    blue = np.all(np.abs(pixels - np.array([0x4c, 0x72, 0xb0]) / 255) < 0.05, axis=-1)
-    assert red.sum() > 500 and blue.sum() > 500, (red.sum(), blue.sum())
+    red, blue = share_of(pixels, 0xc44e52), share_of(pixels, 0x4c72b0)
+    assert red > 500 and blue > 500, (red, blue)

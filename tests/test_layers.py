@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import in_chromium, needs_chromium, share_of
 
 import mybackprop as mb
 from mybackprop.harness.contract import CandidateLoadError
@@ -300,41 +301,38 @@ def test_a_state_bug_leaves_the_trajectory_at_the_step_it_shows(dense, said):
     assert t.verdict == "fail" and t.said == said, t.lines()
 
 
-def test_the_layers_report_shows_verdicts_and_trajectory_plots_in_chromium(tmp_path):
-    import shutil
-
+@pytest.fixture(scope="module")
+def layers_report(tmp_path_factory):
+    """`mybackprop layers --out` on the accumulating twin: its stdout and its folder."""
+    out = tmp_path_factory.mktemp("layers") / "out"
     twin = ROOT / "tests" / "layers" / "accumulating_book.py"
     result = subprocess.run([sys.executable, "-m", "mybackprop", "layers", "--impl",
-                             f"{twin}:net", "--cases", "60", "--out", str(tmp_path / "out")],
+                             f"{twin}:net", "--cases", "60", "--out", str(out)],
                             capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert result.returncode == 1, result.stdout + result.stderr
-    assert "FAIL  dense, accumulation: Layer_Dense.forward / Layer_Dense.backward" in \
-        result.stdout
+    return result.stdout, out
+
+
+def test_the_layers_report_holds_verdicts_trajectories_and_their_data(layers_report):
+    stdout, out = layers_report
+    assert "FAIL  dense, accumulation: Layer_Dense.forward / Layer_Dense.backward" in stdout
     assert "trajectories: 0 of 2 follow PyTorch's; fix dense, accumulation: state that one " \
-        "call never shows" in result.stdout, result.stdout
-    page = (tmp_path / "out" / "report.html").read_text()
+        "call never shows" in stdout, stdout
+    page = (out / "report.html").read_text()
     assert page.count("<svg") == 2 and "accumulated across steps, never zeroed" in page
-    data = json.loads((tmp_path / "out" / "layers.json").read_text())
+    data = json.loads((out / "layers.json").read_text())
     assert [t["first_wrong_step"] for t in data["trajectories"]] == [2, 2]
     assert all(len(t["loss"]) == len(t["distance_from_torch"]) == 5
                for t in data["trajectories"])
     assert {r["layer"]: r["verdict"] for r in data["layers"]}["dense, accumulation"] == "fail"
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:  # the page's text is checked above; the browser where it is installed
-        pytest.skip("Debian's chromium is not installed (scripts/test.sh installs it)")
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path / 'p'}"]
-    dom = subprocess.run([chromium, *flags, "--dump-dom", (tmp_path / "out" / "report.html")
-                          .as_uri()], capture_output=True, text=True, timeout=120).stdout
-    assert dom.count("<svg") == 2 and "dense, accumulation" in dom
-    shot = tmp_path / "shot.png"
-    subprocess.run([chromium, *flags, "--window-size=1300,1800", f"--screenshot={shot}",
-                    (tmp_path / "out" / "report.html").as_uri()], capture_output=True,
-                   timeout=120)
-    import matplotlib.image
 
-    pixels = matplotlib.image.imread(str(shot))[..., :3]
-    red = np.all(np.abs(pixels - np.array([0xc0, 0x39, 0x2b]) / 255) < 0.05, axis=-1)
-    assert red.sum() > 200, red.sum()  # the kit's trajectory, drawn in red, is on screen
+
+@needs_chromium
+def test_the_layers_report_shows_the_trajectory_plots_in_chromium(layers_report, tmp_path):
+    _, out = layers_report
+    dom, pixels = in_chromium(out / "report.html", tmp_path / "profile", 1800)
+    assert dom.count("<svg") == 2 and "dense, accumulation" in dom
+    assert share_of(pixels, 0xc0392b) > 200  # the kit's trajectory, drawn in red, is on screen
 
 
 # -- the layer zoo -----------------------------------------------------------------------------

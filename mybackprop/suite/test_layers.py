@@ -26,9 +26,11 @@ def _kit(config: pytest.Config) -> Any:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    kit = _kit(metafunc.config)
+    if "momentum" in metafunc.fixturenames:  # a kit's own update step is plain SGD: one
+        metafunc.parametrize("momentum", [0.0] if kit.update is not None else [0.0, 0.9])
     if "layer" not in metafunc.fixturenames:
         return
-    kit = _kit(metafunc.config)
     roles = [(role, kind) for role, kind in layer_roles(kit)]
     metafunc.parametrize("layer", roles, ids=[role if role == "dense" else f"{role}-{kind}"
                                               for role, kind in roles])
@@ -51,13 +53,9 @@ def test_layer_state(request: pytest.FixtureRequest, layer: tuple[str, str]) -> 
     assert not bad, "\n".join(line for r in bad for line in r.lines())
 
 
-@pytest.mark.parametrize("momentum", [0.0, 0.9])
 def test_training_trajectory(request: pytest.FixtureRequest, momentum: float) -> None:
     """5 steps of SGD against torch.optim.SGD and optax.sgd, the first wrong step named."""
-    kit = _kit(request.config)
-    if kit.update is not None and momentum:
-        pytest.skip("the kit's own update step trains it: plain SGD, the other trajectory")
-    trajectory = train(kit, momentum=momentum)
+    trajectory = train(_kit(request.config), momentum=momentum)
     if trajectory is None:
         pytest.skip("no loss the kit's layers can feed")
     assert trajectory.verdict == "pass", "\n".join(trajectory.lines())
