@@ -70,14 +70,20 @@ FUNCTIONS = {"affine_backward": affine_backward, "relu_backward": relu_backward,
              "softmax_loss": softmax_loss}
 
 
-def function_kit(**replaced: Callable[..., Any]) -> Callable[[Any], Any]:
+def function_kit(softmax: tuple[Callable[..., Any], Callable[..., Any]] | None = None,
+                 **replaced: Callable[..., Any]) -> Callable[[Any], Any]:
+    """The reference kit of layer functions, some replaced (by name); `softmax`: a softmax
+    activation's pair, beside the others."""
     f = {**FUNCTIONS, **replaced}
+    activations = {"relu": (relu_forward, f["relu_backward"]),
+                   "sigmoid": (sigmoid_forward, f["sigmoid_backward"]),
+                   "tanh": (tanh_forward, f["tanh_backward"])}
+    if softmax is not None:
+        activations["softmax"] = softmax
     return layer_functions(
         dense=(replaced.get("affine_forward", affine_forward), f["affine_backward"]),
-        activations={"relu": (relu_forward, f["relu_backward"]),
-                     "sigmoid": (sigmoid_forward, f["sigmoid_backward"]),
-                     "tanh": (tanh_forward, f["tanh_backward"])},
-        loss={"softmax_cross_entropy": f["softmax_loss"]}, weights="(in, out)")
+        activations=activations, loss={"softmax_cross_entropy": f["softmax_loss"]},
+        weights="(in, out)")
 
 
 class Dense:
@@ -118,74 +124,68 @@ def object_kit(dense: type = Dense, relu: type = ReLU) -> Callable[[Any], Any]:
 
 
 # -- the mutants -------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class LayerMutant:
-    name: str
-    make: Callable[[], Callable[[Any], Any]]  # the kit
-    check: str  # the result that must fail: a layer ("activation relu") or a state check
-    said: str  # how its diagnosis must begin
+# Each slip is written as a user would name it; a mutant's diagnosis begins with that name.
 
 
-def _relu_unmasked(dout: Any, cache: Any) -> Any:
+def relu_backward_unmasked(dout: Any, cache: Any) -> Any:
     return dout.copy()
 
 
-def _relu_masks_by_dout(dout: Any, cache: Any) -> Any:
+def relu_backward_masks_by_dout(dout: Any, cache: Any) -> Any:
     return dout * (dout > 0)
 
 
-def _sigmoid_no_dout(dout: Any, cache: Any) -> Any:
+def sigmoid_backward_without_dout(dout: Any, cache: Any) -> Any:
     return cache * (1 - cache)
 
 
-def _sigmoid_at_output(dout: Any, cache: Any) -> Any:
+def sigmoid_backward_at_output(dout: Any, cache: Any) -> Any:
     s = 0.5 * (1 + np.tanh(0.5 * cache))  # sigmoid'(a) where sigmoid'(x) belongs
     return dout * s * (1 - s)
 
 
-def _tanh_sign(dout: Any, cache: Any) -> Any:
+def tanh_backward_sign(dout: Any, cache: Any) -> Any:
     return dout * (cache ** 2 - 1)
 
 
-def _affine_averaged(dout: Any, cache: Any) -> tuple[Any, Any, Any]:
+def affine_backward_averaged(dout: Any, cache: Any) -> tuple[Any, Any, Any]:
     dx, dw, db = affine_backward(dout, cache)
     return dx, dw / len(dout), db / len(dout)
 
 
-def _affine_db_mean(dout: Any, cache: Any) -> tuple[Any, Any, Any]:
+def affine_backward_db_mean(dout: Any, cache: Any) -> tuple[Any, Any, Any]:
     dx, dw, _ = affine_backward(dout, cache)
     return dx, dw, dout.mean(axis=0)
 
 
-def _affine_dx_doubled(dout: Any, cache: Any) -> tuple[Any, Any, Any]:
+def affine_backward_dx_doubled(dout: Any, cache: Any) -> tuple[Any, Any, Any]:
     dx, dw, db = affine_backward(dout, cache)
     return 2 * dx, dw, db
 
 
-def _softmax_summed(x: Any, y: Any) -> tuple[float, Any]:
+def softmax_loss_summed(x: Any, y: Any) -> tuple[float, Any]:
     loss, dx = softmax_loss(x, y)
     return loss, dx * len(x)
 
 
-def _softmax_without_one(x: Any, y: Any) -> tuple[float, Any]:
+def softmax_loss_without_one(x: Any, y: Any) -> tuple[float, Any]:
     loss, dx = softmax_loss(x, y)
     dx = dx.copy()
     dx[np.arange(len(x)), y] += 1 / len(x)
     return loss, dx
 
 
-def _softmax_forward(x: Any) -> tuple[Any, Any]:
+def softmax_forward(x: Any) -> tuple[Any, Any]:
     e = np.exp(x - x.max(axis=1, keepdims=True))
     out = e / e.sum(axis=1, keepdims=True)
     return out, out
 
 
-def _softmax_backward_diagonal(dout: Any, cache: Any) -> Any:
+def softmax_backward_diagonal(dout: Any, cache: Any) -> Any:
     return dout * cache * (1 - cache)  # the Jacobian's diagonal only
 
 
-def _relu_in_place(dout: Any, cache: Any) -> Any:
+def relu_backward_in_place(dout: Any, cache: Any) -> Any:
     dx = dout
     dx[cache <= 0] = 0
     return dx
@@ -194,17 +194,19 @@ def _relu_in_place(dout: Any, cache: Any) -> Any:
 _LAST: dict[str, Any] = {}
 
 
-def _affine_forward_global(x: Any, w: Any, b: Any) -> tuple[Any, Any]:
+def affine_forward_global(x: Any, w: Any, b: Any) -> tuple[Any, Any]:
     _LAST["x"] = x
     return x.dot(w) + b, (x, w, b)
 
 
-def _affine_backward_global(dout: Any, cache: Any) -> tuple[Any, Any, Any]:
+def affine_backward_global(dout: Any, cache: Any) -> tuple[Any, Any, Any]:
     _, w, _ = cache
     return dout.dot(w.T), _LAST["x"].T.dot(dout), dout.sum(axis=0)
 
 
-class _DenseAccumulating(Dense):
+class Dense_Accumulating(Dense):  # noqa: N801 - the book's class names
+    """Gradients added into arrays made on the first backward, never zeroed."""
+
     def backward(self, dvalues: Any) -> None:
         if not hasattr(self, "dweights"):
             self.dweights = np.zeros_like(self.weights)
@@ -214,62 +216,77 @@ class _DenseAccumulating(Dense):
         self.dinputs = dvalues @ self.weights.T
 
 
-class _DenseStale(Dense):
+class Dense_Stale(Dense):  # noqa: N801
+    """Keeps the inputs of its first forward only."""
+
     def forward(self, inputs: Any) -> None:
         if not hasattr(self, "inputs"):
             self.inputs = inputs
         self.output = inputs @ self.weights + self.biases
 
 
-class _DenseUpdating(Dense):
+class Dense_Updating(Dense):  # noqa: N801
+    """Takes an SGD step inside backward."""
+
     def backward(self, dvalues: Any) -> None:
         super().backward(dvalues)
         self.weights = self.weights - 0.1 * self.dweights
 
 
+@dataclass(frozen=True)
+class LayerMutant:
+    name: str
+    make: Callable[[], Callable[[Any], Any]]  # the kit
+    check: str  # the result that must fail: a layer ("activation relu") or a state check
+    said: str  # how its diagnosis must begin
+
+
+def _mutant(name: str, check: str, says: str, slip: Any, **kit: Any) -> LayerMutant:
+    """The reference kit with the `slip` in place (function_kit's keyword, or object_kit's
+    dense=); its diagnosis begins with the slip's name, then `says`."""
+    where = f"{slip.__name__}.backward" if isinstance(slip, type) else slip.__name__
+    make = ((lambda: object_kit(dense=slip)) if isinstance(slip, type)
+            else (lambda: function_kit(**kit)))
+    return LayerMutant(name, make, check, f"{where} {says}")
+
+
 MUTANTS = (
-    LayerMutant("relu_unmasked", lambda: function_kit(relu_backward=_relu_unmasked),
-                "activation relu", "_relu_unmasked returns dout unchanged"),
-    LayerMutant("relu_masks_by_dout", lambda: function_kit(relu_backward=_relu_masks_by_dout),
-                "activation relu", "_relu_masks_by_dout masks by the sign of dout"),
-    LayerMutant("sigmoid_without_dout", lambda: function_kit(sigmoid_backward=_sigmoid_no_dout),
-                "activation sigmoid", "_sigmoid_no_dout returns the derivative sigmoid'(x) "
-                "alone"),
-    LayerMutant("sigmoid_at_output", lambda: function_kit(sigmoid_backward=_sigmoid_at_output),
-                "activation sigmoid", "_sigmoid_at_output evaluates the derivative at the output"),
-    LayerMutant("tanh_sign", lambda: function_kit(tanh_backward=_tanh_sign),
-                "activation tanh", "_tanh_sign returns dx with the wrong sign"),
-    LayerMutant("affine_averaged", lambda: function_kit(affine_backward=_affine_averaged),
-                "dense", "_affine_averaged returns dw and db averaged over the samples"),
-    LayerMutant("affine_db_mean", lambda: function_kit(affine_backward=_affine_db_mean),
-                "dense", "_affine_db_mean returns db = dout's mean"),
-    LayerMutant("affine_dx_doubled", lambda: function_kit(affine_backward=_affine_dx_doubled),
-                "dense", "_affine_dx_doubled returns dx 2 times the right value"),
-    LayerMutant("softmax_loss_summed", lambda: function_kit(softmax_loss=_softmax_summed),
-                "loss softmax_cross_entropy", "_softmax_summed returns the gradient of the summed "
-                "loss"),
-    LayerMutant("softmax_loss_without_one",
-                lambda: function_kit(softmax_loss=_softmax_without_one),
-                "loss softmax_cross_entropy", "_softmax_without_one returns softmax(scores) / N "
-                "without subtracting 1"),
-    LayerMutant("softmax_elementwise",
-                lambda: layer_functions(
-                    dense=(affine_forward, affine_backward),
-                    activations={"softmax": (_softmax_forward, _softmax_backward_diagonal)},
-                    loss={"softmax_cross_entropy": softmax_loss}, weights="(in, out)"),
-                "activation softmax", "_softmax_backward_diagonal multiplies dout by the "
-                "diagonal of the softmax Jacobian alone"),
-    LayerMutant("relu_writes_into_dout", lambda: function_kit(relu_backward=_relu_in_place),
-                "activation relu, parameters", "_relu_in_place changes its argument dout"),
-    LayerMutant("affine_reads_a_global",
-                lambda: function_kit(affine_forward=_affine_forward_global,
-                                     affine_backward=_affine_backward_global),
-                "dense, stale cache", "_affine_backward_global ignores its cache argument"),
-    LayerMutant("dense_accumulates", lambda: object_kit(dense=_DenseAccumulating),
-                "dense, accumulation", "_DenseAccumulating.backward accumulates its gradients"),
-    LayerMutant("dense_keeps_first_inputs", lambda: object_kit(dense=_DenseStale),
-                "dense, stale cache", "_DenseStale.backward after a second forward uses the "
-                "first forward's inputs"),
-    LayerMutant("dense_updates_in_backward", lambda: object_kit(dense=_DenseUpdating),
-                "dense, parameters", "_DenseUpdating.backward changes the layer's weights"),
+    _mutant("relu_unmasked", "activation relu", "returns dout unchanged",
+            relu_backward_unmasked, relu_backward=relu_backward_unmasked),
+    _mutant("relu_masks_by_dout", "activation relu", "masks by the sign of dout",
+            relu_backward_masks_by_dout, relu_backward=relu_backward_masks_by_dout),
+    _mutant("sigmoid_without_dout", "activation sigmoid",
+            "returns the derivative sigmoid'(x) alone", sigmoid_backward_without_dout,
+            sigmoid_backward=sigmoid_backward_without_dout),
+    _mutant("sigmoid_at_output", "activation sigmoid", "evaluates the derivative at the output",
+            sigmoid_backward_at_output, sigmoid_backward=sigmoid_backward_at_output),
+    _mutant("tanh_sign", "activation tanh", "returns dx with the wrong sign",
+            tanh_backward_sign, tanh_backward=tanh_backward_sign),
+    _mutant("affine_averaged", "dense", "returns dw and db averaged over the samples",
+            affine_backward_averaged, affine_backward=affine_backward_averaged),
+    _mutant("affine_db_mean", "dense", "returns db = dout's mean", affine_backward_db_mean,
+            affine_backward=affine_backward_db_mean),
+    _mutant("affine_dx_doubled", "dense", "returns dx 2 times the right value",
+            affine_backward_dx_doubled, affine_backward=affine_backward_dx_doubled),
+    _mutant("softmax_loss_summed", "loss softmax_cross_entropy",
+            "returns the gradient of the summed loss", softmax_loss_summed,
+            softmax_loss=softmax_loss_summed),
+    _mutant("softmax_loss_without_one", "loss softmax_cross_entropy",
+            "returns softmax(scores) / N without subtracting 1", softmax_loss_without_one,
+            softmax_loss=softmax_loss_without_one),
+    _mutant("softmax_elementwise", "activation softmax",
+            "multiplies dout by the diagonal of the softmax Jacobian alone",
+            softmax_backward_diagonal, softmax=(softmax_forward, softmax_backward_diagonal)),
+    _mutant("relu_writes_into_dout", "activation relu, parameters",
+            "changes its argument dout", relu_backward_in_place,
+            relu_backward=relu_backward_in_place),
+    _mutant("affine_reads_a_global", "dense, stale cache", "ignores its cache argument",
+            affine_backward_global, affine_forward=affine_forward_global,
+            affine_backward=affine_backward_global),
+    _mutant("dense_accumulates", "dense, accumulation", "accumulates its gradients",
+            Dense_Accumulating),
+    _mutant("dense_keeps_first_inputs", "dense, stale cache",
+            "after a second forward uses the first forward's inputs", Dense_Stale),
+    _mutant("dense_updates_in_backward", "dense, parameters", "changes the layer's weights",
+            Dense_Updating),
 )

@@ -20,6 +20,19 @@ from helpers import in_chromium, needs_chromium, share_of
 import mybackprop as mb
 from mybackprop.harness.contract import CandidateLoadError
 
+# the layer zoo's slips, each put into the worked examples' own layers below
+from mybackprop.layer_zoo import (
+    Dense_Stale,
+    Dense_Updating,
+    affine_backward_averaged,
+    affine_backward_global,
+    affine_forward_global,
+    relu_backward_in_place,
+    relu_backward_masks_by_dout,
+    relu_backward_unmasked,
+    softmax_loss_summed,
+)
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -57,24 +70,6 @@ def test_the_worked_examples_pass_with_their_declarations_only(module, tmp_path)
     assert all(r.cases == (300 if "," not in r.layer else 20) for r in results)
     checked = mb.check(module.net, cases=120, html=False, out=tmp_path / "run")
     assert checked.status == "pass", checked.summary
-
-
-def relu_backward_masks_by_dout(dout, cache):
-    return dout * (dout > 0)
-
-
-def relu_backward_unmasked(dout, cache):
-    return dout.copy()
-
-
-def affine_backward_averaged(dout, cache):
-    dx, dw, db = COURSE.affine_backward(dout, cache)
-    return dx, dw / len(dout), db / len(dout)
-
-
-def softmax_loss_summed(x, y):
-    loss, dx = COURSE.softmax_loss(x, y)
-    return loss, dx * len(x)
 
 
 @pytest.mark.parametrize("replaced, layer, said, batch", [
@@ -185,43 +180,6 @@ def test_not_a_kit_is_one_line():
 # -- state across calls ------------------------------------------------------------------------
 
 Dense_Accumulating = example("../tests/layers/accumulating_book").Layer_Dense  # += dweights
-
-
-class Dense_Stale(BOOK.Layer_Dense):
-    """Keeps the inputs of its first forward only."""
-
-    def forward(self, inputs):
-        if not hasattr(self, "inputs"):
-            self.inputs = inputs
-        self.output = np.dot(inputs, self.weights) + self.biases
-
-
-class Dense_Updating(BOOK.Layer_Dense):
-    """Takes an SGD step inside backward."""
-
-    def backward(self, dvalues):
-        super().backward(dvalues)
-        self.weights = self.weights - 0.1 * self.dweights
-
-
-_LAST = {}
-
-
-def affine_forward_global(x, w, b):
-    _LAST["x"] = x
-    return x.dot(w) + b, (x, w, b)
-
-
-def affine_backward_global(dout, cache):
-    _, w, b = cache
-    x = _LAST["x"]  # the last forward's input, not this cache's
-    return dout.dot(w.T), x.T.dot(dout), dout.sum(axis=0)
-
-
-def relu_backward_in_place(dout, cache):
-    dx = dout
-    dx[cache <= 0] = 0
-    return dx
 
 
 def book_kit(dense):
