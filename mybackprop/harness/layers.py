@@ -32,7 +32,6 @@ from mybackprop.harness.contract import CandidateLoadError, candidate
 from mybackprop.harness.conventions import ConventionError, Conventions
 from mybackprop.spec.table import ACTIVATIONS, LOSSES, REDUCTIONS
 
-STYLES = ("functions", "objects")
 # The attributes a layer object keeps, by default the from-scratch book's names.
 DEFAULT_ATTRIBUTES = {"weights": "weights", "biases": "biases", "output": "output",
                       "dweights": "dweights", "dbiases": "dbiases", "dinputs": "dinputs"}
@@ -45,7 +44,8 @@ class LayerError(Exception):
 @dataclass(frozen=True)
 class LayerKit:
     """A user's layers, by role: the dense layer, activations by table name, losses by table
-    name, in one of the two STYLES, with the conventions its arrays are in."""
+    name, in one of the two styles ("functions" or "objects"), with the conventions its arrays
+    are in."""
 
     style: str
     dense: Any  # (forward, backward) functions, or a class
@@ -239,7 +239,6 @@ class Session:
             else:
                 thing = kit.activations[kind] if role == "activation" else kit.losses[kind]
                 self.layer = kit._instance(thing, role, kind)
-        self.rows = 0
 
     def use_parameters(self, W: np.ndarray, b: np.ndarray) -> None:
         """Canonical W, b for the next forward (a model's parameters after a step)."""
@@ -291,10 +290,10 @@ class Session:
 
     def forward(self, x: np.ndarray, y: np.ndarray | None = None) -> tuple[Any, Any]:
         kit, role = self.kit, self.role
-        self.rows = self._samples(x)
         if role == "loss":
             return self._loss_forward(x, y)
-        n = self.n_out if role == "dense" else x.size // self.rows
+        samples = self._samples(x)
+        n = self.n_out if role == "dense" else x.size // samples
         mine = self._in(x)
         if kit.style == "functions":
             forward = kit.dense[0] if role == "dense" else kit.activations[self.kind][0]
@@ -302,7 +301,7 @@ class Session:
             out, handle = _pair(called, self.name("forward"), "(out, cache)")
         else:
             out, handle = kit._forward(self.layer, role, self.kind, mine), None
-        return self._out(out, (self.rows, n), self.name("forward"), "out"), handle
+        return self._out(out, (samples, n), self.name("forward"), "out"), handle
 
     def backward(self, handle: Any, dout: np.ndarray | None = None) -> dict[str, np.ndarray]:
         kit, role, c = self.kit, self.role, self.kit.conventions
