@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/zoo.py               # 50 live cases per mutant and space
     .venv/bin/python bench/zoo.py --cases 10    # a quick look
+    .venv/bin/python bench/zoo.py --only batch_sum,transposed_dw --layer-seeds 0
     .venv/bin/python -c "import sys; sys.path.insert(0, 'bench'); import zoo; zoo.layer_table(10)"
 
 For each mutant in mybackprop.zoo, random problems from what it supports are drawn until
@@ -38,14 +39,19 @@ def main() -> None:
     parser.add_argument("--layer-seeds", type=int, default=10,
                         help="runs of the layer checks per layer mutant, seeds 0.. (10; 0: "
                              "none)")
+    parser.add_argument("--only", default="", help="comma-separated mutants (default: all)")
     args = parser.parse_args()
+    only = [n for n in args.only.split(",") if n]
+    unknown = sorted(set(only) - set(zoo.ZOO))
+    if unknown:
+        parser.error(f"no mutant {', '.join(unknown)} in mybackprop.zoo")
     checker = Checker([load_oracle("torch"), load_oracle("jax")])
     started = time.perf_counter()
     rows = []
     totals: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
     misses: list[str] = []
     wrong: list[str] = []  # detected, and a pattern other than the slip's named (not "unknown")
-    for name in zoo.ZOO:
+    for name in only or zoo.ZOO:
         candidate = load_candidate(f"mybackprop.zoo:{name}")
         cells = [name, zoo.ZOO[name][1]]
         for space_name, options in SPACES.items():

@@ -58,7 +58,8 @@ def _backprop(problem: Any, *, loss_derivative: Callable[[Array, Array], Array] 
               parameters: dict[str, float] | None = None,
               layer_derivative: Callable[[int, list[Any], Array], Array | None] = (
                   lambda l, specs, z: None),
-              propagate: Callable[[Array, Array], Array] = lambda delta, W: delta @ W
+              propagate: Callable[[Array, Array], Array] = lambda delta, W: delta @ W,
+              probability_clip: float | None = None, reverse_layers: bool = False
               ) -> dict[str, Any]:
     """Loss and gradients of the batch; each keyword replaces one step with a slip."""
     weights, biases, X, Y = problem.weights, problem.biases, problem.X, problem.Y
@@ -82,8 +83,11 @@ def _backprop(problem: Any, *, loss_derivative: Callable[[Array, Array], Array] 
             terms = -np.log(p[np.arange(len(Y)), Y])
             d_terms = p - np.eye(y_hat.shape[1], dtype=y_hat.dtype)[Y]
     else:
-        terms = loss.terms(y_hat, Y)
-        d_terms = (loss_derivative or loss.derivative)(y_hat, Y)
+        # np.clip(p, eps, 1 - eps) before the log, in the value and the derivative alike
+        p = y_hat if probability_clip is None else np.clip(
+            y_hat, probability_clip, 1 - probability_clip if loss.output == "sigmoid" else 1)
+        terms = loss.terms(p, Y)
+        d_terms = (loss_derivative or loss.derivative)(p, Y)
     value = terms.sum() / right_divisor
     G = d_terms / (divisor(len(X), n_terms) if divisor else right_divisor)
     dW: list[Array] = [np.empty(0)] * depth
@@ -113,6 +117,8 @@ def _backprop(problem: Any, *, loss_derivative: Callable[[Array, Array], Array] 
         if problem.l2_biases:
             db = [None if g is None else g + penalty_gradient(c, b).astype(g.dtype)
                   for g, b in zip(db, biases, strict=True)]
+    if reverse_layers:  # lists built from the output down, never reversed
+        dW, db = dW[::-1], db[::-1]
     answer = {"loss": value, "dW": dW, "db": db, "dX": np.zeros_like(G) if zero_dx else G}
     if intermediates:
         answer["intermediates"] = {"Z": Z, "A": A[1:], "delta": deltas}
@@ -416,6 +422,35 @@ def dx_not_propagated(problem: Any) -> dict[str, Any]:
     return _backprop(problem, zero_dx=True)
 
 
+@_mutant("constant_factor", "1/N", reductions={"sum"})
+def mean_gradient_of_a_sum(problem: Any) -> dict[str, Any]:
+    """The loss sums over the batch; its gradient is averaged (divided by N) all the same."""
+    return _backprop(problem, divisor=lambda n, terms: n)
+
+
+@_mutant("reversed_layers", width=(3, 3), bias=True)
+def gradients_reversed(problem: Any) -> dict[str, Any]:
+    """dW and db appended from the output layer down and returned without reversing, in a
+    network whose layers all have one shape and a bias (else the shapes give it away)."""
+    return _backprop(problem, reverse_layers=True)
+
+
+@_mutant("reduced_precision")
+def weight_gradients_in_float16(problem: Any) -> dict[str, Any]:
+    """dW_l = Delta_l^T A_(l-1) computed in float16 (to save memory), then cast back."""
+    def in_float16(delta: Array, A: list[Array], l: int) -> Array:
+        with np.errstate(over="ignore", invalid="ignore"):
+            return (delta.T.astype(np.float16) @ A[l].astype(np.float16)).astype(delta.dtype)
+    return _backprop(problem, weight_gradient=in_float16)
+
+
+@_mutant("probability_clipped", losses={"categorical_cross_entropy", "binary_cross_entropy"})
+def probabilities_clipped(problem: Any) -> dict[str, Any]:
+    """p clipped to [1e-7, 1 - 1e-7] before the log (Keras' epsilon), in the loss and in its
+    derivative: right wherever every probability is inside."""
+    return _backprop(problem, probability_clip=1e-7)
+
+
 # Ordinary networks: inputs 0.1 to 10, logits at the hidden scale (bench/zoo.py's other space
 # is CaseSpace's default, where many networks saturate).
 MODERATE = {"input_log10_scale": (-1.0, 1.0), "max_output_log10_scale": 0}
@@ -438,6 +473,8 @@ def live_cases(name: str, count: int, seed: int = 0, max_draws: int = 3000,
         penalties[key] = None if declared is None else (declared,)
     if "width" in function.supports:  # a mutant live only in some widths (square layers)
         supports["min_width"], supports["max_width"] = function.supports["width"]
+    if "bias" in function.supports:
+        supports["bias"] = function.supports["bias"]
     case_space = CaseSpace(**{"max_depth": 3, **penalties, **supports, **space})
     rng = np.random.default_rng(seed)
     found = 0

@@ -134,3 +134,90 @@ def test_overflow_is_never_blamed_on_a_finite_loss(both_oracles):
     assert "while the loss value is finite" in summary and "the loss overflows" not in summary, \
         summary
     assert "relu" not in summary  # a relu layer has no exp to overflow
+
+
+def weights_through_float16(problem):
+    """Every dW computed in float16: cast before the product, cast back after."""
+    answer = mb.matrix(problem)
+    answer["dW"] = [w.astype(np.float16).astype(w.dtype) for w in answer["dW"]]
+    return answer
+
+
+def weights_slightly_off(problem):
+    """Every dW moved by a few parts in a thousand, at random: no narrower type does that."""
+    answer = mb.matrix(problem)
+    rng = np.random.default_rng(0)
+    answer["dW"] = [(w * (1 + 3e-3 * rng.standard_normal(w.shape))).astype(w.dtype)
+                    for w in answer["dW"]]
+    return answer
+
+
+def test_weights_computed_in_float16_are_named_so_and_noise_is_not(both_oracles):
+    for dtype in ("float32", "float64"):
+        problem = _problem((4, 5, 3), ("tanh", "identity"), batch=8, dtype=dtype)
+        outcome = check(weights_through_float16, problem, both_oracles)
+        assert outcome.verdict == "fail", outcome.message()
+        assert outcome.diagnosis.pattern == "reduced_precision", outcome.message()
+        assert outcome.diagnosis.summary.startswith("dW1, dW2 are computed in float16")
+        outcome = check(weights_slightly_off, problem, both_oracles)
+        assert outcome.verdict == "fail", outcome.message()
+        assert outcome.diagnosis.pattern != "reduced_precision", outcome.message()
+
+
+def product_in_float16(problem):
+    """dW1 = Delta^T A computed in float16, where its terms pass 65,504: inf. (The network is
+    relu then identity, mse summed.)"""
+    answer = mb.matrix(problem)
+    (W1, W2), (b1, b2), A = problem.weights, problem.biases, problem.X
+    z = A @ W1.T + b1
+    delta = (2 * (np.maximum(z, 0) @ W2.T + b2 - problem.Y) @ W2) * (z > 0)
+    with np.errstate(over="ignore", invalid="ignore"):
+        answer["dW"][0] = (delta.T.astype(np.float16) @ A.astype(np.float16)).astype(A.dtype)
+    return answer
+
+
+def test_a_weight_gradient_that_overflows_float16_is_placed_in_its_product(both_oracles):
+    layers = (Layer(4, "relu"), Layer(3, "identity"))
+    problem = build_problem(CaseConfig(Architecture(3, layers, "mse", "sum"),
+                                       6, "float32", 300.0, 1.0, 5))
+    outcome = check(product_in_float16, problem, both_oracles)
+    assert outcome.verdict == "error" and outcome.diagnosis is not None, outcome.message()
+    assert outcome.diagnosis.pattern == "reduced_precision", outcome.message()
+    assert "past float16's largest number (65504)" in outcome.diagnosis.summary
+    assert outcome.diagnosis.parameters == ("dW1",)
+
+
+def clipped_derivative_only(problem):
+    """The loss right, its derivative taken at probabilities clipped to [1e-7, 1]."""
+    from mybackprop.spec.table import LOSSES
+
+    loss = LOSSES[problem.loss]
+    answer = mb.matrix(problem)
+    A = [problem.X]
+    for W, b, name in zip(problem.weights, problem.biases, problem.activations, strict=True):
+        z = A[-1] @ W.T + (0 if b is None else b)
+        A.append(problem.architecture.activation_spec(name).forward(z))
+    g = loss.derivative(np.clip(A[-1], 1e-7, 1), problem.Y) / problem.batch_size
+    for l in reversed(range(len(problem.weights))):
+        f = problem.architecture.activation_spec(problem.activations[l])
+        z = A[l] @ problem.weights[l].T + (0 if problem.biases[l] is None else problem.biases[l])
+        delta = f.backward(z, A[l + 1], g)
+        answer["dW"][l] = delta.T @ A[l]
+        answer["db"][l] = None if problem.biases[l] is None else delta.sum(axis=0)
+        g = delta @ problem.weights[l]
+    answer["dX"] = g
+    return answer
+
+
+def test_a_clip_in_the_derivative_alone_is_named_from_the_gradients(both_oracles):
+    layers = (Layer(4, "tanh"), Layer(3, "softmax"))
+    problem = build_problem(CaseConfig(Architecture(3, layers, "categorical_cross_entropy",
+                                                    "batch_mean"), 6, "float64", 3.0, 100.0, 5))
+    from mybackprop.levels.matrix import forward
+    assert np.min(forward(problem.float64()).a[-1]) < 1e-7  # the clip moves something
+    outcome = check(clipped_derivative_only, problem, both_oracles)
+    assert outcome.verdict == "fail", outcome.message()
+    assert outcome.diagnosis.pattern == "probability_clipped", outcome.message()
+    assert outcome.diagnosis.summary.startswith(
+        "the loss's derivative is computed on probabilities clipped to [1e-07, 1] (the "
+        "derivative taken at the clipped probabilities)"), outcome.message()

@@ -30,6 +30,7 @@ import numpy as np
 
 from mybackprop.judging.compare import TensorComparison
 from mybackprop.judging.tolerance import (
+    UNIT_ROUNDOFF,
     Tolerance,
     gradient_scales,
     scales_replacing_derivatives,
@@ -99,6 +100,8 @@ PATTERNS: dict[str, str] = {
                            "(clip(p, eps, 1)), which changes its value where p < eps",
     "forward_wrong": "the forward pass or the loss value already wrong",
     "penalty": "the L2 penalty's gradient missing, halved, doubled or on the wrong tensors",
+    "reduced_precision": "part of the gradient computed in a narrower type (float16, bfloat16) "
+                         "than the problem's",
     "overflow": "NaN or inf where the oracles are finite",
     "raised": "the candidate raised: where, in its own code, and the shapes of what it used",
     "unknown": "none of the known patterns",
@@ -131,8 +134,8 @@ def diagnose_fail(problem: Problem, answer: Gradients, reference: Gradients,
     # slip. A factor none of N, 2, ... names comes last: a slip may explain it better.
     fits: dict[str, tuple[str, str, list[str], dict[str, Any]]] = {}
     # the first three explain a wrong loss value too; the others, gradients only
-    gradients = (_zero, _factor, _transposed, _reversed, _slips, _shifted) if ctx.failing \
-        else ()
+    gradients = (_zero, _factor, _transposed, _reversed, _slips, _shifted,
+                 _reduced_precision) if ctx.failing else ()
     for hypothesis in (_penalty_slip, _other_parameter, _clipped, *gradients):
         found = hypothesis(ctx)
         if found is not None and found[0] not in fits:
@@ -171,7 +174,7 @@ def diagnose_fail(problem: Problem, answer: Gradients, reference: Gradients,
 _SHAPE = re.compile(r"^(dW|db|dX)(\d*) has shape \(([\d, ]*)\), expected \(([\d, ]*)\)")
 _RAISED = re.compile(r"^raised (\w+): (.*) \(at (.+?) line (\d+), in ([^:;)]+)(?:: (.*?))?"
                      r"(?:; shapes: (.*))?\)$")
-_NONFINITE = re.compile(r"^(loss|dW\d+|db\d+|dX)(\[[\d, ]*\])? is NaN or inf")
+_NONFINITE = re.compile(r"^(loss|dW\d+|db\d+|dX)(\[[\d, ]*\])?(?: \(and ([\w, ]+)\))? is NaN or inf")
 
 
 def diagnose_error(problem: Problem, reason: str) -> Diagnosis | None:
@@ -181,7 +184,9 @@ def diagnose_error(problem: Problem, reason: str) -> Diagnosis | None:
         return _shape_diagnosis(problem, *shape.groups())
     nonfinite = _NONFINITE.match(reason)
     if nonfinite:
-        return _overflow(problem, nonfinite.group(1), reason)
+        others = nonfinite.group(3)
+        return _overflow(problem, nonfinite.group(1), reason,
+                         (nonfinite.group(1), *(others.split(", ") if others else ())))
     raised = _RAISED.match(reason)
     if raised:
         kind, message, file, line, function, code, shapes = raised.groups()
@@ -325,36 +330,71 @@ CLIP_EPS = (1e-7, 1e-8, 1e-9, 1e-10, 1e-12, 1e-15, 1e-16)
 
 
 def _clipped(ctx: _Context) -> Found:
-    """The loss is the loss of probabilities clipped to [eps, 1 - eps]: a textbook guard
-    against log(0) that changes the value wherever a probability is below eps."""
+    """The loss, its derivative, or both are computed on probabilities clipped to [eps, 1 - eps]:
+    a textbook guard against log(0) that changes them wherever a probability is below eps.
+    Named only where the replay explains the loss value and every gradient tensor."""
     arch = ctx.problem.architecture
     loss = arch.loss_spec
-    if loss.output is None or not ctx.loss_failed:
+    if loss.output is None:
         return None
     p = ctx.problem.float64()
     fwd = forward(p)
     y_hat, total = fwd.a[-1], ctx.answer.loss
     penalty_value = penalty(p)[0] if arch.l2 else 0.0
     for eps in CLIP_EPS:
-        clipped = np.clip(y_hat, eps, 1 - eps if loss.output == "sigmoid" else 1.0)
+        high = 1 - eps if loss.output == "sigmoid" else 1.0
+        clipped = np.clip(y_hat, eps, high)
         moved = int(np.sum(clipped != y_hat))
         if not moved:
             continue
         with np.errstate(all="ignore"):
             value = float(loss.terms(clipped, p.Y).sum() / fwd.divisor + penalty_value)
-        if _close(np.asarray(total, dtype=np.float64), np.asarray(value),
-                  np.asarray(ctx.allowed.loss), ctx.problem.dtype_name):
-            grads = "" if not ctx.failing else (
-                f"; {', '.join(ctx.failing)} differ too, where the clipped probabilities "
-                "enter the gradient")
-            return ("probability_clipped", f"the loss is {loss.name} of probabilities clipped "
-                    f"to [{eps:g}, {'1 - ' if loss.output == 'sigmoid' else ''}1]: {moved} "
-                    f"probabilities are below {eps:g} here, where clipping changes the value "
-                    f"(mybackprop compares the unclipped formula){grads}; drop the clip, or "
-                    "compute the loss from the logits", [
-                        f"loss: candidate {total:.8g}, clipped reference {value:.8g}, "
-                        f"reference {ctx.reference.loss:.8g}"], {})
+        loss_clipped = ctx.loss_failed and _close(
+            np.asarray(total, dtype=np.float64), np.asarray(value), np.asarray(ctx.allowed.loss),
+            ctx.problem.dtype_name)
+        if ctx.loss_failed and not loss_clipped:
+            continue
+        derivative = ""
+        if ctx.failing:  # the gradients must follow from a clipped derivative too
+            derivative = _clipped_derivative(ctx, eps, high)
+            if not derivative:
+                continue
+        what = ("the loss and its derivative are" if loss_clipped and derivative else
+                "the loss is" if loss_clipped else "the loss's derivative is")
+        evidence = [f"loss: candidate {total:.8g}, clipped reference {value:.8g}, "
+                    f"reference {ctx.reference.loss:.8g}"] if loss_clipped else []
+        if derivative:
+            evidence.append(f"the gradients replayed with the derivative {derivative} "
+                            f"reproduce {', '.join(ctx.cand)} to within rounding")
+        return ("probability_clipped", f"{what} computed on probabilities clipped to [{eps:g}, "
+                f"{'1 - ' if loss.output == 'sigmoid' else ''}1]"
+                f"{f' (the derivative {derivative})' if derivative else ''}: {moved} "
+                f"probabilities are below {eps:g} here, where clipping changes "
+                f"{'them' if loss_clipped and derivative else 'it'} (mybackprop compares the "
+                f"unclipped {loss.name}); drop the clip, or compute the loss from the logits",
+                evidence, {})
     return None
+
+
+def _clipped_derivative(ctx: _Context, eps: float, high: float) -> str:
+    """How a clipped derivative reproduces every gradient tensor: taken at the clipped
+    probabilities, or the clipped loss's own (0 where the clip holds); '' if neither does."""
+    loss = ctx.problem.architecture.loss_spec
+
+    def at_clipped(y_hat: Array, y: Array) -> Array:
+        return loss.derivative(np.clip(y_hat, eps, high), y)
+
+    def of_clipped(y_hat: Array, y: Array) -> Array:
+        inside = (y_hat >= eps) & (y_hat <= high)
+        return np.where(inside, loss.derivative(np.clip(y_hat, eps, high), y), 0.0)
+
+    for how, derivative in (("taken at the clipped probabilities", at_clipped),
+                            ("of the clipped loss, 0 where the clip holds", of_clipped)):
+        simulated = _simulate(ctx.problem, _Slip("probability_clipped", "",
+                                                 loss_derivative=derivative))
+        if simulated is not None and all(ctx.matches(n, simulated[n]) for n in ctx.cand):
+            return how
+    return ""
 
 
 # Patterns whose replay gives the loss value too: a wrong loss is part of what they explain.
@@ -558,6 +598,54 @@ def _shifted(ctx: _Context) -> Found:
     return ("shifted_layer", "the gradients are shifted by one layer: each failing tensor holds "
             "the right value of its neighbour (an index off by one in the backward loop)", hits,
             {})
+
+
+# Narrower types a gradient is computed in by mistake: unit roundoff, and what underflow may
+# cost per term of a sum (half the spacing of its subnormals: float16 has them down to 2^-24).
+NARROW_TYPES: dict[str, tuple[float, float]] = {"float16": (2.0**-11, 2.0**-25),
+                                                "bfloat16": (2.0**-8, 2.0**-134)}
+
+
+def _narrow(values: Array, narrow: str) -> Array:
+    """Which values are numbers of the narrow type (they survive a round trip through it)."""
+    with np.errstate(all="ignore"):
+        if narrow == "float16":
+            return values.astype(np.float16).astype(np.float64) == values
+        single = values.astype(np.float32)
+        return (single.astype(np.float64) == values) & (
+            (single.view(np.uint32) & np.uint32(0xFFFF)) == 0)
+
+
+def _reduced_precision(ctx: _Context) -> Found:
+    """The failing tensors are numbers of a narrower type (every element survives a round trip
+    through float16, or bfloat16) and within that type's rounding of the right values, where
+    the right values rounded to the candidate's dtype mostly are not: computed in that type."""
+    values = np.concatenate([ctx.cand[n].ravel() for n in ctx.failing])
+    if 0 < np.count_nonzero(values) < 4:  # too few numbers to tell (all 0: underflow fits)
+        return None
+    dtype = ctx.problem.dtype_name
+    exact = np.concatenate([ctx.ref[n].ravel() for n in ctx.failing]).astype(dtype)
+    exact = exact[exact != 0].astype(np.float64)
+    tol = Tolerance()
+    k = tol.factor[dtype] * UNIT_ROUNDOFF[dtype] + tol.factor["float64"] * UNIT_ROUNDOFF["float64"]
+    for narrow, (u, underflow) in NARROW_TYPES.items():
+        if not np.all(_narrow(values, narrow)) or np.mean(_narrow(exact, narrow)) > 0.5:
+            continue
+        # the same bounds in that type's unit roundoff, and what underflow costs in each sum
+        ratio = (tol.factor[dtype] * u + tol.factor["float64"] * UNIT_ROUNDOFF["float64"]) / k
+        terms = ctx.problem.batch_size + max(ctx.problem.architecture.widths)
+        if all(_close(ctx.cand[n], ctx.ref[n], ratio * ctx.allowed.tensors[n]
+                      + tol.factor[dtype] * terms * underflow, dtype) for n in ctx.cand):
+            names = ", ".join(ctx.failing)
+            return ("reduced_precision", f"{names} {'is' if len(ctx.failing) == 1 else 'are'} "
+                    f"computed in {narrow}: every element is a {narrow} number, within "
+                    f"{narrow}'s rounding of the right value (unit roundoff {u:.2g}); cast to "
+                    f"{narrow} before a product, or arrays kept in {narrow}? compute in the "
+                    f"problem's {dtype}",
+                    [f"{values.size} elements of {names}, all {narrow} numbers; of the right "
+                     f"values rounded to {dtype}, {np.mean(_narrow(exact, narrow)):.0%} are",
+                     f"every tensor within {narrow}'s rounding of the reference"], {})
+    return None
 
 
 # -- slips replayed in float64 -------------------------------------------------------------------
@@ -970,13 +1058,22 @@ EXP_ACTIVATIONS = frozenset({"sigmoid", "softplus", "elu", "selu", "silu", "soft
 EXP_LOSSES = frozenset({"softmax_cross_entropy", "binary_cross_entropy_with_logits"})
 
 
-def _overflow(problem: Problem, name: str, reason: str) -> Diagnosis:
+def _overflow(problem: Problem, name: str, reason: str,
+              nonfinite: tuple[str, ...] = ()) -> Diagnosis:
     """NaN or inf where the oracles are finite, placed where an exp first overflows: the first
     layer, in forward order, whose activation is written with an exp and whose |Z| passes
     exp's limit in the candidate's dtype; the loss only when the loss value itself is not
-    finite. Where no value is that large, no cause is named, only where to look."""
+    finite. Where only weight gradients overflow (their layer's delta is finite: its db, the
+    tensors below, the loss), the overflow is in the product forming them, and where that
+    product's terms pass float16's largest number it was computed in float16. Where no value
+    is that large, no cause is named, only where to look."""
     dtype = problem.dtype_name
     arch = problem.architecture
+    nonfinite = nonfinite or (name,)
+    # a finite delta_l shows in a finite db_l, or in the finite layer below it
+    if all(n.startswith("dW") and (problem.biases[int(n[2:]) - 1] is not None or (
+            int(n[2:]) > 1 and f"dW{int(n[2:]) - 1}" not in nonfinite)) for n in nonfinite):
+        return _overflow_in_the_product(problem, nonfinite, reason)
     limit = math.log(float(np.finfo(dtype).max))
     with np.errstate(all="ignore"):
         fwd = forward(problem.float64())
@@ -1013,6 +1110,48 @@ def _overflow(problem: Problem, name: str, reason: str) -> Diagnosis:
                    f"here is large enough to overflow exp in {dtype}: look for 0/0, inf - inf, "
                    "log(0), or arithmetic in a narrower type than the problem's")
     return Diagnosis("overflow", summary, tuple(evidence), layer, (name,))
+
+
+def _overflow_in_the_product(problem: Problem, nonfinite: tuple[str, ...],
+                             reason: str) -> Diagnosis:
+    """Only dW tensors are NaN or inf, while each one's Delta is finite (its db, or the layer
+    below, is), as is the loss: no activation or its derivative overflowed, which would reach
+    them too."""
+    p = problem.float64()
+    sizes = _product_sizes(p)
+    biggest = {n: sizes[int(n[2:]) - 1] for n in nonfinite}
+    layer = max(int(n[2:]) for n in nonfinite)
+    names = ", ".join(nonfinite)
+    evidence = [reason, *(f"{n}: the terms of Delta^T A add up to {v:.4g} in absolute value"
+                          for n, v in biggest.items())]
+    largest = float(np.finfo(np.float16).max)
+    if all(v > largest for v in biggest.values()):
+        return Diagnosis("reduced_precision", f"{names} overflow where nothing else does: the "
+                         f"terms of their product Delta^T A reach {max(biggest.values()):.4g}, "
+                         f"past float16's largest number ({largest:g}), where {problem.dtype_name}"
+                         f" is far from its limit: the product is computed in float16 (a cast "
+                         f"before it, or arrays kept in float16); compute it in "
+                         f"{problem.dtype_name}", tuple(evidence), layer, nonfinite)
+    return Diagnosis("overflow", f"NaN or inf in {names} alone, where the oracles are finite, "
+                     "while the loss value is finite and so is each one's Delta (its db, or the "
+                     "layer below): no activation overflowed; the overflow is in forming "
+                     f"{names} from Delta and A (the product, or what is done to it after): look "
+                     "for arithmetic in a narrower type than the problem's, or a division by "
+                     "something near 0 there", tuple(evidence), layer, nonfinite)
+
+
+def _product_sizes(p: Problem) -> list[float]:
+    """Per layer, the largest sum of absolute terms in dW_l = Delta_l^T A_(l-1) (float64)."""
+    with np.errstate(all="ignore"):
+        fwd = forward(p)
+        g = p.architecture.loss_spec.derivative(fwd.a[-1], p.Y) / fwd.divisor
+        sizes = [0.0] * p.architecture.depth
+        for l in reversed(range(p.architecture.depth)):
+            f = p.architecture.activation_specs[l]
+            delta = f.backward(fwd.z[l], fwd.a[l + 1], g)
+            sizes[l] = float(np.max(np.abs(delta).T @ np.abs(fwd.a[l])))
+            g = delta @ p.weights[l]
+    return sizes
 
 
 # -- steps, from the candidate's intermediates ---------------------------------------------------

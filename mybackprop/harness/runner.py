@@ -584,9 +584,12 @@ def _nonfinite_where_reference_finite(answer: Gradients, reference: Gradients) -
     if not np.isfinite(answer.loss) and np.isfinite(reference.loss):
         return "loss"
     mine, ref = answer.tensors(), reference.tensors()
-    for name, value in mine.items():
+    found = []  # the first element, then every other tensor that has one (the diagnosis reads
+    for name, value in mine.items():  # which tensors overflow to place it)
         bad = ~np.isfinite(value) & np.isfinite(ref[name])
         if np.any(bad):
             index = tuple(int(i) for i in np.argwhere(bad)[0])
-            return f"{name}[{', '.join(map(str, index))}]"
-    return ""
+            found.append(f"{name}[{', '.join(map(str, index))}]" if not found else name)
+    if len(found) > 1:
+        return f"{found[0]} (and {', '.join(found[1:])})"
+    return found[0] if found else ""
