@@ -174,7 +174,8 @@ def diagnose_fail(problem: Problem, answer: Gradients, reference: Gradients,
 _SHAPE = re.compile(r"^(dW|db|dX)(\d*) has shape \(([\d, ]*)\), expected \(([\d, ]*)\)")
 _RAISED = re.compile(r"^raised (\w+): (.*) \(at (.+?) line (\d+), in ([^:;)]+)(?:: (.*?))?"
                      r"(?:; shapes: (.*))?\)$")
-_NONFINITE = re.compile(r"^(loss|dW\d+|db\d+|dX)(\[[\d, ]*\])?(?: \(and ([\w, ]+)\))? is NaN or inf")
+_NONFINITE = re.compile(r"^(loss|dW\d+|db\d+|dX)(\[[\d, ]*\])?(?: \(and ([\w, ]+)\))?"
+                        r" is NaN or inf")
 
 
 def diagnose_error(problem: Problem, reason: str) -> Diagnosis | None:
