@@ -219,5 +219,5 @@ def test_a_clip_in_the_derivative_alone_is_named_from_the_gradients(both_oracles
     assert outcome.verdict == "fail", outcome.message()
     assert outcome.diagnosis.pattern == "probability_clipped", outcome.message()
     assert outcome.diagnosis.summary.startswith(
-        "the loss's derivative is computed on probabilities clipped to [1e-07, 1] (the "
-        "derivative taken at the clipped probabilities)"), outcome.message()
+        "the loss's derivative is that of probabilities clipped to [1e-07, 1] (the loss value "
+        "is right), the derivative taken at the clipped probabilities: "), outcome.message()

@@ -360,18 +360,19 @@ def _clipped(ctx: _Context) -> Found:
             derivative = _clipped_derivative(ctx, eps, high)
             if not derivative:
                 continue
-        what = ("the loss and its derivative are" if loss_clipped and derivative else
-                "the loss is" if loss_clipped else "the loss's derivative is")
+        bounds = f"[{eps:g}, {'1 - ' if loss.output == 'sigmoid' else ''}1]"
+        what = (f"the loss is {loss.name} of probabilities clipped to {bounds}" if loss_clipped
+                else f"the loss's derivative is that of probabilities clipped to {bounds} (the "
+                "loss value is right)")
         evidence = [f"loss: candidate {total:.8g}, clipped reference {value:.8g}, "
                     f"reference {ctx.reference.loss:.8g}"] if loss_clipped else []
         if derivative:
             evidence.append(f"the gradients replayed with the derivative {derivative} "
                             f"reproduce {', '.join(ctx.cand)} to within rounding")
-        return ("probability_clipped", f"{what} computed on probabilities clipped to [{eps:g}, "
-                f"{'1 - ' if loss.output == 'sigmoid' else ''}1]"
-                f"{f' (the derivative {derivative})' if derivative else ''}: {moved} "
+        return ("probability_clipped", f"{what}"
+                f"{f', the derivative {derivative}' if derivative else ''}: {moved} "
                 f"probabilities are below {eps:g} here, where clipping changes "
-                f"{'them' if loss_clipped and derivative else 'it'} (mybackprop compares the "
+                f"{'both' if loss_clipped and derivative else 'it'} (mybackprop compares the "
                 f"unclipped {loss.name}); drop the clip, or compute the loss from the logits",
                 evidence, {})
     return None
@@ -389,10 +390,18 @@ def _clipped_derivative(ctx: _Context, eps: float, high: float) -> str:
         inside = (y_hat >= eps) & (y_hat <= high)
         return np.where(inside, loss.derivative(np.clip(y_hat, eps, high), y), 0.0)
 
-    for how, derivative in (("taken at the clipped probabilities", at_clipped),
-                            ("of the clipped loss, 0 where the clip holds", of_clipped)):
-        simulated = _simulate(ctx.problem, _Slip("probability_clipped", "",
-                                                 loss_derivative=derivative))
+    def fused(a: Array, y: Array) -> Array:  # dL/dZ as p - y, the probabilities clipped
+        target = np.eye(a.shape[-1])[y] if loss.targets == "classes" else y
+        return np.clip(a, eps, high) - target
+
+    slips = [("taken at the clipped probabilities", _Slip("", "", loss_derivative=at_clipped)),
+             ("of the clipped loss, 0 where the clip holds",
+              _Slip("", "", loss_derivative=of_clipped))]
+    if ctx.problem.activations[-1] == loss.output:
+        slips.append(("written p - y with p clipped (the output layer's and the loss's "
+                      "derivatives together)", _Slip("", "", output_delta=fused)))
+    for how, slip in slips:
+        simulated = _simulate(ctx.problem, slip)
         if simulated is not None and all(ctx.matches(n, simulated[n]) for n in ctx.cand):
             return how
     return ""
@@ -662,6 +671,9 @@ class _Slip:
     dw_same_layer: bool = False
     skip_weights: bool = False  # g_(l-1) = Delta_l where Delta_l W_l belongs (square layers)
     loss_derivative: Callable[[Array, Array], Array] | None = None
+    # (A_L, Y) -> what replaces dL/dZ_L at the output, before the reduction's divisor (the
+    # fused p - y of a softmax or sigmoid with cross-entropy, written by hand)
+    output_delta: Callable[[Array, Array], Array] | None = None
     step: str = ""
 
 
@@ -900,7 +912,9 @@ def _simulate(problem: Problem, slip: _Slip) -> dict[str, Array] | None:
         out: dict[str, Array] = {}
         for l in reversed(range(arch.depth)):
             z, a, f = fwd.z[l], fwd.a[l + 1], activations[l]
-            if l in slip.derivatives:
+            if slip.output_delta is not None and l == arch.depth - 1:
+                delta = slip.output_delta(a, p.Y) / fwd.divisor
+            elif l in slip.derivatives:
                 delta = g * slip.derivatives[l](z, a)
             elif l in slip.layers and slip.softmax_diagonal:
                 delta = g * a * (1 - a)
@@ -1071,16 +1085,15 @@ def _overflow(problem: Problem, name: str, reason: str,
     dtype = problem.dtype_name
     arch = problem.architecture
     nonfinite = nonfinite or (name,)
-    # a finite delta_l shows in a finite db_l, or in the finite layer below it
-    if all(n.startswith("dW") and (problem.biases[int(n[2:]) - 1] is not None or (
-            int(n[2:]) > 1 and f"dW{int(n[2:]) - 1}" not in nonfinite)) for n in nonfinite):
-        return _overflow_in_the_product(problem, nonfinite, reason)
     limit = math.log(float(np.finfo(dtype).max))
     with np.errstate(all="ignore"):
         fwd = forward(problem.float64())
     logits = float(np.max(np.abs(fwd.a[-1])))
     sizes = [(l + 1, f.name, float(np.max(np.abs(z))))
              for l, (f, z) in enumerate(zip(arch.activation_specs, fwd.z, strict=True))]
+    if all(n.startswith("dW") and _delta_finite(problem, int(n[2:]), nonfinite, sizes, limit)
+           for n in nonfinite):
+        return _overflow_in_the_product(problem, nonfinite, reason)
     first = next(((at, f, big) for at, f, big in sizes
                   if f in EXP_ACTIVATIONS and big > limit), None)
     layer = int(name[2:]) if name[:2] in ("dW", "db") else (0 if name == "dX" else None)
@@ -1113,6 +1126,18 @@ def _overflow(problem: Problem, name: str, reason: str,
     return Diagnosis("overflow", summary, tuple(evidence), layer, (name,))
 
 
+def _delta_finite(problem: Problem, l: int, nonfinite: tuple[str, ...],
+                  sizes: list[tuple[int, str, float]], limit: float) -> bool:
+    """Whether Delta_l is finite, as far as the finite tensors show: its db_l is, or the layer
+    below's dW is (its input is Delta_l W_l), or Delta_(l+1) is and layer l's activation has no
+    exp that could overflow at its |Z|."""
+    if problem.biases[l - 1] is not None or (l > 1 and f"dW{l - 1}" not in nonfinite):
+        return True
+    _, f, big = sizes[l - 1]
+    return l < len(sizes) and not (f in EXP_ACTIVATIONS and big > limit) and _delta_finite(
+        problem, l + 1, nonfinite, sizes, limit)
+
+
 def _overflow_in_the_product(problem: Problem, nonfinite: tuple[str, ...],
                              reason: str) -> Diagnosis:
     """Only dW tensors are NaN or inf, while each one's Delta is finite (its db, or the layer
@@ -1127,8 +1152,10 @@ def _overflow_in_the_product(problem: Problem, nonfinite: tuple[str, ...],
                           for n, v in biggest.items())]
     largest = float(np.finfo(np.float16).max)
     if all(v > largest for v in biggest.values()):
-        return Diagnosis("reduced_precision", f"{names} overflow where nothing else does: the "
-                         f"terms of their product Delta^T A reach {max(biggest.values()):.4g}, "
+        one = len(nonfinite) == 1
+        return Diagnosis("reduced_precision", f"{names} overflow{'s' if one else ''} where "
+                         f"nothing else does: the terms of {'its' if one else 'their'} product "
+                         f"Delta^T A reach {max(biggest.values()):.4g}, "
                          f"past float16's largest number ({largest:g}), where {problem.dtype_name}"
                          f" is far from its limit: the product is computed in float16 (a cast "
                          f"before it, or arrays kept in float16); compute it in "

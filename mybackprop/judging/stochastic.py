@@ -46,16 +46,17 @@ _EMULATED = 1 << 20
 
 
 def spread(problem: Problem, dtype: str, runs: int = RUNS,
-           seed: int = SEED) -> dict[str, np.ndarray]:
+           seed: int = SEED, loose: frozenset[str] = frozenset()) -> dict[str, np.ndarray]:
     """Root mean square of (perturbed - unperturbed) over `runs` runs, in units of the dtype's
     unit roundoff u, for every element of every dW, db and dX; inf where a run was not
-    finite."""
+    finite. `loose`: the activations computed in their looser formulation (table.Formulation),
+    whose rounding moves them further."""
     p = problem.float64()
     u = float(np.finfo(dtype).eps) / 2
     floor = float(np.finfo(dtype).tiny)  # a result below it may be flushed to 0
     with np.errstate(all="ignore"):
         exact = _Run(p, u, floor, None).gradients()
-        moved = _Run(p, u, floor, np.random.default_rng(seed), runs).gradients()
+        moved = _Run(p, u, floor, np.random.default_rng(seed), runs, loose).gradients()
         result = {}
         for name, value in exact.items():
             gap = moved[name] - value[0]
@@ -69,8 +70,9 @@ class _Run:
     error of up to u (rng None: none). Every value carries a leading axis of runs."""
 
     def __init__(self, p: Problem, u: float, floor: float, rng: np.random.Generator | None,
-                 runs: int = 1) -> None:
+                 runs: int = 1, loose: frozenset[str] = frozenset()) -> None:
         self.p, self.u, self.floor, self.rng, self.runs = p, u, floor, rng, runs
+        self.loose = loose
         self.salts = None if rng is None else rng.integers(0, 2**63, runs, dtype=np.uint64)
 
     def _draw(self, of: np.ndarray, stream: int) -> np.ndarray:
@@ -120,10 +122,11 @@ class _Run:
             if b is not None:
                 z = self.moved(z + b, np.abs(z + b))
             out = f.forward(z)
-            out = self.moved(out, f.value_scale(z, out))
+            loose = f.name in self.loose
+            out = self.moved(out, f.value_scale(z, out, loose))
             if f.elementwise:
                 d = f.derivative(z, out)
-                scale = f.derivative_scale(z, out, np.abs(d))
+                scale = f.derivative_scale(z, out, np.abs(d), loose)
                 if f.saturation is not None:  # what cancels is at most what is left
                     scale = scale * np.minimum(1.0, 2 * f.saturation(z, out) / self.u)
                 derivatives.append(self.moved(d, scale))

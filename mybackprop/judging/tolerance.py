@@ -166,11 +166,13 @@ def _roundoff_and_floor(dtypes: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray
 
 
 def forward_errors(problem: Problem, dtypes: tuple[str, ...] | None = None,
-                   propagation: str = "bound") -> Forward:
+                   propagation: str = "bound", loose: frozenset[str] = frozenset()) -> Forward:
     """The forward pass in float64, with error bounds (units of u) beside every value, one per
     dtype (default: the ones the case is judged in). Made once per problem and reused (the kink
-    check of a drawn case and its judging read the same one)."""
-    fwd = forward_unless(problem, None, dtypes, propagation)
+    check of a drawn case and its judging read the same one). `loose`: the activations whose
+    looser formulation's rounding is allowed (table.Formulation), for a candidate measured to
+    compute them that way."""
+    fwd = forward_unless(problem, None, dtypes, propagation, loose)
     assert fwd is not None  # nothing to stop it
     return fwd
 
@@ -180,27 +182,29 @@ Stop = Callable[[int, np.ndarray, np.ndarray], bool]
 
 
 def forward_unless(problem: Problem, stop: Stop | None, dtypes: tuple[str, ...] | None = None,
-                   propagation: str = "bound") -> Forward | None:
+                   propagation: str = "bound", loose: frozenset[str] = frozenset()
+                   ) -> Forward | None:
     """forward_errors, or None as soon as stop(l, Z_l, e_Z_l) is true for a layer (then the
     layers after it are not computed and nothing is kept): the kink check of a drawn case stops
     at the first layer with a unit on a kink, and a draw it rejects costs only that far."""
     dtypes = dtypes or judging_dtypes(problem)
     p = problem.float64()
-    key = (dtypes, propagation)
+    loose = _used(problem, loose)
+    key = (dtypes, propagation, loose)
     cached = p.__dict__.get("_forward")
     if cached is not None and cached[0] == key:
         fwd = cached[1]
         stopped = stop is not None and any(
             stop(l, z, e_z) for l, (z, e_z) in enumerate(zip(fwd.z, fwd.e_z, strict=True)))
         return None if stopped else fwd
-    fwd = _forward(p, dtypes, _quadrature(propagation), stop)
+    fwd = _forward(p, dtypes, _quadrature(propagation), stop, loose)
     if fwd is not None:
         object.__setattr__(p, "_forward", (key, fwd))
     return fwd
 
 
 def _forward(p: Problem, dtypes: tuple[str, ...], quadrature: bool,
-             stop: Stop | None) -> Forward | None:
+             stop: Stop | None, loose: frozenset[str] = frozenset()) -> Forward | None:
     u, floor = _roundoff_and_floor(dtypes)
     fwd = Forward(dtypes, [p.X], [None], [], [], [], [])
     for l, (W, b, f) in enumerate(zip(p.weights, p.biases, p.architecture.activation_specs,
@@ -220,7 +224,7 @@ def _forward(p: Problem, dtypes: tuple[str, ...], quadrature: bool,
         if f.elementwise:
             d = f.derivative(z, out)
             abs_d = np.abs(d)
-            e_out = f.value_scale(z, out) + abs_d * e_z
+            e_out = f.value_scale(z, out, f.name in loose) + abs_d * e_z
             # An intermediate that underflows (sigmoid(z) = 1/(1 + e^-z) is 0 once e^-z
             # overflows, z < -709.8 in float64) loses up to `tiny`, and the formulas multiply it
             # by z: silu = z s(z), silu' = s(z)(1 + z(1 - s(z))), gelu' = Phi(z) + z phi(z).
@@ -228,7 +232,7 @@ def _forward(p: Problem, dtypes: tuple[str, ...], quadrature: bool,
             # is -5e-306. So the floor here grows with |z|.
             amplified = floor * (1 + np.abs(z))
             fwd.derivative.append(d)
-            scale = f.derivative_scale(z, out, abs_d)
+            scale = f.derivative_scale(z, out, abs_d, f.name in loose)
             if f.saturation is not None:  # what cancels is at most what is left to cancel
                 scale = scale * np.minimum(1.0, 2 * f.saturation(z, out) / u)
             fwd.e_derivative.append(
@@ -254,24 +258,27 @@ def _quadrature(propagation: str) -> bool:
 
 
 def gradient_scales(problem: Problem, dtype: str | None = None,
-                    propagation: str = "bound", measured: bool = True) -> Scales:
+                    propagation: str = "bound", measured: bool = True,
+                    loose: frozenset[str] = frozenset()) -> Scales:
     """Error bounds (units of u) for the loss and every dW, db and dX element.
 
     `dtype` (default: the problem's) sets u and the underflow floor added at every step;
-    `measured`: see scales_for.
+    `measured`, `loose`: see scales_for.
     """
-    return scales_for(problem, (dtype or problem.dtype_name,), propagation, measured)[0]
+    return scales_for(problem, (dtype or problem.dtype_name,), propagation, measured,
+                      loose)[0]
 
 
 def scales_replacing_derivatives(problem: Problem, dtype: str,
                                  derivatives: Mapping[int, Callable[[np.ndarray, np.ndarray],
-                                                                    np.ndarray]]) -> Scales:
+                                                                    np.ndarray]],
+                                 loose: frozenset[str] = frozenset()) -> Scales:
     """gradient_scales of the computation with f'(Z_l) replaced by derivatives[l](Z, A) in some
     elementwise layers (the diagnosis replaying a slip): the same forward values and bounds,
     the replaced factor's own size for its rounding, and what an error in Z moves through
     f''. A slip changes the error bounds with the values: where f' is 0 (a saturated hardtanh)
     the right answer is exactly 0, the slip's is not, and neither is its rounding."""
-    fwd = forward_errors(problem, (dtype,))
+    fwd = forward_errors(problem, (dtype,), loose=loose)
     _, floor = _roundoff_and_floor((dtype,))
     derivative, e_derivative = list(fwd.derivative), list(fwd.e_derivative)
     specs = problem.architecture.activation_specs
@@ -284,7 +291,8 @@ def scales_replacing_derivatives(problem: Problem, dtype: str,
             derivative[l] = d
             # the slip's own formula may cancel where the activation saturates (a(1 - a) of a
             # sigmoid written for a tanh layer): the activation's own scale, uncapped, bounds it
-            e_derivative[l] = (np.abs(d) + specs[l].derivative_scale(z, a)
+            e_derivative[l] = (np.abs(d) + specs[l].derivative_scale(z, a, None,
+                                                                     specs[l].name in loose)
                                + np.abs(specs[l].second_derivative(z, a)) * fwd.e_z[l]
                                + floor * (1 + np.abs(z)))
     replaced = dataclasses.replace(fwd, derivative=derivative, e_derivative=e_derivative)
@@ -292,7 +300,8 @@ def scales_replacing_derivatives(problem: Problem, dtype: str,
 
 
 def scales_for(problem: Problem, dtypes: tuple[str, ...] | None = None,
-               propagation: str = "bound", measured: bool = True) -> list[Scales]:
+               propagation: str = "bound", measured: bool = True,
+               loose: frozenset[str] = frozenset()) -> list[Scales]:
     """gradient_scales for several dtypes (default: the ones the case is judged in), from one
     pass over the values.
 
@@ -300,16 +309,34 @@ def scales_for(problem: Problem, dtypes: tuple[str, ...] | None = None,
     linear bound and STOCHASTIC_MARGIN times the rounding spread stochastic arithmetic measures
     at this input (judging/stochastic.py); float64's, the oracles' own, stays the linear bound.
     A diagnosis replaying dozens of variants of a case judges them by the linear bound alone:
-    never tighter, and one pass each."""
+    never tighter, and one pass each.
+
+    `loose`: the activations judged with their looser formulation's rounding (table.Formulation:
+    sigmoid as (1 + tanh(z/2)) / 2), for a candidate measured to compute them that way; the
+    others, and every other candidate, are held to the usual formula's. Only the candidate's
+    dtype is loosened: the oracles compute the usual way."""
     dtypes = dtypes or judging_dtypes(problem)
     if _quadrature(propagation) and len(dtypes) > 1:  # its square-safety test is per dtype
-        return [scales_for(problem, (d,), propagation, measured)[0] for d in dtypes]
-    found = _backward(problem.float64(), forward_errors(problem, dtypes, propagation),
+        return [scales_for(problem, (d,), propagation, measured, loose)[0] for d in dtypes]
+    loose = _used(problem, loose)
+    if loose and len(dtypes) > 1:  # loosened for the candidate's dtype, not the oracles'
+        return [scales_for(problem, (dtypes[0],), propagation, measured, loose)[0],
+                *scales_for(problem, dtypes[1:], propagation, measured)]
+    found = _backward(problem.float64(), forward_errors(problem, dtypes, propagation, loose),
                       _quadrature(propagation))
     if measured:
-        found = [_measured(problem, dtype, scales) if dtype != "float64" else scales
+        found = [_measured(problem, dtype, scales, loose) if dtype != "float64" else scales
                  for dtype, scales in zip(dtypes, found, strict=True)]
     return found
+
+
+def _used(problem: Problem, loose: frozenset[str]) -> frozenset[str]:
+    """The loosened activations this problem has and that have a looser formulation (so a
+    problem without them keeps one cache entry)."""
+    if not loose:
+        return loose
+    return frozenset(f.name for f in problem.architecture.activation_specs
+                     if f.name in loose and f.looser is not None)
 
 
 # The tolerance allows factor x u x STOCHASTIC_MARGIN x the measured spread (its root mean
@@ -320,16 +347,17 @@ def scales_for(problem: Problem, dtypes: tuple[str, ...] | None = None,
 STOCHASTIC_MARGIN = 1.0
 
 
-def _measured(problem: Problem, dtype: str, scales: Scales) -> Scales:
+def _measured(problem: Problem, dtype: str, scales: Scales,
+              loose: frozenset[str] = frozenset()) -> Scales:
     """`scales` with each gradient bound lowered to STOCHASTIC_MARGIN x the measured spread
     where that is smaller (made once per problem and dtype, kept on the float64 problem)."""
     p = problem.float64()
     cached = p.__dict__.get("_spread")
-    if cached is not None and cached[0] == dtype:
+    if cached is not None and cached[0] == (dtype, loose):
         spread = cached[1]
     else:
-        spread = stochastic.spread(problem, dtype)
-        object.__setattr__(p, "_spread", (dtype, spread))
+        spread = stochastic.spread(problem, dtype, loose=loose)
+        object.__setattr__(p, "_spread", ((dtype, loose), spread))
     _, floor = _roundoff_and_floor((dtype,))
     tensors = {name: np.minimum(bound, STOCHASTIC_MARGIN * spread[name] + floor[0, 0])
                for name, bound in scales.tensors.items()}
