@@ -106,3 +106,21 @@ def test_the_probe_runs_once_per_candidate_and_dtype(both_oracles):
         assert checker.check(candidate, _saturated_low("float64")).verdict == "pass"
     probes = 1 + len(ACTIVATIONS["sigmoid"].looser.probes["float64"])
     assert len(calls) == 3 + probes
+
+
+def test_a_layer_kits_sigmoid_is_measured_on_its_own_layer():
+    """A kit's activation layer is run on the probe pre-activations directly: the layer zoo's
+    reference kit writes 0.5 (1 + tanh(x / 2)), the course example 1 / (1 + e^-x)."""
+    import importlib.util
+    from pathlib import Path
+
+    from mybackprop import layer_zoo
+    from mybackprop.harness.layers import kit_of
+
+    spec = importlib.util.spec_from_file_location(
+        "layers_course", Path(__file__).parents[1] / "examples" / "layers_course.py")
+    course = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(course)
+    for dtype in ("float32", "float64"):
+        assert formulation.kit_looser(kit_of(layer_zoo.function_kit()), dtype) == {"sigmoid"}
+        assert formulation.kit_looser(kit_of(course.net), dtype) == frozenset()

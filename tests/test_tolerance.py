@@ -135,4 +135,26 @@ def test_a_derivative_that_cancels_at_saturation_is_bounded_by_what_is_left():
         e = forward_errors(problem, ("float64",)).e_derivative[0][0, 0]  # units of u, per unit
         u = UNIT_ROUNDOFF["float64"]
         assert e[0] * u <= 8 * exact(50.0), (activation, e[0] * u, exact(50.0))
-        assert e[1] >= 0.5 and e[2] >= 0.5  # unsaturated units keep their ulp-sized bound
+        # unsaturated units keep a bound of at least an ulp of the derivative itself
+        derivative = forward_errors(problem, ("float64",)).derivative[0][0]
+        assert e[1] >= 0.5 * derivative[1] and e[2] >= 0.5 * derivative[2]
+
+
+def test_a_sigmoid_saturated_low_is_judged_by_an_ulp_of_its_value_not_of_1():
+    """1 / (1 + e^-z) is right to an ulp of sigmoid(z) however small it is, and so is a(1 - a):
+    at z = -50 (sigmoid 2e-22) the bound is an ulp of the value plus what z's own rounding (50
+    ulps of it) moves it by, where (1 + tanh(z/2)) / 2, judged so only for candidates measured
+    to compute it (harness/formulation.py), needs an ulp of 1."""
+    from mybackprop import Architecture, Layer, Problem
+    from mybackprop.judging.tolerance import UNIT_ROUNDOFF, forward_errors
+
+    arch = Architecture(1, (Layer(1, "sigmoid", bias=False),), "mse", "sum")  # z = -50 exactly
+    problem = Problem(arch, [np.array([[-50.0]])], [None], np.ones((1, 1)), np.zeros((1, 1)))
+    value = 1 / (1 + np.exp(50.0))
+    u = UNIT_ROUNDOFF["float64"]
+    for loose, least, most in ((frozenset(), value, 64 * value),
+                               (frozenset({"sigmoid"}), 1.0, 2.0)):
+        fwd = forward_errors(problem, ("float64",), loose=loose)
+        e_value, e_derivative = fwd.e_a[1][0, 0, 0], fwd.e_derivative[0][0, 0, 0]
+        assert least <= e_value <= most and least <= e_derivative <= most, (
+            loose, e_value * u, e_derivative * u)

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from mybackprop.harness import formulation
 from mybackprop.harness.layers import LayerKit, Stack
 from mybackprop.judging.compare import compare
 from mybackprop.judging.tolerance import Tolerance, scales_for
@@ -122,10 +123,11 @@ def train(kit: LayerKit, steps: int = STEPS, lr: float = LEARNING_RATE,
             result.first_wrong = k
             result.said = (f"step {k}: {model.changed_parameters} changed the layer's own "
                            "parameters: with the optimiser's step the model trains twice")
-        if result.first_wrong is None and not _right(problem, mine, reference):
+        loose = formulation.kit_looser(kit, dtype)
+        if result.first_wrong is None and not _right(problem, mine, reference, loose):
             result.first_wrong = k
             result.said = f"step {k}: " + _what(problem, mine, reference, mine_so_far,
-                                                refs_so_far)
+                                                refs_so_far, loose)
         mine_so_far.append(mine)
         if own:  # the user's step, held to theta - lr g of its own gradients
             stepped = _update(model, lr, configs)
@@ -160,14 +162,16 @@ def _batch(rng: np.random.Generator, arch: Architecture, kind: np.dtype
     return X, rng.standard_normal((BATCH, n_out)).astype(kind)
 
 
-def _right(problem: Problem, mine: Gradients, reference: Gradients) -> bool:
-    allowed = Tolerance().allowed(scales_for(problem)[0], problem.dtype_name)
+def _right(problem: Problem, mine: Gradients, reference: Gradients,
+           loose: frozenset[str] = frozenset()) -> bool:
+    allowed = Tolerance().allowed(scales_for(problem, loose=loose)[0], problem.dtype_name)
     return all(c.passed for c in compare(mine, reference, allowed, problem.dtype_name)
                if c.name != "loss")
 
 
 def _what(problem: Problem, mine: Gradients, reference: Gradients,
-          earlier: list[Gradients], references: list[Gradients]) -> str:
+          earlier: list[Gradients], references: list[Gradients],
+          loose: frozenset[str] = frozenset()) -> str:
     """What the wrong gradients of a step look like."""
     names = [n for n in mine.tensors() if n != "dX"]
     if earlier:
@@ -179,7 +183,7 @@ def _what(problem: Problem, mine: Gradients, reference: Gradients,
         if all(np.allclose(mine.tensors()[n], previous[n], rtol=1e-6, atol=0) for n in names):
             return "the gradients are the previous step's again: a cache kept from step 1"
     wrong = [c.name for c in compare(mine, reference, Tolerance().allowed(
-        scales_for(problem)[0], problem.dtype_name), problem.dtype_name)
+        scales_for(problem, loose=loose)[0], problem.dtype_name), problem.dtype_name)
         if not c.passed and c.name != "loss"]
     return (f"{', '.join(wrong)} out of tolerance" + (" from the first step: run `mybackprop "
             "layers` for the layer at fault" if not earlier else

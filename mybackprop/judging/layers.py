@@ -45,13 +45,17 @@ def dense(x: np.ndarray, W: np.ndarray, b: np.ndarray, dout: np.ndarray
             "db": math.sqrt(len(x)) * ag.sum(axis=0)}
 
 
-def activation(name: str, z: np.ndarray, dout: np.ndarray) -> dict[str, np.ndarray]:
+def activation(name: str, z: np.ndarray, dout: np.ndarray,
+               loose: bool = False) -> dict[str, np.ndarray]:
+    """`loose`: with the looser formulation's rounding (table.Formulation), for a layer measured
+    to compute it that way (harness/formulation.py, kit_looser)."""
     spec = ACTIVATIONS[name]
     with np.errstate(all="ignore"):
         a = spec.forward(z)
         if spec.elementwise:
             d = spec.derivative(z, a)
-            dx = np.abs(dout) * spec.derivative_scale(z, a, np.abs(d)) + np.abs(dout * d)
+            dx = (np.abs(dout) * spec.derivative_scale(z, a, np.abs(d), loose)
+                  + np.abs(dout * d))
         else:  # a (g - <g, a>): its rounding, and a's own (value_terms) moving g - s and s
             s = np.sum(dout * a, axis=-1, keepdims=True)
             terms = spec.value_scale(z, a)
@@ -59,7 +63,7 @@ def activation(name: str, z: np.ndarray, dout: np.ndarray) -> dict[str, np.ndarr
                 np.abs(a * dout), axis=-1, keepdims=True))
                 + terms * np.abs(dout - s)
                 + np.abs(a) * np.sum(terms * (np.abs(dout) + np.abs(s)), axis=-1, keepdims=True))
-    return {"out": spec.value_scale(z, a), "dx": dx}
+    return {"out": spec.value_scale(z, a, loose), "dx": dx}
 
 
 def loss(name: str, reduction: str, y_hat: np.ndarray, y: np.ndarray
