@@ -70,7 +70,7 @@ def test_sigmoid_written_with_tanh_is_measured_and_passes_with_a_note(dtype, bot
     # held to 1/(1 + e^-z)'s rounding it would fail: the note says what it was judged by
     assert outcome.reason == (
         "passes with sigmoid judged with the rounding of (1 + tanh(z / 2)) / 2 (an ulp of 1 "
-        f"where it is small): the candidate computes it that way in {dtype}; held to the usual "
+        "where it is small): measured, the candidate computes it that way; held to the usual "
         "formula's rounding it would not"), outcome.reason
 
 
@@ -124,3 +124,42 @@ def test_a_layer_kits_sigmoid_is_measured_on_its_own_layer():
     for dtype in ("float32", "float64"):
         assert formulation.kit_looser(kit_of(layer_zoo.function_kit()), dtype) == {"sigmoid"}
         assert formulation.kit_looser(kit_of(course.net), dtype) == frozenset()
+
+
+def test_a_course_style_net_whose_shape_is_fixed_is_still_measured(tmp_path):
+    """tanh hidden (tanh(1) is not 1), sigmoid output, two layers declared: the probe takes
+    the declared shape, and the run says once how many passes needed the looser rounding."""
+    import json
+    import subprocess
+    import sys
+
+    (tmp_path / "net.py").write_text('''import numpy as np
+import mybackprop
+
+
+@mybackprop.candidate(activations={"tanh", "sigmoid"}, losses={"half_mse"}, depth=2,
+                      reductions={"mean"}, hidden_activations={"tanh"},
+                      output_activations={"sigmoid"})
+def net(problem):
+    (W1, W2), (b1, b2), X, Y = problem.weights, problem.biases, problem.X, problem.Y
+    z1 = X @ W1.T + (0 if b1 is None else b1)
+    a1 = np.tanh(z1)
+    z2 = a1 @ W2.T + (0 if b2 is None else b2)
+    a2 = 0.5 * (1.0 + np.tanh(0.5 * z2))
+    n = Y.size
+    d2 = (a2 - Y) / n * a2 * (1 - a2)
+    d1 = (d2 @ W2) * (1 - a1 ** 2)
+    return {"loss": 0.5 * np.sum((a2 - Y) ** 2) / n, "dW": [d1.T @ X, d2.T @ a1],
+            "db": [None if b1 is None else d1.sum(0), None if b2 is None else d2.sum(0)],
+            "dX": d1 @ W1}
+''')
+    result = subprocess.run([sys.executable, "-m", "mybackprop", "check", "--impl", "net.py:net",
+                             "--cases", "300", "--out", "run", "--no-html", "--repro", "none"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    note = next(line for line in result.stdout.splitlines() if line.startswith("note: "))
+    assert " checked cases with sigmoid judged with the rounding of (1 + tanh(z / 2)) / 2 " \
+        "(an ulp of 1 where it is small): measured, the candidate computes it that way" in note
+    status = json.loads((tmp_path / "run" / "summary.json").read_text())["status"]
+    mine = status["by_candidate"]["net.py:net"]
+    assert 0 < mine["looser"] < mine["checked"] == 300, mine

@@ -3,21 +3,25 @@
 sigmoid is written 1 / (1 + e^-z) (or e^z / (1 + e^z)), right to an ulp of its value, or
 (1 + tanh(z/2)) / 2, right only to an ulp of 1: below zero, where sigmoid is small, the second is
 off by up to 1e-16 absolute in float64, and a gradient through such a unit by as much relative.
-Both are correct code. Judging everyone by the second's rounding hides real mistakes there (a
-missing factor 2 through sigmoid outputs saturated low passes); judging everyone by the first's
-fails the second. So the run asks the candidate itself, once per dtype: a one-unit network whose
-sigmoid sits at a few pre-activations where the two ways differ by 0.1% to 1% of the value
-(table.Formulation.probes), and one at -1, where they agree. The candidate's loss and gradients
-at each probe, over its answer at -1 (a constant-factor slip cancels), are compared with the
-same ratios computed exactly. Within 1e4 ulps: it computes the usual way, and is held to that
-way's rounding. Further: it is judged with the looser formulation's rounding (tolerance.py,
-`loose`). Where no probe network fits its declaration, or it fails on one, it is given the
-looser allowance too: the benefit of the doubt, as before there was a probe.
+Both are correct code.
+Judging everyone by the second's rounding hides real mistakes there (a missing factor 2 through
+sigmoid outputs saturated low passes); judging everyone by the first's fails the second. So the
+run asks the candidate itself, once per dtype: a network of one unit per layer that its
+declaration takes, its sigmoid at a few pre-activations where the two ways differ by 0.1% to 1%
+of the value (table.Formulation.probes), and at -1, where they agree. Its loss and weight
+gradients at each probe, over its answer at -1 (a constant-factor slip cancels), are compared
+with the same ratios computed exactly. Within 1e4 ulps: it computes the usual way, and is held
+to that way's rounding. Further: it is judged with the looser formulation's rounding
+(tolerance.py, `loose`). A probe network is used only where the looser formulation, replayed
+on it, would move those ratios by 10 times that much (a penalty or a flat output could hide
+it). Where none fits its declaration, or it fails on one, it is given the looser allowance: the
+benefit of the doubt, as before there was a probe.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -33,8 +37,6 @@ REFERENCE_Z = -1.0  # where both ways are right to an ulp of the value
 AGREEMENT_ULPS = 1e4  # a ratio within this many ulps of the exact one: the usual formulation
 # Losses whose value and derivative at y = 0 follow one sigmoid output unit (ŷ, ŷ²/2, ...)
 PROBE_LOSSES = ("mse", "half_mse", "l1", "huber", "binary_cross_entropy")
-# Hidden activations with f(1) = 1 exactly, to carry the input to a sigmoid layer above them
-CARRIERS = ("identity", "relu", "leaky_relu", "hardtanh")
 
 # (problem) -> (answer, reason it is not one), as Checker runs a candidate
 Call = Callable[[Problem], tuple[Gradients | None, str]]
@@ -56,7 +58,7 @@ def measure(candidate: Candidate, dtype: str, call: Call) -> dict[str, str]:
 
 def _probe(candidate: Candidate, f: Activation, dtype: str, call: Call) -> str:
     assert f.looser is not None
-    for arch in _networks(candidate, f.name, dtype):
+    for arch in _networks(candidate, f, dtype):
         answers = []
         for z in (REFERENCE_Z, *f.looser.probes[dtype]):
             problem = _problem(arch, z, dtype)
@@ -64,75 +66,144 @@ def _probe(candidate: Candidate, f: Activation, dtype: str, call: Call) -> str:
             if answer is None:
                 return "unmeasured"
             answers.append((_values(answer), _values(_exact(problem))))
-        (mine_r, exact_r), rest = answers[0], answers[1:]
-        with np.errstate(all="ignore"):
-            deviation = max(float(np.max(np.abs((mine / mine_r) / (exact / exact_r) - 1)))
-                            for mine, exact in rest)
+        deviation = _deviation(answers)
         if not np.isfinite(deviation):
             return "unmeasured"
-        return "usual" if deviation <= AGREEMENT_ULPS * np.finfo(dtype).eps / 2 else "looser"
+        return "usual" if deviation <= _agreement(dtype) else "looser"
     return "unmeasured"
 
 
-def _networks(candidate: Candidate, name: str, dtype: str) -> Iterator[Architecture]:
-    """One-unit networks with a `name` layer that the candidate's declaration takes: the unit
-    alone, or carried from the input by a hidden unit with f(1) = 1, or under an identity
-    output; each without biases, then with (at 0)."""
+def _agreement(dtype: str) -> float:
+    return AGREEMENT_ULPS * float(np.finfo(dtype).eps) / 2
+
+
+def _deviation(answers: list[tuple[np.ndarray, np.ndarray]]) -> float:
+    """The largest relative difference between the candidate's values at each probe over its
+    values at the reference point, and the same ratio computed exactly."""
+    (mine_r, exact_r), rest = answers[0], answers[1:]
+    with np.errstate(all="ignore"):
+        return max(float(np.max(np.abs((mine / mine_r) / (exact / exact_r) - 1)))
+                   for mine, exact in rest)
+
+
+# Activations for the probe's other layers, most transparent first: each passes a positive
+# input on with f(x) about proportional to x, so the probed unit still shows in the loss and
+# gradients (softmax, constant on one unit, never comes after it)
+OTHERS = ("identity", "relu", "leaky_relu", "hardtanh", "elu", "selu", "tanh", "silu", "gelu",
+          "gelu_tanh", "softplus", "sigmoid", "softmax")
+
+
+def _networks(candidate: Candidate, f: Activation, dtype: str) -> Iterator[Architecture]:
+    """One-unit networks with an `f` layer that the candidate's declaration takes, with the
+    penalty and parameters it declares, where the looser formulation would show: replayed in
+    that formulation, the probe's ratios move by at least 10 times the agreement allowed."""
     supports = candidate.supports
-    shapes: list[tuple[str, ...]] = [(name,), *((c, name) for c in CARRIERS), (name, "identity")]
-    for bias in (False, True):
-        for activations in shapes:
-            for loss in PROBE_LOSSES:
-                if loss == "binary_cross_entropy" and activations[-1] != name:
-                    continue
-                for reduction in sorted(supports.reductions):
-                    arch = Architecture(1, tuple(Layer(1, a, bias) for a in activations), loss,
-                                        reduction, **_parameters(activations))
-                    probe = _problem(arch, REFERENCE_Z, dtype)
-                    if supports.reason_to_skip(probe) is None:
-                        yield arch
-                        return
+    low, high = supports.depth or (1, 3)
+    penalty = {} if supports.l2 in (None, 0.0) else {
+        "l2": supports.l2, "l2_half": bool(supports.l2_half),
+        "l2_biases": bool(supports.l2_biases)}
+    for depth in range(max(low, 1), min(high, 3) + 1):
+        for at in reversed(range(depth)):  # the probed layer: at the output first
+            for bias in (False, True):
+                for loss in PROBE_LOSSES:
+                    for reduction in sorted(supports.reductions):
+                        arch = _network(supports, f.name, depth, at, bias, loss, reduction,
+                                        penalty)
+                        if arch is not None and _sensitive(arch, f, dtype):
+                            yield arch
+                            return
 
 
-def _parameters(activations: tuple[str, ...]) -> dict[str, float]:
-    return {p.name: p.default for p in PARAMETERS.values() if p.activation in activations}
+def _network(supports: Any, name: str, depth: int, at: int, bias: bool, loss: str,
+             reduction: str, penalty: dict[str, Any]) -> Architecture | None:
+    """The first network of that shape the declaration takes: each other layer the first of
+    OTHERS it takes there (None where none fits)."""
+    if loss == "binary_cross_entropy" and at != depth - 1:
+        return None
+    names: list[str] = []
+    for l in range(depth):
+        if l == at:
+            names.append(name)
+            continue
+        output = l == depth - 1
+        allowed = supports.output_activations if output else supports.hidden_activations
+        fits = [a for a in OTHERS if a in supports.activations and (allowed is None or a in
+                allowed) and not (a == "softmax" and l > at)]
+        if not fits:
+            return None
+        names.append(fits[0])
+    parameters = {p.name: (getattr(supports, p.name) if getattr(supports, p.name) is not None
+                           else p.default)
+                  for p in PARAMETERS.values() if p.activation in names}
+    arch = Architecture(1, tuple(Layer(1, a, bias) for a in names), loss, reduction,
+                        **penalty, **parameters)
+    return arch if supports.reason_to_skip(_problem(arch, REFERENCE_Z, "float64")) is None \
+        else None
+
+
+def _sensitive(arch: Architecture, f: Activation, dtype: str) -> bool:
+    """Whether this probe tells the looser formulation apart: replayed in it (the rest exact),
+    its ratios move by at least 10 times the agreement allowed."""
+    assert f.looser is not None
+    looser = f.looser
+    table = {spec.name: spec for spec in arch.activation_specs}
+    table[f.name] = replace(f, forward=lambda z: looser.forward(
+        z.astype(DTYPES[dtype])).astype(np.float64))
+    answers = []
+    for z in (REFERENCE_Z, *looser.probes[dtype]):
+        problem = _problem(arch, z, dtype).float64()
+        with np.errstate(all="ignore"):
+            answer = matrix(problem, table=table)
+        answers.append((_values(Gradients(float(answer["loss"]), answer["dW"], answer["db"],
+                                          answer["dX"])), _values(_exact(problem))))
+    return _deviation(answers) >= 10 * _agreement(dtype)
 
 
 def _problem(arch: Architecture, z: float, dtype: str) -> Problem:
-    """x = 1, every weight 1 but the probed layer's, which is z (so its pre-activation is z
-    exactly), biases 0, target 0, one sample."""
+    """x = 1, biases 0, target 0, one sample; every weight 1 but the probed layer's, set so its
+    pre-activation is z (to the dtype's rounding)."""
     kind = DTYPES[dtype]
-    names = [layer.activation for layer in arch.layers]
-    probed = next(i for i, n in enumerate(names) if n in LOOSER)
-    weights = tuple(np.full((1, 1), z if i == probed else 1.0, dtype=kind)
-                    for i in range(len(names)))
+    specs = arch.activation_specs
+    probed = next(i for i, spec in enumerate(specs) if spec.name in LOOSER)
+    h = 1.0
+    for spec in specs[:probed]:  # what reaches the probed layer, through weights of 1
+        h = float(spec.forward(np.array([[h]]))[0, 0])
+    weights = tuple(np.full((1, 1), z / h if i == probed else 1.0, dtype=kind)
+                    for i in range(len(specs)))
     biases = tuple(np.zeros(1, dtype=kind) if layer.bias else None for layer in arch.layers)
     return unchecked_problem(arch, weights, biases, np.ones((1, 1), dtype=kind),
                              np.zeros((1, 1), dtype=kind), {})
 
 
 def _exact(problem: Problem) -> Gradients:
-    answer = matrix(problem.float64())
+    with np.errstate(all="ignore"):
+        answer = matrix(problem.float64())
     return Gradients(float(answer["loss"]), answer["dW"], answer["db"], answer["dX"])
 
 
 def _values(answer: Gradients) -> np.ndarray:
     """The loss and every weight gradient, as one float64 vector (biases are 0 or absent, and
     their gradients repeat the weights')."""
-    return np.array([answer.loss, *(float(w.ravel()[0]) for w in answer.dW)], dtype=np.float64)
+    return np.array([answer.loss, *(float(np.asarray(w).ravel()[0]) for w in answer.dW)],
+                    dtype=np.float64)
 
 
-def describe(found: dict[str, str], dtype: str) -> str:
-    """One sentence on how the candidate was judged where `measure` found a looser way."""
+# How a pass that needed a looser formulation's allowance begins its reason (the run's notes
+# count them: reporting/records.py)
+NOTE_PREFIX = "passes with "
+
+
+def describe(found: dict[str, str]) -> str:
+    """How the candidate was judged where `measure` found a looser way (or could not tell)."""
     parts = []
     for name, verdict in found.items():
         formula = ACTIVATIONS[name].looser.formula  # type: ignore[union-attr]
         parts.append(f"{name} judged with the rounding of {formula} (an ulp of 1 where it is "
-                     "small): " + ("the candidate computes it that way in " + dtype
+                     "small): " + ("measured, the candidate computes it that way"
                                    if verdict == "looser" else
-                                   f"how it computes it in {dtype} could not be measured"))
+                                   "how the candidate computes it could not be measured (no "
+                                   "probe network fits its declaration, or it failed one)"))
     return "; ".join(parts)
-
 
 
 # (id(kit), dtype) -> (the kit, what was measured): kept, so an id stays its own

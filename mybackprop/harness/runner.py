@@ -370,8 +370,8 @@ class Checker:
         elif loose and not within(answer, references[reference], self.tolerance.allowed(
                 scales_for(problem, (dtype,))[0], dtype)):
             # the looser formulation's allowance made the difference: say so
-            notes.append(f"passes with {formulation.describe(looser or {}, dtype)}; held to "
-                         "the usual formula's rounding it would not")
+            notes.append(f"{formulation.NOTE_PREFIX}{formulation.describe(looser or {})}; "
+                         "held to the usual formula's rounding it would not")
         return outcome.ends("pass", "; ".join(notes))
 
     def _linear(self, problem: Problem, allowed: Scales,

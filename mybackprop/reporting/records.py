@@ -10,6 +10,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
+from mybackprop.harness.formulation import NOTE_PREFIX
 from mybackprop.harness.runner import VERDICTS
 from mybackprop.spec.problem import SpecError
 
@@ -132,6 +133,7 @@ def summarize(records: Iterable[dict[str, Any]], run: dict[str, Any]) -> dict[st
     skip_reasons: dict[str, Counter[str]] = defaultdict(Counter)
     # per candidate: float32 cases checked, and those answered with float64 results rounded
     upcast: dict[str, Counter[str]] = defaultdict(Counter)
+    looser: dict[str, str] = {}  # per candidate, the first pass's note about it
     seen = bytearray()  # one byte per case number: which cases have a record
     records_seen, ratio = 0, None
     for r in records:
@@ -147,6 +149,9 @@ def summarize(records: Iterable[dict[str, Any]], run: dict[str, Any]) -> dict[st
         elif r["dtype"] == "float32":
             upcast[r["candidate"]]["float32_checked"] += 1
             upcast[r["candidate"]]["upcast"] += bool(r.get("upcast"))
+        if r["verdict"] == "pass" and r["reason"].startswith(NOTE_PREFIX):
+            upcast[r["candidate"]]["looser"] += 1  # passed with a looser formulation's rounding
+            looser.setdefault(r["candidate"], r["reason"])
         for activation in r["activations"]:
             groups["activation"][activation][r["verdict"]] += 1
         for key in ("candidate", "loss", "reduction", "dtype"):
@@ -162,7 +167,7 @@ def summarize(records: Iterable[dict[str, Any]], run: dict[str, Any]) -> dict[st
                     for name, c in sorted(table.items())} for key, table in groups.items()}
     return {
         "schema_version": SUMMARY_SCHEMA_VERSION,
-        "status": run_status(run, tables["candidate"], skip_reasons, upcast),
+        "status": run_status(run, tables["candidate"], skip_reasons, upcast, looser),
         "run": run,
         "cases": sum(seen),
         "records": records_seen,  # one per case and candidate
@@ -228,7 +233,8 @@ MOSTLY_SKIPPED = 0.5  # a candidate that skipped more than this share of its cas
 
 def run_status(run: dict[str, Any], by_candidate: dict[str, dict[str, int]],
                skip_reasons: dict[str, Counter[str]],
-               upcast: dict[str, Counter[str]] | None = None) -> dict[str, Any]:
+               upcast: dict[str, Counter[str]] | None = None,
+               looser: dict[str, str] | None = None) -> dict[str, Any]:
     """pass, fail or nothing_checked, for the run and for each candidate, with one headline.
 
     A candidate with no checked case (every one skipped: outside its declaration, or refused)
@@ -247,7 +253,10 @@ def run_status(run: dict[str, Any], by_candidate: dict[str, dict[str, int]],
             "declared": run.get("declared", {}).get(name, ""),
             # float32 cases checked, and those whose answer was the float64 result rounded
             **{key: (upcast or {}).get(name, Counter())[key]
-               for key in ("float32_checked", "upcast")}}
+               for key in ("float32_checked", "upcast")},
+            # passes that needed a looser formulation's rounding, and what the first said
+            **({"looser": (upcast or {})[name]["looser"], "looser_note": looser[name]}
+               if name in (looser or {}) else {})}
     statuses = {c["status"] for c in candidates.values()}
     status = ("fail" if "fail" in statuses else
               "nothing_checked" if "nothing_checked" in statuses else "pass")
@@ -305,6 +314,15 @@ def summary_lines(summary: dict[str, Any], folder: Path) -> list[str]:
             f"report: {folder / MARKDOWN_FILE}" + (f", {html}" if html.exists() else "")]
 
 
+def candidate_notes(status: dict[str, Any]) -> list[str]:
+    """What a run says about how a candidate was checked, beside its verdicts."""
+    notes = [upcast_note(status)]
+    if status.get("looser"):
+        notes.append(f"passes {status['looser']} of {status['checked']} checked cases "
+                     f"{status['looser_note'].removeprefix('passes ')}")
+    return [note for note in notes if note]
+
+
 def upcast_note(status: dict[str, Any]) -> str:
     """'computes in float64: in 48 of 50 float32 cases ...', or '' (a candidate's status)."""
     n, of = status.get("upcast", 0), status.get("float32_checked", 0)
@@ -324,12 +342,12 @@ def findings_lines(summary: dict[str, Any], folder: Path, most: int = KINDS_SHOW
     lines = []
     for name, counts in summary["by_candidate"].items():
         found = sorted(by_candidate.get(name, []), key=lambda f: -f["count"])
-        note = upcast_note(summary["status"]["by_candidate"].get(name, {}))
+        notes = candidate_notes(summary["status"]["by_candidate"].get(name, {}))
         if len(summary["by_candidate"]) == 1 and not found:
-            lines += [f"note: {name} {note}"] if note else []
+            lines += [f"note: {name} {note}" for note in notes]
             continue  # the run's own count line says the rest
         lines.append(f"{name}: " + ", ".join(f"{n} {v}" for v, n in counts.items() if n))
-        lines += [f"  note: {note}"] if note else []
+        lines += [f"  note: {note}" for note in notes]
         for finding in found[:most]:
             example = finding["example"]
             named = "" if failure_kind({"reason": finding["summary"]}) == finding["kind"] \
@@ -375,8 +393,8 @@ def _table(title: str, rows: dict[str, dict[str, int]]) -> list[str]:
 def _checked(candidates: dict[str, dict[str, Any]]) -> list[str]:
     """What each candidate had checked, and what it declares (shown when some were skipped or
     there are several candidates)."""
-    notes = [f"- **{name}** {upcast_note(c)}" for name, c in candidates.items()
-             if upcast_note(c)]
+    notes = [f"- **{name}** {note}" for name, c in candidates.items()
+             for note in candidate_notes(c)]
     if len(candidates) < 2 and not any(c["skipped"] for c in candidates.values()):
         return [*notes, ""] if notes else []
     lines = ["## Checked, by candidate", "",
