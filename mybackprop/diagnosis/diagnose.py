@@ -686,7 +686,9 @@ FORMULA_SLIPS: dict[str, list[tuple[str, Callable[[Array, Array], Array]]]] = {
     "tanh": [("1 - tanh(z) (the square is missing)", lambda z, a: 1 - a),
              ("1 - z^2 (z where tanh(z) belongs)", lambda z, a: 1 - z * z)],
     "sigmoid": [("sigmoid(z) (1 - z)", lambda z, a: a * (1 - z)),
-                ("sigmoid(z) alone", lambda z, a: a)],
+                ("sigmoid(z) alone", lambda z, a: a),
+                ("z (1 - z): the formula a (1 - a) with z where a = sigmoid(z) belongs",
+                 lambda z, a: z * (1 - z))],
     "relu": [("z instead of the step (z > 0)", lambda z, a: np.maximum(z, 0.0)),
              ("1 everywhere (the step is missing)", lambda z, a: np.ones_like(z))],
     "softplus": [("exp(z) instead of sigmoid(z)", lambda z, a: np.exp(np.minimum(z, 700.0))),
@@ -843,10 +845,16 @@ def _slip_catalogue(problem: Problem) -> list[_Slip]:
                            f"{_layer_list(square)} without W: g_(l-1) = Delta_l where "
                            "Delta_l W_l belongs (the product with the layer's weights is "
                            "missing)", square, skip_weights=True))
-    if any(arch.widths[l] == arch.widths[l + 1] for l in range(arch.depth)):
+    own = tuple(l for l in range(arch.depth) if arch.widths[l] == arch.widths[l + 1])
+    if own:
         slips.append(_Slip("shifted_layer", "dW_l pairs Delta_l with the activation of its own "
                            "layer, A_l, instead of the layer below, A_(l-1): shifted by one layer",
                            dw_same_layer=True))
+    for l in own if arch.depth > 1 else ():  # one layer's input taken from its own output
+        slips.append(_Slip("shifted_layer", f"dW{l + 1} pairs Delta_{l + 1} with its own "
+                           f"layer's output A_{l + 1} instead of its input A_{l} (a cache "
+                           "overwritten, or an index off by one there): shifted by one layer",
+                           (l,), dw_same_layer=True))
     loss = arch.loss
     for written, derivative in LOSS_SLIPS.get(loss, []):
         slips.append(_Slip("wrong_loss_derivative", f"the derivative of {loss} is wrong: it "
@@ -920,7 +928,8 @@ def _simulate(problem: Problem, slip: _Slip) -> dict[str, Array] | None:
                 delta = g * a * (1 - a)
             else:
                 delta = f.backward(z, a, g)
-            a_in = fwd.a[l + 1] if slip.dw_same_layer else fwd.a[l]
+            own = slip.dw_same_layer and (not slip.layers or l in slip.layers)
+            a_in = fwd.a[l + 1] if own else fwd.a[l]
             if a_in.shape[1] != p.weights[l].shape[1]:
                 return None
             out[f"dW{l + 1}"] = delta.T @ a_in

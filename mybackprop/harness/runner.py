@@ -349,7 +349,9 @@ class Checker:
                                                                      self.tolerance)
                 follows = (f"the candidate takes {convention}" if convention else
                            f"the candidate agrees with {' and '.join(agrees) or 'neither'}")
-                outcome.comparisons = compare(answer, references[reference], allowed, dtype)
+                # its errors measured against the oracle it agrees with, where one
+                outcome.comparisons = compare(answer, references[(agrees or [reference])[0]],
+                                              allowed, dtype)
                 return outcome.ends("oracle_disagreement", f"{note}; {follows}")
             reference, notes = side, [note]
         outcome.reference, outcome.reference_answer = reference, references[reference]

@@ -23,6 +23,7 @@ import numpy as np
 from mybackprop.harness.runner import FAILING as BAD
 from mybackprop.reporting.records import (
     CASES_FILE,
+    CONSENSUS,
     MARKDOWN_FILE,
     SUMMARY_FILE,
     read_cases,
@@ -174,7 +175,7 @@ def _heatmap(records: list[dict[str, Any]], candidate: str) -> Any:
 
 def _ratios(records: list[dict[str, Any]]) -> tuple[np.ndarray, list[dict[str, Any]]]:
     kept = [r for r in records if isinstance(r.get("max_err_over_tol"), int | float)
-            and not math.isnan(r["max_err_over_tol"])]
+            and not math.isnan(r["max_err_over_tol"]) and r["verdict"] in CONSENSUS]
     # an error past float range (infinite ratio) is drawn at the largest finite one
     values = np.array([min(max(r["max_err_over_tol"], 1e-12), np.finfo(float).max)
                        for r in kept])

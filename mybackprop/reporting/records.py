@@ -141,7 +141,7 @@ def summarize(records: Iterable[dict[str, Any]], run: dict[str, Any]) -> dict[st
         if r["case"] >= len(seen):
             seen.extend(bytes(r["case"] + 1 - len(seen)))
         seen[r["case"]] = 1
-        if r.get("max_err_over_tol") is not None:
+        if r.get("max_err_over_tol") is not None and r["verdict"] in CONSENSUS:
             ratio = max(r["max_err_over_tol"], ratio if ratio is not None else 0.0)
         overall[r["verdict"]] += 1
         if r["verdict"] == "skipped":
@@ -227,6 +227,11 @@ def attach_smallest(summary: dict[str, Any], smallest: Iterable[dict[str, Any]])
             finding["smallest"] = {k: found[k] for k in ("case", "architecture", "batch_size",
                                                          "parameters", "repro")}
 
+
+# Verdicts judged against oracles that agree: only their errors are in units of a tolerance
+# that means something (where the oracles disagree, a candidate taking the other framework's
+# kink convention is "1e30x" the first oracle's bound, and right)
+CONSENSUS = ("pass", "fail")
 
 MOSTLY_SKIPPED = 0.5  # a candidate that skipped more than this share of its cases is named
 
