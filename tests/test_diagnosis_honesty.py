@@ -221,3 +221,35 @@ def test_a_clip_in_the_derivative_alone_is_named_from_the_gradients(both_oracles
     assert outcome.diagnosis.summary.startswith(
         "the loss's derivative is that of probabilities clipped to [1e-07, 1] (the loss value "
         "is right), the derivative taken at the clipped probabilities: "), outcome.message()
+
+
+def every_product_in_float16(problem):
+    """Every dW = Delta^T A computed in float16 (no biases here), from the right Deltas."""
+    answer = mb.matrix(problem)
+    spec = problem.architecture.activation_spec
+    A, Z = [problem.X], []
+    for W, name in zip(problem.weights, problem.activations, strict=True):
+        Z.append(A[-1] @ W.T)
+        A.append(spec(name).forward(Z[-1]))
+    g = 2 * (A[-1] - problem.Y)
+    for l in reversed(range(len(Z))):
+        delta = spec(problem.activations[l]).backward(Z[l], A[l + 1], g)
+        with np.errstate(over="ignore", invalid="ignore"):
+            answer["dW"][l] = (delta.T.astype(np.float16) @ A[l].astype(np.float16)).astype(
+                A[l].dtype)
+        g = delta @ problem.weights[l]
+    return answer
+
+
+def test_an_overflow_below_a_finite_dx_is_not_blamed_on_an_activation(both_oracles):
+    """softplus at |Z| in the hundreds, where exp overflows float32, without biases: only the
+    weight gradients overflow, and a finite dX shows every Delta finite, so the overflow is in
+    the products, not in softplus (which the candidate computes stably)."""
+    layers = (Layer(4, "softplus", bias=False), Layer(3, "identity", bias=False))
+    problem = build_problem(CaseConfig(Architecture(3, layers, "mse", "sum"),
+                                       6, "float32", 300.0, 1.0, 5))
+    outcome = check(every_product_in_float16, problem, both_oracles)
+    assert outcome.verdict == "error" and outcome.reason.endswith("; dX is finite"), \
+        outcome.message()
+    assert outcome.diagnosis.pattern == "reduced_precision", outcome.message()
+    assert "softplus" not in outcome.diagnosis.summary

@@ -649,8 +649,8 @@ def _reduced_precision(ctx: _Context) -> Found:
             names = ", ".join(ctx.failing)
             return ("reduced_precision", f"{names} {'is' if len(ctx.failing) == 1 else 'are'} "
                     f"computed in {narrow}: every element is a {narrow} number, within "
-                    f"{narrow}'s rounding of the right value (unit roundoff {u:.2g}); cast to "
-                    f"{narrow} before a product, or arrays kept in {narrow}? compute in the "
+                    f"{narrow}'s rounding of the right value (unit roundoff {u:.2g}): a cast "
+                    f"to {narrow} before a product, or arrays kept in {narrow}; compute in the "
                     f"problem's {dtype}",
                     [f"{values.size} elements of {names}, all {narrow} numbers; of the right "
                      f"values rounded to {dtype}, {np.mean(_narrow(exact, narrow)):.0%} are",
@@ -1100,7 +1100,10 @@ def _overflow(problem: Problem, name: str, reason: str,
     logits = float(np.max(np.abs(fwd.a[-1])))
     sizes = [(l + 1, f.name, float(np.max(np.abs(z))))
              for l, (f, z) in enumerate(zip(arch.activation_specs, fwd.z, strict=True))]
-    if all(n.startswith("dW") and _delta_finite(problem, int(n[2:]), nonfinite, sizes, limit)
+    # a finite dX = Delta_1 W_1 shows every Delta finite (an inf in one reaches all below it)
+    dx_finite = reason.endswith("; dX is finite")
+    if all(n.startswith("dW") and (dx_finite or _delta_finite(problem, int(n[2:]), nonfinite,
+                                                              sizes, limit))
            for n in nonfinite):
         return _overflow_in_the_product(problem, nonfinite, reason)
     first = next(((at, f, big) for at, f, big in sizes

@@ -266,7 +266,9 @@ class Checker:
             answers = {name: Gradients(g.loss, g.dW, g.db, None) for name, g in answers.items()}
         nonfinite = _nonfinite_where_reference_finite(answer, next(iter(answers.values())))
         if nonfinite:
-            return outcome.ends("error", f"{nonfinite} is NaN or inf where the oracles are finite")
+            at, dx_finite = nonfinite
+            return outcome.ends("error", f"{at} is NaN or inf where the oracles are finite"
+                                + ("; dX is finite" if dx_finite else ""))
         outcome = self._judge(outcome, answer, answers, self._looser(candidate, problem))
         if outcome.verdict == "fail" and outcome.diagnosis is not None:
             outcome.diagnosis = self._with_layers(candidate, outcome.diagnosis)
@@ -614,11 +616,15 @@ def _array_names(problem: Problem) -> list[str]:
             *(f"b{l}" for l, b in enumerate(problem.biases, start=1) if b is not None)]
 
 
-def _nonfinite_where_reference_finite(answer: Gradients, reference: Gradients) -> str:
+def _nonfinite_where_reference_finite(answer: Gradients, reference: Gradients
+                                      ) -> tuple[str, bool] | None:
+    """Where the answer is NaN or inf and the reference is not (the first element, then the
+    other tensors), and whether its dX is finite (then every Delta is: the diagnosis places
+    the overflow by it); None where it is finite wherever the reference is."""
     if np.isfinite(flat(answer, tensor_names(answer))).all():  # the vector compare() reads
-        return ""
+        return None
     if not np.isfinite(answer.loss) and np.isfinite(reference.loss):
-        return "loss"
+        return "loss", False
     mine, ref = answer.tensors(), reference.tensors()
     found = []  # the first element, then every other tensor that has one (the diagnosis reads
     for name, value in mine.items():  # which tensors overflow to place it)
@@ -626,6 +632,8 @@ def _nonfinite_where_reference_finite(answer: Gradients, reference: Gradients) -
         if np.any(bad):
             index = tuple(int(i) for i in np.argwhere(bad)[0])
             found.append(f"{name}[{', '.join(map(str, index))}]" if not found else name)
-    if len(found) > 1:
-        return f"{found[0]} (and {', '.join(found[1:])})"
-    return found[0] if found else ""
+    if not found:
+        return None
+    said = f"{found[0]} (and {', '.join(found[1:])})" if len(found) > 1 else found[0]
+    dx = mine.get("dX")
+    return said, dx is not None and bool(np.all(np.isfinite(dx)))
