@@ -164,16 +164,34 @@ def test_weights_computed_in_float16_are_named_so_and_noise_is_not(both_oracles)
         assert outcome.diagnosis.pattern != "reduced_precision", outcome.message()
 
 
-def product_in_float16(problem):
-    """dW1 = Delta^T A computed in float16, where its terms pass 65,504: inf. (The network is
-    relu then identity, mse summed.)"""
+def _float16_products(problem, layers=None):
+    """dW_l = Delta_l^T A_(l-1) computed in float16 for the given layers (None: every one),
+    from the right Deltas: inf where its terms pass 65,504."""
     answer = mb.matrix(problem)
-    (W1, W2), (b1, b2), A = problem.weights, problem.biases, problem.X
-    z = A @ W1.T + b1
-    delta = (2 * (np.maximum(z, 0) @ W2.T + b2 - problem.Y) @ W2) * (z > 0)
-    with np.errstate(over="ignore", invalid="ignore"):
-        answer["dW"][0] = (delta.T.astype(np.float16) @ A.astype(np.float16)).astype(A.dtype)
+    spec = problem.architecture.activation_spec
+    A, Z = [problem.X], []
+    for W, b, name in zip(problem.weights, problem.biases, problem.activations, strict=True):
+        Z.append(A[-1] @ W.T + (0 if b is None else b))
+        A.append(spec(name).forward(Z[-1]))
+    g = 2 * (A[-1] - problem.Y)  # mse summed
+    for l in reversed(range(len(Z))):
+        delta = spec(problem.activations[l]).backward(Z[l], A[l + 1], g)
+        if layers is None or l in layers:
+            with np.errstate(over="ignore", invalid="ignore"):
+                answer["dW"][l] = (delta.T.astype(np.float16) @ A[l].astype(np.float16)
+                                   ).astype(A[l].dtype)
+        g = delta @ problem.weights[l]
     return answer
+
+
+def product_in_float16(problem):
+    """dW1 alone computed in float16."""
+    return _float16_products(problem, (0,))
+
+
+def every_product_in_float16(problem):
+    """Every dW computed in float16."""
+    return _float16_products(problem)
 
 
 def test_a_weight_gradient_that_overflows_float16_is_placed_in_its_product(both_oracles):
@@ -222,23 +240,6 @@ def test_a_clip_in_the_derivative_alone_is_named_from_the_gradients(both_oracles
         "the loss's derivative is that of probabilities clipped to [1e-07, 1] (the loss value "
         "is right), the derivative taken at the clipped probabilities: "), outcome.message()
 
-
-def every_product_in_float16(problem):
-    """Every dW = Delta^T A computed in float16 (no biases here), from the right Deltas."""
-    answer = mb.matrix(problem)
-    spec = problem.architecture.activation_spec
-    A, Z = [problem.X], []
-    for W, name in zip(problem.weights, problem.activations, strict=True):
-        Z.append(A[-1] @ W.T)
-        A.append(spec(name).forward(Z[-1]))
-    g = 2 * (A[-1] - problem.Y)
-    for l in reversed(range(len(Z))):
-        delta = spec(problem.activations[l]).backward(Z[l], A[l + 1], g)
-        with np.errstate(over="ignore", invalid="ignore"):
-            answer["dW"][l] = (delta.T.astype(np.float16) @ A[l].astype(np.float16)).astype(
-                A[l].dtype)
-        g = delta @ problem.weights[l]
-    return answer
 
 
 def test_an_overflow_below_a_finite_dx_is_not_blamed_on_an_activation(both_oracles):
