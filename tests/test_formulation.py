@@ -104,7 +104,8 @@ def test_the_probe_runs_once_per_candidate_and_dtype(both_oracles):
     candidate = as_candidate(counted)
     for _ in range(3):
         assert checker.check(candidate, _saturated_low("float64")).verdict == "pass"
-    probes = 1 + len(ACTIVATIONS["sigmoid"].looser.probes["float64"])
+    # at the output and in a hidden layer: the reference point and each probe
+    probes = 2 * (1 + len(ACTIVATIONS["sigmoid"].looser.probes["float64"]))
     assert len(calls) == 3 + probes
 
 
@@ -163,3 +164,38 @@ def net(problem):
     status = json.loads((tmp_path / "run" / "summary.json").read_text())["status"]
     mine = status["by_candidate"]["net.py:net"]
     assert 0 < mine["looser"] < mine["checked"] == 300, mine
+
+
+def _two_sigmoids(problem):
+    """Hidden sigmoid through tanh (a helper of its own), output sigmoid as 1 / (1 + e^-z)."""
+    (W1, W2), (b1, b2), X, Y = problem.weights, problem.biases, problem.X, problem.Y
+    z1 = X @ W1.T + b1
+    a1 = 0.5 * (1 + np.tanh(0.5 * z1))
+    z2 = a1 @ W2.T + b2
+    a2 = 1 / (1 + np.exp(-z2))
+    n = Y.size
+    d2 = 2 * (a2 - Y) / n * a2 * (1 - a2)
+    d1 = (d2 @ W2) * a1 * (1 - a1)
+    return {"loss": np.sum((a2 - Y) ** 2) / n, "dW": [d1.T @ X, d2.T @ a1],
+            "db": [d1.sum(0), d2.sum(0)], "dX": d1 @ W1}
+
+
+two_sigmoids = mb.candidate(activations={"sigmoid"}, losses={"mse"}, reductions={"mean"},
+                            depth=2, bias=True)(_two_sigmoids)
+
+
+def test_each_place_the_declaration_allows_is_measured(both_oracles):
+    """A helper for hidden layers and another for the output: measured at both, looser where
+    either is (probing the output alone would hold the hidden tanh form to the usual rounding)."""
+    candidate = as_candidate(two_sigmoids)
+    for dtype in ("float32", "float64"):
+        assert formulation.measure(candidate, dtype, lambda p: run_in_process(
+            candidate, p, 5.0)) == {"sigmoid": "looser"}
+    rng = np.random.default_rng(3)
+    arch = Architecture(4, (Layer(6, "sigmoid"), Layer(3, "sigmoid")), "mse", "mean")
+    weights = [rng.standard_normal((6, 4)), rng.standard_normal((3, 6))]
+    biases = [np.full(6, -40.0), rng.standard_normal(3)]  # every hidden unit saturated low
+    problem = mb.Problem(arch, weights, biases, rng.standard_normal((5, 4)),
+                         rng.uniform(0.1, 0.9, (5, 3)))
+    outcome = check(two_sigmoids, problem, both_oracles)
+    assert outcome.verdict == "pass", outcome.message()

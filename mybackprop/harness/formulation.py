@@ -3,19 +3,21 @@
 sigmoid is written 1 / (1 + e^-z) (or e^z / (1 + e^z)), right to an ulp of its value, or
 (1 + tanh(z/2)) / 2, right only to an ulp of 1: below zero, where sigmoid is small, the second is
 off by up to 1e-16 absolute in float64, and a gradient through such a unit by as much relative.
-Both are correct code.
-Judging everyone by the second's rounding hides real mistakes there (a missing factor 2 through
-sigmoid outputs saturated low passes); judging everyone by the first's fails the second. So the
-run asks the candidate itself, once per dtype: a network of one unit per layer that its
-declaration takes, its sigmoid at a few pre-activations where the two ways differ by 0.1% to 1%
-of the value (table.Formulation.probes), and at -1, where they agree. Its loss and weight
-gradients at each probe, over its answer at -1 (a constant-factor slip cancels), are compared
-with the same ratios computed exactly. Within 1e4 ulps: it computes the usual way, and is held
-to that way's rounding. Further: it is judged with the looser formulation's rounding
-(tolerance.py, `loose`). A probe network is used only where the looser formulation, replayed
-on it, would move those ratios by 10 times that much (a penalty or a flat output could hide
-it). Where none fits its declaration, or it fails on one, it is given the looser allowance: the
-benefit of the doubt, as before there was a probe.
+Both are correct code. Judging everyone by the second's rounding hides real mistakes there (a
+missing factor 2 through sigmoid outputs saturated low passes); judging everyone by the first's
+fails the second.
+
+So the run asks the candidate itself, once per dtype and per place its declaration lets sigmoid
+take (the output layer, a hidden layer: code often has a helper for each): a network of one
+unit per layer that the declaration takes, its sigmoid at a few pre-activations where the two
+ways differ by 0.1% to 1% of the value (table.Formulation.probes), and at -1, where they agree.
+Its loss and weight gradients at each probe, over its answer at -1 (a constant-factor slip
+cancels), are compared with the same ratios computed exactly. Within 1e4 ulps at every place:
+it computes the usual way, and is held to that way's rounding. Further at one: it is judged
+with the looser formulation's rounding (tolerance.py, `loose`). A probe network is used only
+where the looser formulation, replayed on it, would move those ratios by 10 times that much (a
+penalty or a flat output could hide it). Where none fits its declaration, or it fails on one,
+it is given the looser allowance: the benefit of the doubt, as before there was a probe.
 """
 
 from __future__ import annotations
@@ -57,20 +59,45 @@ def measure(candidate: Candidate, dtype: str, call: Call) -> dict[str, str]:
 
 
 def _probe(candidate: Candidate, f: Activation, dtype: str, call: Call) -> str:
+    """'usual' where every place the declaration lets the activation take (the output layer,
+    a hidden layer: code often has a helper for each) is measured the usual way; 'looser' where
+    one is measured looser; else 'unmeasured'."""
     assert f.looser is not None
-    for arch in _networks(candidate, f, dtype):
+    verdicts = []
+    for place in ("output", "hidden"):
+        if not _may_be(candidate.supports, f.name, place):
+            continue
+        found = next(_networks(candidate, f, dtype, place), None)
+        if found is None:
+            verdicts.append("unmeasured")
+            continue
+        arch, at = found
         answers = []
         for z in (REFERENCE_Z, *f.looser.probes[dtype]):
-            problem = _problem(arch, z, dtype)
+            problem = _problem(arch, at, z, dtype, _batch(candidate.supports))
             answer, reason = call(problem)
             if answer is None:
                 return "unmeasured"
             answers.append((_values(answer), _values(_exact(problem))))
         deviation = _deviation(answers)
-        if not np.isfinite(deviation):
-            return "unmeasured"
-        return "usual" if deviation <= _agreement(dtype) else "looser"
-    return "unmeasured"
+        verdicts.append("unmeasured" if not np.isfinite(deviation) else
+                        "usual" if deviation <= _agreement(dtype) else "looser")
+    if "looser" in verdicts:
+        return "looser"
+    return "usual" if verdicts and set(verdicts) == {"usual"} else "unmeasured"
+
+
+def _may_be(supports: Any, name: str, place: str) -> bool:
+    """Whether the declaration lets `name` be the output layer's activation, or a hidden one."""
+    if place == "hidden" and supports.depth is not None and supports.depth[1] < 2:
+        return False
+    allowed = supports.output_activations if place == "output" else supports.hidden_activations
+    return allowed is None or name in allowed
+
+
+def _batch(supports: Any) -> int:
+    """The fewest samples the declaration takes (the probe's rows are all alike)."""
+    return supports.batch[0] if supports.batch is not None else 1
 
 
 def _agreement(dtype: str) -> float:
@@ -93,25 +120,27 @@ OTHERS = ("identity", "relu", "leaky_relu", "hardtanh", "elu", "selu", "tanh", "
           "gelu_tanh", "softplus", "sigmoid", "softmax")
 
 
-def _networks(candidate: Candidate, f: Activation, dtype: str) -> Iterator[Architecture]:
-    """One-unit networks with an `f` layer that the candidate's declaration takes, with the
-    penalty and parameters it declares, where the looser formulation would show: replayed in
-    that formulation, the probe's ratios move by at least 10 times the agreement allowed."""
+def _networks(candidate: Candidate, f: Activation, dtype: str,
+              place: str) -> Iterator[tuple[Architecture, int]]:
+    """One-unit networks with an `f` layer at the output or in a hidden layer (`place`) that
+    the candidate's declaration takes, with the penalty and parameters it declares, where the
+    looser formulation would show: replayed in that formulation, the probe's ratios move by at
+    least 10 times the agreement allowed."""
     supports = candidate.supports
     low, high = supports.depth or (1, 3)
     penalty = {} if supports.l2 in (None, 0.0) else {
         "l2": supports.l2, "l2_half": bool(supports.l2_half),
         "l2_biases": bool(supports.l2_biases)}
     for depth in range(max(low, 1), min(high, 3) + 1):
-        for at in reversed(range(depth)):  # the probed layer: at the output first
+        for at in (depth - 1,) if place == "output" else range(depth - 1):
             for bias in (False, True):
                 for loss in PROBE_LOSSES:
                     for reduction in sorted(supports.reductions):
                         arch = _network(supports, f.name, depth, at, bias, loss, reduction,
                                         penalty)
-                        if arch is not None and _sensitive(arch, f, dtype):
-                            yield arch
-                            return
+                        if arch is not None and _sensitive(arch, at, f, dtype,
+                                                           _batch(supports)):
+                            yield arch, at
 
 
 def _network(supports: Any, name: str, depth: int, at: int, bias: bool, loss: str,
@@ -137,11 +166,11 @@ def _network(supports: Any, name: str, depth: int, at: int, bias: bool, loss: st
                   for p in PARAMETERS.values() if p.activation in names}
     arch = Architecture(1, tuple(Layer(1, a, bias) for a in names), loss, reduction,
                         **penalty, **parameters)
-    return arch if supports.reason_to_skip(_problem(arch, REFERENCE_Z, "float64")) is None \
-        else None
+    probe = _problem(arch, at, REFERENCE_Z, "float64", _batch(supports))
+    return arch if supports.reason_to_skip(probe) is None else None
 
 
-def _sensitive(arch: Architecture, f: Activation, dtype: str) -> bool:
+def _sensitive(arch: Architecture, at: int, f: Activation, dtype: str, batch: int) -> bool:
     """Whether this probe tells the looser formulation apart: replayed in it (the rest exact),
     its ratios move by at least 10 times the agreement allowed."""
     assert f.looser is not None
@@ -151,7 +180,7 @@ def _sensitive(arch: Architecture, f: Activation, dtype: str) -> bool:
         z.astype(DTYPES[dtype])).astype(np.float64))
     answers = []
     for z in (REFERENCE_Z, *looser.probes[dtype]):
-        problem = _problem(arch, z, dtype).float64()
+        problem = _problem(arch, at, z, dtype, batch).float64()
         with np.errstate(all="ignore"):
             answer = matrix(problem, table=table)
         answers.append((_values(Gradients(float(answer["loss"]), answer["dW"], answer["db"],
@@ -159,20 +188,19 @@ def _sensitive(arch: Architecture, f: Activation, dtype: str) -> bool:
     return _deviation(answers) >= 10 * _agreement(dtype)
 
 
-def _problem(arch: Architecture, z: float, dtype: str) -> Problem:
-    """x = 1, biases 0, target 0, one sample; every weight 1 but the probed layer's, set so its
-    pre-activation is z (to the dtype's rounding)."""
+def _problem(arch: Architecture, probed: int, z: float, dtype: str, batch: int = 1) -> Problem:
+    """x = 1, biases 0, target 0, `batch` samples alike; every weight 1 but the probed layer's,
+    set so its pre-activation is z (to the dtype's rounding)."""
     kind = DTYPES[dtype]
     specs = arch.activation_specs
-    probed = next(i for i, spec in enumerate(specs) if spec.name in LOOSER)
     h = 1.0
     for spec in specs[:probed]:  # what reaches the probed layer, through weights of 1
         h = float(spec.forward(np.array([[h]]))[0, 0])
     weights = tuple(np.full((1, 1), z / h if i == probed else 1.0, dtype=kind)
                     for i in range(len(specs)))
     biases = tuple(np.zeros(1, dtype=kind) if layer.bias else None for layer in arch.layers)
-    return unchecked_problem(arch, weights, biases, np.ones((1, 1), dtype=kind),
-                             np.zeros((1, 1), dtype=kind), {})
+    return unchecked_problem(arch, weights, biases, np.ones((batch, 1), dtype=kind),
+                             np.zeros((batch, 1), dtype=kind), {})
 
 
 def _exact(problem: Problem) -> Gradients:
