@@ -155,7 +155,7 @@ def net(problem):
             "dX": d1 @ W1}
 ''')
     result = subprocess.run([sys.executable, "-m", "mybackprop", "check", "--impl", "net.py:net",
-                             "--cases", "300", "--out", "run", "--no-html", "--repro", "none"],
+                             "--cases", "300", "--out", "run", "--repro", "none"],
                             cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     note = next(line for line in result.stdout.splitlines() if line.startswith("note: "))
@@ -164,6 +164,9 @@ def net(problem):
     status = json.loads((tmp_path / "run" / "summary.json").read_text())["status"]
     mine = status["by_candidate"]["net.py:net"]
     assert 0 < mine["looser"] < mine["checked"] == 300, mine
+    page = (tmp_path / "run" / "report.html").read_text()  # said under the headline too
+    assert '<ul id="notes"><li><b>net.py:net</b> passes ' in page
+    assert "measured, the candidate computes it that way" in page
 
 
 def _two_sigmoids(problem):

@@ -26,6 +26,7 @@ from mybackprop.reporting.records import (
     CONSENSUS,
     MARKDOWN_FILE,
     SUMMARY_FILE,
+    candidate_notes,
     read_cases,
     run_file,
     write_summary,
@@ -93,6 +94,8 @@ def render_html(summary: dict[str, Any], records: list[dict[str, Any]]) -> str:
     return environment.get_template("report.html.j2").render(
         summary=summary, run=summary["run"], candidates=candidates, failures=failures,
         errors=errors, status=summary["status"],
+        notes=[(name, note) for name, c in summary["status"]["by_candidate"].items()
+               for note in candidate_notes(c)],
         heatmaps={c: _svg(_heatmap(records, c)) if checked.get(c) else "" for c in candidates},
         distribution=_svg(_distribution(records)),
         against_size=_svg(_against_size(records)),
