@@ -13,8 +13,10 @@ unit per layer that the declaration takes, its sigmoid at a few pre-activations 
 ways differ by 0.1% to 1% of the value (table.Formulation.probes), and at -1, where they agree.
 Its loss and weight gradients at each probe, over its answer at -1 (a constant-factor slip
 cancels), are compared with the same ratios computed exactly. Within 1e4 ulps at every place:
-it computes the usual way, and is held to that way's rounding. Further at one: it is judged
-with the looser formulation's rounding (tolerance.py, `loose`). A probe network is used only
+it computes the usual way, and is held to that way's rounding. Further at one, but within what
+a way off by ulps of 1 can move them (under a factor 2): it is judged with the looser
+formulation's rounding (tolerance.py, `loose`). Further still is a mistake, not a formulation:
+no allowance. A probe network is used only
 where the looser formulation, replayed on it, would move those ratios by 10 times that much (a
 penalty or a flat output could hide it). Where none fits its declaration, or it fails on one,
 it is given the looser allowance: the benefit of the doubt, as before there was a probe.
@@ -22,6 +24,7 @@ it is given the looser allowance: the benefit of the doubt, as before there was 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
@@ -37,8 +40,15 @@ from mybackprop.spec.table import ACTIVATIONS, DTYPES, PARAMETERS, Activation
 LOOSER = {name: f for name, f in ACTIVATIONS.items() if f.looser is not None}
 REFERENCE_Z = -1.0  # where both ways are right to an ulp of the value
 AGREEMENT_ULPS = 1e4  # a ratio within this many ulps of the exact one: the usual formulation
-# Losses whose value and derivative at y = 0 follow one sigmoid output unit (ŷ, ŷ²/2, ...)
-PROBE_LOSSES = ("mse", "half_mse", "l1", "huber", "binary_cross_entropy")
+# At the probes an ulp of 1 is about 1% of sigmoid's value, so a way of writing it that is off
+# by even tens of ulps of 1 moves a ratio by well under a factor 2 (|log| 0.69): a candidate
+# further off there has a mistake (its derivative, its loss), not a looser formulation, and
+# gets no allowance for one
+LOOSER_AT_MOST = math.log(2.0)
+# Losses at y = 0 whose value or derivative follows one unit (ŷ², |ŷ|, ..., or on logits, the
+# gradient of softplus(ŷ)); each probe network is kept only where the looser form would show
+PROBE_LOSSES = ("mse", "half_mse", "l1", "huber", "binary_cross_entropy",
+                "binary_cross_entropy_with_logits")
 
 # (problem) -> (answer, reason it is not one), as Checker runs a candidate
 Call = Callable[[Problem], tuple[Gradients | None, str]]
@@ -80,11 +90,13 @@ def _probe(candidate: Candidate, f: Activation, dtype: str, call: Call) -> str:
                 return "unmeasured"
             answers.append((_values(answer), _values(_exact(problem))))
         deviation = _deviation(answers)
-        verdicts.append("unmeasured" if not np.isfinite(deviation) else
-                        "usual" if deviation <= _agreement(dtype) else "looser")
+        verdicts.append("unmeasured" if math.isnan(deviation) else
+                        "usual" if deviation <= _agreement(dtype) else
+                        "looser" if deviation <= LOOSER_AT_MOST else "wrong")
     if "looser" in verdicts:
         return "looser"
-    return "usual" if verdicts and set(verdicts) == {"usual"} else "unmeasured"
+    # wrong there by more than any looser way of writing it: held to the usual rounding
+    return "usual" if verdicts and set(verdicts) <= {"usual", "wrong"} else "unmeasured"
 
 
 def _may_be(supports: Any, name: str, place: str) -> bool:
@@ -105,12 +117,15 @@ def _agreement(dtype: str) -> float:
 
 
 def _deviation(answers: list[tuple[np.ndarray, np.ndarray]]) -> float:
-    """The largest relative difference between the candidate's values at each probe over its
-    values at the reference point, and the same ratio computed exactly."""
+    """How far the candidate's values at each probe over its values at the reference point are
+    from the same ratios computed exactly, as |log| of their quotient (1e-3 for 0.1%; inf for a
+    quotient of 0 or below, or 0/0: a sign, or a zero where no value of the probe is 0, is a
+    mistake, not a way of writing sigmoid)."""
     (mine_r, exact_r), rest = answers[0], answers[1:]
     with np.errstate(all="ignore"):
-        return max(float(np.max(np.abs((mine / mine_r) / (exact / exact_r) - 1)))
-                   for mine, exact in rest)
+        quotients = np.concatenate([(mine / mine_r) / (exact / exact_r) for mine, exact in rest])
+        positive = np.where(quotients > 0, quotients, 0.0)  # NaN > 0 is False: 0 too
+        return float(np.max(np.abs(np.log(positive))))
 
 
 # Activations for the probe's other layers, most transparent first: each passes a positive
@@ -255,10 +270,14 @@ def kit_looser(kit: Any, dtype: str) -> frozenset[str]:
                 with np.errstate(all="ignore"):
                     out = np.asarray(kit.activation_layer(name, z, np.ones_like(z))["out"],
                                      dtype=np.float64)
-                    deviation = float(np.max(np.abs(out / f.forward(z.astype(np.float64)) - 1)))
+                    quotient = out / f.forward(z.astype(np.float64))
+                    deviation = float(np.max(np.abs(np.log(np.where(quotient > 0, quotient,
+                                                                    0.0)))))
             except Exception:  # noqa: BLE001 - its own error shows in its own check
-                deviation = np.inf
-            if not deviation <= AGREEMENT_ULPS * np.finfo(dtype).eps / 2:
+                deviation = math.nan
+            # looser where measured so, or not measurable; held to the usual rounding where it
+            # agrees, or is further off than any way of writing it (a mistake of its own)
+            if not (deviation <= _agreement(dtype) or deviation > LOOSER_AT_MOST):
                 found.add(name)
         _KITS[key] = (kit, frozenset(found))
     return _KITS[key][1]
