@@ -74,3 +74,19 @@ def test_a_repro_exits_0_once_the_bug_is_fixed(tmp_path):
     assert fixed.returncode == 0, fixed.stdout
     assert "the discrepancy is gone" in fixed.stdout
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["verdicts"]["fail"] >= 1
+
+
+def test_each_group_of_a_kind_gets_its_own_smallest_case(tmp_path):
+    """One kind of mistake in two verdicts (float16 products: fails, and errors where they
+    overflow): each group is shrunk and shown with its own smallest case, not the other's."""
+    result = run("check", "--impl", "mybackprop.zoo:weight_gradients_in_float16", "--cases",
+                 "60", "--repro", "none", "--no-html", "--out", str(tmp_path / "run"))
+    assert result.returncode == 1, result.stdout + result.stderr
+    shrunk = read_jsonl(tmp_path / "run" / "smallest.jsonl")
+    groups = {(s["verdict"], s["kind"]) for s in shrunk}
+    assert {("fail", "reduced_precision"), ("error", "reduced_precision")} <= groups, groups
+    findings = json.loads((tmp_path / "run" / "summary.json").read_text())["findings"]
+    by_verdict = {f["verdict"]: f["smallest"]["case"] for f in findings
+                  if f["kind"] == "reduced_precision"}
+    first = {s["verdict"]: s["case"] for s in shrunk if s["kind"] == "reduced_precision"}
+    assert by_verdict == first and len(set(first.values())) == 2

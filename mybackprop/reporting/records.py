@@ -216,10 +216,12 @@ def _add_finding(findings: dict[tuple[str, str, str], dict[str, Any]],
 
 
 def attach_smallest(summary: dict[str, Any], smallest: Iterable[dict[str, Any]]) -> None:
-    """Each finding's smallest case (smallest.jsonl's line for its candidate and kind)."""
-    by_key = {(s["candidate"], s.get("kind")): s for s in smallest}
+    """Each finding's smallest case (smallest.jsonl's line for its candidate, verdict and kind;
+    a line written before lines had a verdict stands for its candidate and kind)."""
+    by_key = {(s["candidate"], s.get("verdict"), s.get("kind")): s for s in smallest}
     for finding in summary["findings"]:
-        found = by_key.get((finding["candidate"], finding["kind"]))
+        found = by_key.get((finding["candidate"], finding["verdict"], finding["kind"]),
+                           by_key.get((finding["candidate"], None, finding["kind"])))
         if found is None:
             continue
         finding["example"]["repro"] = finding["example"]["repro"] or found.get("first_repro", "")

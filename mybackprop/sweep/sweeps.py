@@ -602,27 +602,29 @@ def repro_name(case: int, candidate: str, smallest: bool = False) -> str:
 
 def first_failures(state: _State, records: Iterable[dict[str, Any]],
                    report: Callable[[str], None]) -> list[dict[str, Any]]:
-    """The lowest-numbered failure of each candidate and kind of mistake, checked again: its
-    repro script written (--repro first; --repro all wrote every one already) and, unless
-    --no-shrink, shrunk to the smallest case that keeps its diagnosis, with its own repro."""
+    """The lowest-numbered failure of each candidate, verdict and kind of mistake (the groups
+    the run's findings show), checked again: its repro script written (--repro first; --repro
+    all wrote every one already) and, unless --no-shrink, shrunk to the smallest case that
+    keeps its diagnosis, with its own repro."""
     settings = state.settings
-    first: dict[tuple[str, str], dict[str, Any]] = {}
+    first: dict[tuple[str, str, str], dict[str, Any]] = {}
     for record in records:  # streamed: only the first failure of each kind is kept
         if record["verdict"] in FAILING:
-            key = (record["candidate"], failure_kind(record))
+            key = (record["candidate"], record["verdict"], failure_kind(record))
             if key not in first or record["case"] < first[key]["case"]:
                 first[key] = record
     by_name = {c.name: c for c in state.candidates}
     folder = Path(state.run.folder)
     results = []
-    for (name, kind), record in sorted(first.items(), key=lambda kv: kv[1]["case"]):
+    for (name, verdict, kind), record in sorted(first.items(), key=lambda kv: kv[1]["case"]):
         candidate = by_name[name]
         problem = state.case_problems(record["case"])[name][1]
         supervise.calling(record["case"], name, "shrinking case")
         outcome = state.checker.check(candidate, problem)
         if outcome.reference_answer is None:  # no oracle answer (an oracle failed): no repro
             continue
-        result: dict[str, Any] = {"case": record["case"], "candidate": name, "kind": kind,
+        result: dict[str, Any] = {"case": record["case"], "candidate": name,
+                                  "verdict": verdict, "kind": kind,
                                   "first_repro": record.get("repro", "")}
         if settings.repro == "first":
             result["first_repro"] = repro_name(record["case"], name)
