@@ -30,7 +30,6 @@ import numpy as np
 
 from mybackprop.judging.compare import TensorComparison
 from mybackprop.judging.tolerance import (
-    UNIT_ROUNDOFF,
     Tolerance,
     gradient_scales,
     scales_replacing_derivatives,
@@ -174,6 +173,9 @@ def diagnose_fail(problem: Problem, answer: Gradients, reference: Gradients,
 _SHAPE = re.compile(r"^(dW|db|dX)(\d*) has shape \(([\d, ]*)\), expected \(([\d, ]*)\)")
 _RAISED = re.compile(r"^raised (\w+): (.*) \(at (.+?) line (\d+), in ([^:;)]+)(?:: (.*?))?"
                      r"(?:; shapes: (.*))?\)$")
+# The runner's reason for a NaN/inf answer ends so where the candidate's dX is finite (then every
+# Delta is, and an overflow confined to weight gradients is placed in their products)
+FINITE_DX = "; dX is finite"
 _NONFINITE = re.compile(r"^(loss|dW\d+|db\d+|dX)(\[[\d, ]*\])?(?: \(and ([\w, ]+)\))?"
                         r" is NaN or inf")
 
@@ -305,8 +307,8 @@ def _other_parameter(ctx: _Context) -> Found:
             continue
         moved = unchecked_problem(replace(arch, **other), p.weights, p.biases, p.X, p.Y, {})
         answer = matrix(moved)
-        tensors = {"loss": np.asarray(answer["loss"]), **Gradients(
-            float(answer["loss"]), answer["dW"], answer["db"], answer["dX"]).tensors()}
+        tensors = {"loss": np.asarray(answer["loss"]),
+                   **Gradients.from_answer(answer).tensors()}
         # judged with that problem's own rounding: another value moves every error bound
         dtype = ctx.problem.dtype_name
         allowed = Tolerance().allowed(gradient_scales(moved, dtype, measured=False), dtype)
@@ -637,12 +639,11 @@ def _reduced_precision(ctx: _Context) -> Found:
     exact = np.concatenate([ctx.ref[n].ravel() for n in ctx.failing]).astype(dtype)
     exact = exact[exact != 0].astype(np.float64)
     tol = Tolerance()
-    k = tol.factor[dtype] * UNIT_ROUNDOFF[dtype] + tol.factor["float64"] * UNIT_ROUNDOFF["float64"]
     for narrow, (u, underflow) in NARROW_TYPES.items():
         if not np.all(_narrow(values, narrow)) or np.mean(_narrow(exact, narrow)) > 0.5:
             continue
         # the same bounds in that type's unit roundoff, and what underflow costs in each sum
-        ratio = (tol.factor[dtype] * u + tol.factor["float64"] * UNIT_ROUNDOFF["float64"]) / k
+        ratio = tol.multiplier(dtype, unit_roundoff=u) / tol.multiplier(dtype)
         terms = ctx.problem.batch_size + max(ctx.problem.architecture.widths)
         if all(_close(ctx.cand[n], ctx.ref[n], ratio * ctx.allowed.tensors[n]
                       + tol.factor[dtype] * terms * underflow, dtype) for n in ctx.cand):
@@ -1101,11 +1102,11 @@ def _overflow(problem: Problem, name: str, reason: str,
     sizes = [(l + 1, f.name, float(np.max(np.abs(z))))
              for l, (f, z) in enumerate(zip(arch.activation_specs, fwd.z, strict=True))]
     # a finite dX = Delta_1 W_1 shows every Delta finite (an inf in one reaches all below it)
-    dx_finite = reason.endswith("; dX is finite")
+    dx_finite = reason.endswith(FINITE_DX)
     if all(n.startswith("dW") and (dx_finite or _delta_finite(problem, int(n[2:]), nonfinite,
                                                               sizes, limit))
            for n in nonfinite):
-        return _overflow_in_the_product(problem, nonfinite, reason)
+        return _overflow_in_the_product(problem, nonfinite, reason, fwd)
     first = next(((at, f, big) for at, f, big in sizes
                   if f in EXP_ACTIVATIONS and big > limit), None)
     layer = int(name[2:]) if name[:2] in ("dW", "db") else (0 if name == "dX" else None)
@@ -1150,13 +1151,12 @@ def _delta_finite(problem: Problem, l: int, nonfinite: tuple[str, ...],
         problem, l + 1, nonfinite, sizes, limit)
 
 
-def _overflow_in_the_product(problem: Problem, nonfinite: tuple[str, ...],
-                             reason: str) -> Diagnosis:
+def _overflow_in_the_product(problem: Problem, nonfinite: tuple[str, ...], reason: str,
+                             fwd: Any) -> Diagnosis:
     """Only dW tensors are NaN or inf, while each one's Delta is finite (its db, or the layer
     below, is), as is the loss: no activation or its derivative overflowed, which would reach
     them too."""
-    p = problem.float64()
-    sizes = _product_sizes(p)
+    sizes = _product_sizes(problem.float64(), fwd)
     biggest = {n: sizes[int(n[2:]) - 1] for n in nonfinite}
     layer = max(int(n[2:]) for n in nonfinite)
     names = ", ".join(nonfinite)
@@ -1180,10 +1180,10 @@ def _overflow_in_the_product(problem: Problem, nonfinite: tuple[str, ...],
                      "something near 0 there", tuple(evidence), layer, nonfinite)
 
 
-def _product_sizes(p: Problem) -> list[float]:
-    """Per layer, the largest sum of absolute terms in dW_l = Delta_l^T A_(l-1) (float64)."""
+def _product_sizes(p: Problem, fwd: Any) -> list[float]:
+    """Per layer, the largest sum of absolute terms in dW_l = Delta_l^T A_(l-1) (float64),
+    from the float64 forward pass `fwd`."""
     with np.errstate(all="ignore"):
-        fwd = forward(p)
         g = p.architecture.loss_spec.derivative(fwd.a[-1], p.Y) / fwd.divisor
         sizes = [0.0] * p.architecture.depth
         for l in reversed(range(p.architecture.depth)):

@@ -16,10 +16,11 @@ cancels), are compared with the same ratios computed exactly. Within 1e4 ulps at
 it computes the usual way, and is held to that way's rounding. Further at one, but within what
 a way off by ulps of 1 can move them (under a factor 2): it is judged with the looser
 formulation's rounding (tolerance.py, `loose`). Further still is a mistake, not a formulation:
-no allowance. A probe network is used only
-where the looser formulation, replayed on it, would move those ratios by 10 times that much (a
-penalty or a flat output could hide it). Where none fits its declaration, or it fails on one,
-it is given the looser allowance: the benefit of the doubt, as before there was a probe.
+no allowance. A probe network is used only where the looser formulation, replayed on it, would
+move those ratios by 10 times that much (a penalty or a flat output could hide it). Where none
+fits its declaration, or it fails on one, it is given the looser allowance: the benefit of the
+doubt, as before there was a probe. A layer kit's activation layer is measured alone, on the
+same pre-activations (kit_looser).
 """
 
 from __future__ import annotations
@@ -89,10 +90,7 @@ def _probe(candidate: Candidate, f: Activation, dtype: str, call: Call) -> str:
             if answer is None:
                 return "unmeasured"
             answers.append((_values(answer), _values(_exact(problem))))
-        deviation = _deviation(answers)
-        verdicts.append("unmeasured" if math.isnan(deviation) else
-                        "usual" if deviation <= _agreement(dtype) else
-                        "looser" if deviation <= LOOSER_AT_MOST else "wrong")
+        verdicts.append(_classify(_deviation(answers), dtype))
     if "looser" in verdicts:
         return "looser"
     # wrong there by more than any looser way of writing it: held to the usual rounding
@@ -116,16 +114,31 @@ def _agreement(dtype: str) -> float:
     return AGREEMENT_ULPS * float(np.finfo(dtype).eps) / 2
 
 
-def _deviation(answers: list[tuple[np.ndarray, np.ndarray]]) -> float:
-    """How far the candidate's values at each probe over its values at the reference point are
-    from the same ratios computed exactly, as |log| of their quotient (1e-3 for 0.1%; inf for a
-    quotient of 0 or below, or 0/0: a sign, or a zero where no value of the probe is 0, is a
-    mistake, not a way of writing sigmoid)."""
-    (mine_r, exact_r), rest = answers[0], answers[1:]
+def _classify(deviation: float, dtype: str) -> str:
+    """'usual', 'looser' or 'wrong' (a mistake, held to the usual rounding) for a probe's
+    deviation; 'unmeasured' where there is none to read (NaN)."""
+    if math.isnan(deviation):
+        return "unmeasured"
+    return ("usual" if deviation <= _agreement(dtype) else
+            "looser" if deviation <= LOOSER_AT_MOST else "wrong")
+
+
+def _log_distance(quotients: np.ndarray) -> float:
+    """The largest |log| of quotients that should be 1 (1e-3 for 0.1%); inf for a quotient of
+    0 or below, or 0/0: a sign, or a zero where no value of the probe is 0, is a mistake, not a
+    way of writing sigmoid."""
     with np.errstate(all="ignore"):
-        quotients = np.concatenate([(mine / mine_r) / (exact / exact_r) for mine, exact in rest])
         positive = np.where(quotients > 0, quotients, 0.0)  # NaN > 0 is False: 0 too
         return float(np.max(np.abs(np.log(positive))))
+
+
+def _deviation(answers: list[tuple[np.ndarray, np.ndarray]]) -> float:
+    """How far the candidate's values at each probe over its values at the reference point are
+    from the same ratios computed exactly (_log_distance)."""
+    (mine_r, exact_r), rest = answers[0], answers[1:]
+    with np.errstate(all="ignore"):
+        return _log_distance(np.concatenate([(mine / mine_r) / (exact / exact_r)
+                                             for mine, exact in rest]))
 
 
 # Activations for the probe's other layers, most transparent first: each passes a positive
@@ -198,8 +211,7 @@ def _sensitive(arch: Architecture, at: int, f: Activation, dtype: str, batch: in
         problem = _problem(arch, at, z, dtype, batch).float64()
         with np.errstate(all="ignore"):
             answer = matrix(problem, table=table)
-        answers.append((_values(Gradients(float(answer["loss"]), answer["dW"], answer["db"],
-                                          answer["dX"])), _values(_exact(problem))))
+        answers.append((_values(Gradients.from_answer(answer)), _values(_exact(problem))))
     return _deviation(answers) >= 10 * _agreement(dtype)
 
 
@@ -221,7 +233,7 @@ def _problem(arch: Architecture, probed: int, z: float, dtype: str, batch: int =
 def _exact(problem: Problem) -> Gradients:
     with np.errstate(all="ignore"):
         answer = matrix(problem.float64())
-    return Gradients(float(answer["loss"]), answer["dW"], answer["db"], answer["dX"])
+    return Gradients.from_answer(answer)
 
 
 def _values(answer: Gradients) -> np.ndarray:
@@ -270,14 +282,12 @@ def kit_looser(kit: Any, dtype: str) -> frozenset[str]:
                 with np.errstate(all="ignore"):
                     out = np.asarray(kit.activation_layer(name, z, np.ones_like(z))["out"],
                                      dtype=np.float64)
-                    quotient = out / f.forward(z.astype(np.float64))
-                    deviation = float(np.max(np.abs(np.log(np.where(quotient > 0, quotient,
-                                                                    0.0)))))
+                    deviation = _log_distance(out / f.forward(z.astype(np.float64)))
             except Exception:  # noqa: BLE001 - its own error shows in its own check
                 deviation = math.nan
             # looser where measured so, or not measurable; held to the usual rounding where it
             # agrees, or is further off than any way of writing it (a mistake of its own)
-            if not (deviation <= _agreement(dtype) or deviation > LOOSER_AT_MOST):
+            if _classify(deviation, dtype) in ("looser", "unmeasured"):
                 found.add(name)
         _KITS[key] = (kit, frozenset(found))
     return _KITS[key][1]

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from mybackprop.diagnosis.diagnose import Diagnosis, diagnose_error, diagnose_fail
+from mybackprop.diagnosis.diagnose import FINITE_DX, Diagnosis, diagnose_error, diagnose_fail
 from mybackprop.harness import formulation
 from mybackprop.harness.contract import (
     Candidate,
@@ -252,10 +252,7 @@ class Checker:
         outcome.reference_answer = next(iter(references.answers.values()))
 
         started = time.perf_counter()
-        if candidate.isolated is not None:
-            answer, problem_error = candidate.isolated.run(problem, self.time_limit)
-        else:
-            answer, problem_error = run_in_process(candidate, problem, self.time_limit)
+        answer, problem_error = self._call(candidate, problem)
         outcome.seconds["candidate"] = time.perf_counter() - started
         if problem_error:
             refused = isinstance(problem_error, Refusal)
@@ -268,7 +265,7 @@ class Checker:
         if nonfinite:
             at, dx_finite = nonfinite
             return outcome.ends("error", f"{at} is NaN or inf where the oracles are finite"
-                                + ("; dX is finite" if dx_finite else ""))
+                                + (FINITE_DX if dx_finite else ""))
         outcome = self._judge(outcome, answer, answers, self._looser(candidate, problem))
         if outcome.verdict == "fail" and outcome.diagnosis is not None:
             outcome.diagnosis = self._with_layers(candidate, outcome.diagnosis)
@@ -300,6 +297,13 @@ class Checker:
                     "mybackprop layers checks their state across calls")
         return dataclasses.replace(diagnosis, summary=f"{diagnosis.summary}; {note}")
 
+    def _call(self, candidate: Candidate, problem: Problem) -> tuple[Gradients | None, str]:
+        """The candidate's answer to one problem, or the reason there is none: in its isolated
+        worker where it has one, else in this process."""
+        if candidate.isolated is not None:
+            return candidate.isolated.run(problem, self.time_limit)
+        return run_in_process(candidate, problem, self.time_limit)
+
     def _looser(self, candidate: Candidate, problem: Problem) -> dict[str, str]:
         """The activations of this problem that the candidate computes in a looser formulation
         (or could not be measured on), measured on its first problem that has one."""
@@ -307,12 +311,8 @@ class Checker:
             return {}
         key = (id(candidate), problem.dtype_name)
         if key not in self._formulations:
-            def call(probe: Problem) -> tuple[Gradients | None, str]:
-                if candidate.isolated is not None:
-                    return candidate.isolated.run(probe, self.time_limit)
-                return run_in_process(candidate, probe, self.time_limit)
             self._formulations[key] = (candidate, formulation.measure(
-                candidate, problem.dtype_name, call))
+                candidate, problem.dtype_name, lambda probe: self._call(candidate, probe)))
         found = self._formulations[key][1]
         return {name: how for name, how in found.items() if name in problem.activations}
 
@@ -324,12 +324,10 @@ class Checker:
         problem = outcome.problem
         dtype = problem.dtype_name
         loose = frozenset(looser or ())
-        if loose:
-            scales = scales_for(problem, (dtype,), loose=loose)[0]
-            oracle_scales = scales_for(problem, ("float64",))[0]
-        else:  # the candidate's dtype, then float64 where that differs, from one pass
-            found = scales_for(problem)
-            scales, oracle_scales = found[0], found[-1]
+        found = scales_for(problem)  # the candidate's dtype, then float64 where that differs
+        tight, oracle_scales = found[0], found[-1]
+        # loosened only where the candidate is measured to write an activation the looser way
+        scales = scales_for(problem, (dtype,), loose=loose)[0] if loose else tight
         oracle_allowed = self.tolerance.allowed(oracle_scales, "float64")
         allowed = outcome.allowed = (oracle_allowed if dtype == "float64" and not loose
                                      else self.tolerance.allowed(scales, dtype))
@@ -371,8 +369,8 @@ class Checker:
                               f"out of tolerance: {failing}"]))
             notes.append(f"differs from {reference} only at kinks, where it takes "
                          f"{convention}: a convention, not a bug")
-        elif loose and not within(answer, references[reference], self.tolerance.allowed(
-                scales_for(problem, (dtype,))[0], dtype)):
+        elif loose and not within(answer, references[reference],
+                                  self.tolerance.allowed(tight, dtype)):
             # the looser formulation's allowance made the difference: say so
             notes.append(f"{formulation.NOTE_PREFIX}{formulation.describe(looser or {})}; "
                          "held to the usual formula's rounding it would not")
@@ -435,8 +433,7 @@ def computed_in_float64(problem: Problem, answer: Gradients, reference: Gradient
         return ""
     with np.errstate(all="ignore"):  # float32 arithmetic may overflow where float64 does not
         native = matrix(problem)
-    in_float32 = flat(Gradients(float(native["loss"]), native["dW"], native["db"],
-                                native["dX"]), names)
+    in_float32 = flat(Gradients.from_answer(native), names)
     native_same = float(np.mean(in_float32[nonzero] == rounded[nonzero]))
     if native_same > UPCAST_FLOAT32:
         return ""  # float32 arithmetic gets the same numbers here: nothing to tell apart

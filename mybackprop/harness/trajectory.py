@@ -110,7 +110,7 @@ def train(kit: LayerKit, steps: int = STEPS, lr: float = LEARNING_RATE,
         problem = Problem(arch, weights, biases, X, Y)
         with np.errstate(all="ignore"):
             answer = model.gradients(problem.X, problem.Y, problem.weights, problem.biases)
-        mine = Gradients(float(answer["loss"]), answer["dW"], answer["db"], answer["dX"])
+        mine = Gradients.from_answer(answer)
         reference = torch_oracle.gradients(problem)
         result.losses.append(mine.loss)
         wide = (X.astype(np.float64), Y if Y.dtype.kind != "f" else Y.astype(np.float64))

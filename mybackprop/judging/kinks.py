@@ -116,7 +116,7 @@ def convention_answer(problem: Problem, slopes: Slopes) -> Gradients:
     loss = problem.architecture.loss_spec
     answer = matrix(problem.float64(), table=table, loss=_with_loss_kink_derivative(
         loss, slopes[loss.name][loss.kinks[0].at]) if loss.name in slopes else None)
-    return Gradients(float(answer["loss"]), answer["dW"], answer["db"], answer["dX"])
+    return Gradients.from_answer(answer)
 
 
 def kink_derivatives(problem: Problem, slopes: Slopes) -> dict[int, Any]:

@@ -21,7 +21,7 @@ import math
 
 import numpy as np
 
-from mybackprop.judging.tolerance import UNIT_ROUNDOFF, Tolerance
+from mybackprop.judging.tolerance import Tolerance
 from mybackprop.spec.table import ACTIVATIONS, LOSSES, REDUCTIONS, logsumexp
 
 
@@ -29,9 +29,7 @@ def allowed(bounds: dict[str, np.ndarray | float], dtype: str,
             tolerance: Tolerance | None = None, reference: str = "float64"
             ) -> dict[str, np.ndarray | float]:
     """The allowed absolute difference per element for an answer in `dtype`."""
-    tolerance = tolerance or Tolerance()
-    k = (tolerance.factor[dtype] * UNIT_ROUNDOFF[dtype]
-         + tolerance.factor[reference] * UNIT_ROUNDOFF[reference])
+    k = (tolerance or Tolerance()).multiplier(dtype, reference)
     floor = float(np.finfo(dtype).tiny)
     return {name: k * bound + floor for name, bound in bounds.items()}
 

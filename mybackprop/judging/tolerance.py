@@ -474,10 +474,18 @@ class Tolerance:
                 raise SpecError(f"tolerance factor {part!r} is not DTYPE=NUMBER")
         return cls(factor)
 
+    def multiplier(self, dtype: str, reference_dtype: str = "float64",
+                   unit_roundoff: float | None = None) -> float:
+        """factor[a] u[a] + factor[b] u[b], what a bound in units of u is multiplied by;
+        `unit_roundoff` replaces u[a] (a diagnosis asking whether a tensor was computed in a
+        narrower type than `dtype`, with `dtype`'s factor)."""
+        u = UNIT_ROUNDOFF[dtype] if unit_roundoff is None else unit_roundoff
+        return (self.factor[dtype] * u
+                + self.factor[reference_dtype] * UNIT_ROUNDOFF[reference_dtype])
+
     def allowed(self, scales: Scales, dtype: str, reference_dtype: str = "float64") -> Scales:
         """The allowed absolute difference for the loss and every element."""
-        k = (self.factor[dtype] * UNIT_ROUNDOFF[dtype]
-             + self.factor[reference_dtype] * UNIT_ROUNDOFF[reference_dtype])
+        k = self.multiplier(dtype, reference_dtype)
         return Scales(k * scales.loss, {name: k * s for name, s in scales.tensors.items()},
                       _Scaled(k, scales.intermediates))
 

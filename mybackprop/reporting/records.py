@@ -131,9 +131,10 @@ def summarize(records: Iterable[dict[str, Any]], run: dict[str, Any]) -> dict[st
     worst: list[dict[str, Any]] = []
     findings: dict[tuple[str, str, str], dict[str, Any]] = {}
     skip_reasons: dict[str, Counter[str]] = defaultdict(Counter)
-    # per candidate: float32 cases checked, and those answered with float64 results rounded
-    upcast: dict[str, Counter[str]] = defaultdict(Counter)
-    looser: dict[str, str] = {}  # per candidate, the first pass's note about it
+    # per candidate, how it was checked: float32 cases checked, those answered with float64
+    # results rounded (upcast), passes that needed a looser formulation (looser)
+    noted: dict[str, Counter[str]] = defaultdict(Counter)
+    looser: dict[str, str] = {}  # per candidate, the first such pass's note
     seen = bytearray()  # one byte per case number: which cases have a record
     records_seen, ratio = 0, None
     for r in records:
@@ -147,10 +148,10 @@ def summarize(records: Iterable[dict[str, Any]], run: dict[str, Any]) -> dict[st
         if r["verdict"] == "skipped":
             skip_reasons[r["candidate"]][r["reason"]] += 1
         elif r["dtype"] == "float32":
-            upcast[r["candidate"]]["float32_checked"] += 1
-            upcast[r["candidate"]]["upcast"] += bool(r.get("upcast"))
+            noted[r["candidate"]]["float32_checked"] += 1
+            noted[r["candidate"]]["upcast"] += bool(r.get("upcast"))
         if r["verdict"] == "pass" and r["reason"].startswith(NOTE_PREFIX):
-            upcast[r["candidate"]]["looser"] += 1  # passed with a looser formulation's rounding
+            noted[r["candidate"]]["looser"] += 1
             looser.setdefault(r["candidate"], r["reason"])
         for activation in r["activations"]:
             groups["activation"][activation][r["verdict"]] += 1
@@ -167,7 +168,7 @@ def summarize(records: Iterable[dict[str, Any]], run: dict[str, Any]) -> dict[st
                     for name, c in sorted(table.items())} for key, table in groups.items()}
     return {
         "schema_version": SUMMARY_SCHEMA_VERSION,
-        "status": run_status(run, tables["candidate"], skip_reasons, upcast, looser),
+        "status": run_status(run, tables["candidate"], skip_reasons, noted, looser),
         "run": run,
         "cases": sum(seen),
         "records": records_seen,  # one per case and candidate
@@ -240,7 +241,7 @@ MOSTLY_SKIPPED = 0.5  # a candidate that skipped more than this share of its cas
 
 def run_status(run: dict[str, Any], by_candidate: dict[str, dict[str, int]],
                skip_reasons: dict[str, Counter[str]],
-               upcast: dict[str, Counter[str]] | None = None,
+               noted: dict[str, Counter[str]] | None = None,
                looser: dict[str, str] | None = None) -> dict[str, Any]:
     """pass, fail or nothing_checked, for the run and for each candidate, with one headline.
 
@@ -259,10 +260,10 @@ def run_status(run: dict[str, Any], by_candidate: dict[str, dict[str, int]],
             "skip_reason": reasons.most_common(1)[0][0] if reasons else "",
             "declared": run.get("declared", {}).get(name, ""),
             # float32 cases checked, and those whose answer was the float64 result rounded
-            **{key: (upcast or {}).get(name, Counter())[key]
+            **{key: (noted or {}).get(name, Counter())[key]
                for key in ("float32_checked", "upcast")},
             # passes that needed a looser formulation's rounding, and what the first said
-            **({"looser": (upcast or {})[name]["looser"], "looser_note": looser[name]}
+            **({"looser": (noted or {})[name]["looser"], "looser_note": looser[name]}
                if name in (looser or {}) else {})}
     statuses = {c["status"] for c in candidates.values()}
     status = ("fail" if "fail" in statuses else

@@ -426,6 +426,12 @@ class Gradients:
     # Z, A, delta per layer, when a candidate declares returns_intermediates
     intermediates: dict[str, list[np.ndarray]] | None = None
 
+    @classmethod
+    def from_answer(cls, answer: Any) -> Gradients:
+        """A level's answer dict ({'loss', 'dW', 'db', 'dX'}, mybackprop.matrix's) as
+        Gradients, the loss a float."""
+        return cls(float(answer["loss"]), answer["dW"], answer["db"], answer["dX"])
+
     def tensors(self) -> dict[str, np.ndarray]:
         """Every gradient by its report name: dW1, db1, ..., dX (layers count from 1)."""
         named: dict[str, np.ndarray] = {}
