@@ -67,13 +67,18 @@ def _activation_branch(index: int, spec: Any) -> Callable[[Any, Any, Any, Any], 
     return branch
 
 
-def _loss_branch(index: int, spec: Any) -> Callable[[Any, Any, Any, Any, Any], Any]:
-    def terms(y_hat: Any, y_dense: Any, labels: Any, out_mask: Any, chosen: Any) -> Any:
+def _loss_branch(index: int, spec: Any) -> Callable[[Any, Any, Any, Any, Any, Any], Any]:
+    def terms(y_hat: Any, y_dense: Any, labels: Any, out_mask: Any, rows: Any,
+              chosen: Any) -> Any:
         y_hat = jnp.where(chosen == index, y_hat, 0.0)
         if spec.per_sample:  # one term per sample: keep it in column 0
             per_sample = spec.jax(jax, y_hat, labels, out_mask)
             return jnp.where(jnp.arange(y_hat.shape[1]) == 0, per_sample[:, None], 0.0)
-        return jnp.where(out_mask, spec.jax(jax, y_hat, y_dense, out_mask), 0.0)
+        # Padded rows are masked like padded units: their outputs come from zero inputs and
+        # the biases, and a probability there may round to 0 or 1, whose log is -inf; a
+        # where() after it would still carry 0 * inf = NaN into the gradient.
+        real = out_mask[None, :] & rows[:, None]
+        return jnp.where(real, spec.jax(jax, y_hat, y_dense, real), 0.0)
     return terms
 
 
@@ -100,7 +105,7 @@ def _padded_loss(X: Any, weights: Any, biases: Any, structure: dict[str, Any]) -
     y_hat, _ = lax.scan(layer, X, (weights, biases, s["activation"], s["value"], s["active"],
                                    s["masks"]))
     terms = lax.switch(s["loss"], _LOSS_BRANCHES, y_hat, s["Y"], s["labels"], s["out_mask"],
-                       s["loss"])
+                       s["rows"], s["loss"])
     data = jnp.sum(jnp.where(s["rows"][:, None], terms, 0.0)) / s["divisor"]
     # the L2 penalty: padded weights and biases are zeros, so they add nothing
     return data + s["l2_W"] * jnp.sum(weights ** 2) + s["l2_b"] * jnp.sum(biases ** 2)

@@ -121,3 +121,25 @@ def test_batched_answers_are_the_one_case_answers_to_within_rounding(torch_oracl
             assert not failing, (oracle.name, problem.architecture.describe(), failing)
             assert [t.shape for t in together.tensors().values()] == [
                 t.shape for t in alone.tensors().values()]
+
+
+def test_padded_rows_never_put_nan_into_a_loss_on_probabilities(torch_oracle, jax_oracle):
+    """Found by the property suite: one sample padded to a bucket's batch, a sigmoid output
+    under binary cross-entropy. A padded row's output comes from the biases alone and rounded
+    to 1, log1p(-1) = -inf there, and the mask applied after the loss still carried 0 * inf =
+    NaN into JAX's gradient. Padded rows are now masked before the loss, like padded units."""
+    from mybackprop.harness.cases import CaseConfig, build_problem
+
+    layers = [{"width": w, "activation": a, "bias": b} for w, a, b in (
+        (3, "identity", False), (12, "relu", True), (2, "identity", True),
+        (12, "identity", False), (6, "sigmoid", False))]
+    problem = build_problem(CaseConfig.from_dict({
+        "architecture": {"input_width": 16, "layers": layers, "loss": "binary_cross_entropy",
+                         "reduction": "mean"},
+        "batch_size": 1, "dtype": "float64", "input_scale": 1.0, "output_scale": 100.0,
+        "seed": 5092138, "kinks": "avoid"}))
+    allowed = Tolerance().allowed(gradient_scales(problem), "float64")
+    reference = torch_oracle.gradients(problem)
+    for answer in (jax_oracle.gradients(problem), *jax_oracle.gradients_many([problem] * 9)):
+        failing = [c.describe() for c in compare(answer, reference, allowed) if not c.passed]
+        assert not failing, failing
